@@ -1,0 +1,25 @@
+/* Error reporting shared by every module: each external call is wrapped so a
+ * failure names the source file, the line and the library's own message. */
+#ifndef FP_CHECK_H
+#define FP_CHECK_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+_Noreturn void fp_fatal_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define FP_FATAL(...) fp_fatal_at(__FILE__, __LINE__, __VA_ARGS__)
+
+#define FP_CHECK(cond, ...)                                                    \
+  do {                                                                         \
+    if (!(cond)) FP_FATAL(__VA_ARGS__);                                        \
+  } while (0)
+
+/* malloc/calloc that never return NULL. */
+void *fp_malloc_at(size_t bytes, const char *file, int line);
+void *fp_calloc_at(size_t count, size_t size, const char *file, int line);
+#define fp_malloc(bytes) fp_malloc_at((bytes), __FILE__, __LINE__)
+#define fp_calloc(count, size) fp_calloc_at((count), (size), __FILE__, __LINE__)
+
+#endif

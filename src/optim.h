@@ -1,0 +1,40 @@
+/* Adam/AdamW over the model's one contiguous parameter buffer, with the
+ * one-cycle learning-rate schedule and gradient-norm clipping. */
+#ifndef FP_OPTIM_H
+#define FP_OPTIM_H
+
+#include "unet.h"
+
+typedef struct schedule_config {
+  double max_lr;          /* peak of the one-cycle schedule */
+  double warmup_fraction; /* share of total_steps spent warming up */
+  long total_steps;
+} schedule_config;
+
+/* initial = max/25, final = initial/1e4; linear warm-up from initial to max
+ * over round(warmup_fraction*total) steps (at least 1), then cosine to final. */
+double one_cycle_lr(const schedule_config *s, long step);
+
+typedef struct optimizer {
+  const backend *be;
+  adam_config adam; /* adam.lr is set per step from the schedule */
+  schedule_config schedule;
+  double clip_norm; /* 0 = no clipping */
+  size_t count;
+  float *exp_avg, *exp_avg_sq; /* backend memory, layout of the parameter buffer */
+  long step;                   /* steps taken so far */
+} optimizer;
+
+optimizer *optimizer_create(const backend *be, size_t param_count, adam_config adam,
+                            schedule_config schedule, double clip_norm);
+void optimizer_destroy(optimizer *opt);
+
+typedef struct step_report {
+  double lr, grad_norm; /* grad_norm before clipping */
+} step_report;
+
+/* Clips grads in place (torch.nn.utils.clip_grad_norm_ semantics), then one
+ * Adam/AdamW update of params. */
+step_report optimizer_step(optimizer *opt, float *params, float *grads);
+
+#endif
