@@ -3,19 +3,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "check.h"
 #include "cli.h"
 #include "optim.h"
+#include "progress.h"
 #include "rng.h"
 #include "unet.h"
-
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -69,19 +63,19 @@ int main(int argc, char **argv) {
   optimizer *opt = optimizer_create(be, m->param_list.total, adam, schedule, 1.0);
   double train_seconds = 0.0;
   for (int s = 0; s < warmup + steps; s++) {
-    double start = now_seconds();
+    double start = progress_now();
     unet_forward(m, 1);
     be->softmax_cross_entropy(&m->logits, labels, class_weights, 255, &m->grad_logits);
     unet_backward(m);
     optimizer_step(opt, m->params, m->grads);
-    if (s >= warmup) train_seconds += now_seconds() - start;
+    if (s >= warmup) train_seconds += progress_now() - start;
   }
   double infer_seconds = 0.0;
   for (int b = 0; b < 1 + infer_batches; b++) {
-    double start = now_seconds();
+    double start = progress_now();
     unet_forward(m, 0);
     be->argmax_channels(&m->logits, predictions);
-    if (b >= 1) infer_seconds += now_seconds() - start;
+    if (b >= 1) infer_seconds += progress_now() - start;
   }
   double train_img_s = (double)batch * steps / train_seconds;
   double infer_img_s = (double)batch * infer_batches / infer_seconds;

@@ -1,0 +1,131 @@
+#include "checkpoint.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "h5_tensors.h"
+
+static void write_flat(hid_t file, const char *name, const backend *be, const float *data,
+                       size_t count) {
+  float *host = fp_malloc(count * sizeof(float));
+  be->copy_to_host(host, data, count * sizeof(float));
+  int dims[1] = {(int)count};
+  h5_write_floats(file, name, 1, dims, host);
+  free(host);
+}
+
+static void write_list(hid_t file, const char *group, const backend *be, const tensor_list *list,
+                       const float *data) {
+  float *host = fp_malloc(list->total * sizeof(float));
+  be->copy_to_host(host, data, list->total * sizeof(float));
+  h5_write_tensor_list(file, group, list, host);
+  free(host);
+}
+
+static void write_class_names(hid_t file, int classes, const char *const *names) {
+  hid_t type = H5Tcopy(H5T_C_S1);
+  H5_CHECK(H5Tset_size(type, H5T_VARIABLE));
+  H5_CHECK(H5Tset_cset(type, H5T_CSET_UTF8));
+  hsize_t dims[1] = {(hsize_t)classes};
+  hid_t space = H5Screate_simple(1, dims, NULL);
+  hid_t attr = H5Acreate2(file, "class_names", type, space, H5P_DEFAULT, H5P_DEFAULT);
+  H5_CHECK(attr);
+  H5_CHECK(H5Awrite(attr, type, names));
+  H5Aclose(attr);
+  H5Sclose(space);
+  H5Tclose(type);
+}
+
+void checkpoint_save(const char *path, const unet *m, const optimizer *opt,
+                     const checkpoint_info *info, const char *config_text,
+                     const char *const *class_names) {
+  char temporary[4096];
+  int n = snprintf(temporary, sizeof temporary, "%s.tmp.%ld", path, (long)getpid());
+  FP_CHECK(n > 0 && (size_t)n < sizeof temporary, "checkpoint path too long: %s", path);
+  hid_t file = H5Fcreate(temporary, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (file < 0) FP_FATAL("cannot create checkpoint %s", temporary);
+  h5_write_attr_string(file, "arch", unet_arch_name(m->arch));
+  h5_write_attr_long(file, "classes", m->classes);
+  h5_write_attr_long(file, "height", m->height);
+  h5_write_attr_long(file, "width", m->width);
+  h5_write_attr_long(file, "step", info->step);
+  h5_write_attr_long(file, "epoch", info->epoch);
+  h5_write_attr_double(file, "best_metric", info->best_metric);
+  h5_write_attr_string(file, "config", config_text ? config_text : "");
+  h5_write_attr_long(file, "format_version", 1);
+  if (class_names) write_class_names(file, m->classes, class_names);
+  write_list(file, "params", m->be, &m->param_list, m->params);
+  write_list(file, "buffers", m->be, &m->buffer_list, m->buffers);
+  if (opt) {
+    write_flat(file, "optimizer/exp_avg", opt->be, opt->exp_avg, opt->count);
+    write_flat(file, "optimizer/exp_avg_sq", opt->be, opt->exp_avg_sq, opt->count);
+  }
+  H5_CHECK(H5Fflush(file, H5F_SCOPE_GLOBAL));
+  H5_CHECK(H5Fclose(file));
+  if (rename(temporary, path) != 0) {
+    perror(path);
+    remove(temporary);
+    FP_FATAL("cannot rename checkpoint %s to %s", temporary, path);
+  }
+}
+
+static checkpoint_info read_info(hid_t file, const char *path) {
+  checkpoint_info info;
+  char arch_name[16];
+  h5_read_attr_string(file, path, "arch", arch_name, sizeof arch_name);
+  if (unet_arch_parse(arch_name, &info.arch) != 0)
+    FP_FATAL("%s: attribute 'arch' is '%s', not r18 or r34", path, arch_name);
+  info.classes = (int)h5_read_attr_long(file, path, "classes");
+  info.height = (int)h5_read_attr_long(file, path, "height");
+  info.width = (int)h5_read_attr_long(file, path, "width");
+  info.step = h5_read_attr_long(file, path, "step");
+  info.epoch = h5_read_attr_long(file, path, "epoch");
+  info.best_metric = h5_read_attr_double(file, path, "best_metric");
+  return info;
+}
+
+checkpoint_info checkpoint_peek(const char *path) {
+  hid_t file = h5_open_read(path);
+  checkpoint_info info = read_info(file, path);
+  H5Fclose(file);
+  return info;
+}
+
+static void read_flat(hid_t file, const char *path, const char *name, const backend *be,
+                      float *data, size_t count) {
+  float *host = fp_malloc(count * sizeof(float));
+  if (h5_read_floats(file, path, name, host, count) != 0)
+    FP_FATAL("%s: dataset %s is missing", path, name);
+  be->copy_from_host(data, host, count * sizeof(float));
+  free(host);
+}
+
+static void read_list(hid_t file, const char *path, const char *group, const backend *be,
+                      const tensor_list *list, float *data) {
+  float *host = fp_malloc(list->total * sizeof(float));
+  h5_read_tensor_list(file, path, group, list, host);
+  be->copy_from_host(data, host, list->total * sizeof(float));
+  free(host);
+}
+
+checkpoint_info checkpoint_load(const char *path, unet *m, optimizer *opt) {
+  hid_t file = h5_open_read(path);
+  checkpoint_info info = read_info(file, path);
+  if (info.arch != m->arch)
+    FP_FATAL("%s: checkpoint field 'arch' is %s but the model is %s", path,
+             unet_arch_name(info.arch), unet_arch_name(m->arch));
+  if (info.classes != m->classes)
+    FP_FATAL("%s: checkpoint field 'classes' is %d but the model has %d classes", path,
+             info.classes, m->classes);
+  read_list(file, path, "params", m->be, &m->param_list, m->params);
+  read_list(file, path, "buffers", m->be, &m->buffer_list, m->buffers);
+  if (opt) {
+    read_flat(file, path, "optimizer/exp_avg", opt->be, opt->exp_avg, opt->count);
+    read_flat(file, path, "optimizer/exp_avg_sq", opt->be, opt->exp_avg_sq, opt->count);
+    opt->step = info.step;
+  }
+  H5Fclose(file);
+  return info;
+}
