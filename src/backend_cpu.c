@@ -72,7 +72,10 @@ static dnnl_format_tag_t activation_tag(int channels) {
 static dnnl_memory_desc_t md_by_tag(int ndims, const dnnl_dim_t *dims, dnnl_format_tag_t tag) {
   dnnl_memory_desc_t md;
   memset(&md, 0, sizeof md);
-  DNNL_CHECK(dnnl_memory_desc_init_by_tag(&md, ndims, dims, dnnl_f32, tag));
+  /* The API takes a full dnnl_dims_t; passing a shorter array trips -Wstringop-overread. */
+  dnnl_dims_t full_dims = {0};
+  memcpy(full_dims, dims, (size_t)ndims * sizeof(dnnl_dim_t));
+  DNNL_CHECK(dnnl_memory_desc_init_by_tag(&md, ndims, full_dims, dnnl_f32, tag));
   return md;
 }
 

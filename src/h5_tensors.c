@@ -79,6 +79,7 @@ void h5_read_attr_string(hid_t loc, const char *file, const char *name, char *ou
     char *value = NULL;
     hid_t mem = H5Tcopy(H5T_C_S1);
     H5_CHECK(H5Tset_size(mem, H5T_VARIABLE));
+    H5_CHECK(H5Tset_cset(mem, H5Tget_cset(type))); /* h5py writes UTF-8; HDF5 will not convert */
     H5_CHECK(H5Aread(attr, mem, &value));
     FP_CHECK(value && strlen(value) < cap, "%s: attribute '%s' is too long", file, name);
     strcpy(out, value);
@@ -89,6 +90,7 @@ void h5_read_attr_string(hid_t loc, const char *file, const char *name, char *ou
     FP_CHECK(size < cap, "%s: attribute '%s' is too long", file, name);
     hid_t mem = H5Tcopy(H5T_C_S1);
     H5_CHECK(H5Tset_size(mem, size + 1));
+    H5_CHECK(H5Tset_cset(mem, H5Tget_cset(type)));
     H5_CHECK(H5Aread(attr, mem, out));
     out[size] = '\0';
     H5Tclose(mem);

@@ -1,0 +1,83 @@
+/* The HDF5 dataset of resized photos, masks and tags (schema in
+ * docs/dataset.md): a writer for `ingest` and the reader that train and
+ * evaluate use. */
+#ifndef FP_DATASET_H
+#define FP_DATASET_H
+
+#include <stdint.h>
+
+#include "resize.h"
+
+#define DATASET_SCHEMA_VERSION 1
+#define DATASET_ID_LENGTH 64      /* /ids: fixed-length strings, NUL-terminated */
+#define DATASET_REASON_LENGTH 512 /* /skipped reason strings */
+
+/* ---- reader: one thread at a time per handle; every HDF5 call in this
+ * module holds one process-wide lock (HDF5 here is not thread-safe). ---- */
+
+typedef struct fp_dataset fp_dataset;
+
+/* FP_FATAL naming the file and the field on a missing dataset or attribute,
+ * a wrong rank, shape or dtype, or class counts that disagree. */
+fp_dataset *dataset_open(const char *path);
+void dataset_close(fp_dataset *ds);
+int64_t dataset_count(const fp_dataset *ds);
+int dataset_height(const fp_dataset *ds);
+int dataset_width(const fp_dataset *ds);
+int dataset_num_classes(const fp_dataset *ds);
+const char *dataset_class_name(const fp_dataset *ds, int k);
+int dataset_has_masks(const fp_dataset *ds);
+int dataset_split_of(const fp_dataset *ds, int64_t i); /* 0 train 1 val 2 test */
+const char *dataset_path(const fp_dataset *ds);
+void dataset_read_image(fp_dataset *ds, int64_t i, uint8_t *hwc); /* H*W*3 */
+void dataset_read_mask(fp_dataset *ds, int64_t i, uint8_t *hw);   /* H*W */
+void dataset_read_tags(fp_dataset *ds, int64_t i, uint8_t *tags); /* num_classes */
+
+/* ---- writer: items are appended in order; the file is built as
+ * <path>.tmp and renamed to <path> by dataset_commit only. If the program
+ * stops before (FP_FATAL, exit, SIGINT, SIGTERM, SIGHUP) the temporary file
+ * is removed, so no file is ever left under <path> half written. ---- */
+
+typedef enum dataset_compression {
+  DATASET_COMPRESSION_NONE,
+  DATASET_COMPRESSION_DEFLATE, /* gzip level 1 */
+  DATASET_COMPRESSION_ZSTD,    /* filter 32015, level H5ZSTD_DEFAULT_LEVEL */
+} dataset_compression;
+
+typedef struct dataset_info {
+  int height, width, num_classes;
+  char *const *class_names; /* [num_classes] */
+  const char *label_map, *source, *tool_version;
+  int has_masks;
+  dataset_compression image_compression; /* /images; /masks always use zstd */
+} dataset_info;
+
+typedef struct dataset_item {
+  const char *id;        /* source name, shorter than DATASET_ID_LENGTH */
+  const uint8_t *image;  /* [H,W,3] */
+  const uint8_t *mask;   /* [H,W]; only with has_masks */
+  const uint8_t *tags;   /* [num_classes] 0/1 */
+  int32_t source_height; /* the original photo's size */
+  int32_t source_width;
+  letterbox box;
+} dataset_item;
+
+typedef struct dataset_split_options {
+  double val_fraction, test_fraction;
+  uint64_t seed;
+} dataset_split_options;
+
+typedef struct dataset_writer dataset_writer;
+
+/* The default image compression: the one that read fastest here (docs/dataset.md). */
+dataset_compression dataset_default_image_compression(void);
+dataset_writer *dataset_create(const char *path, const dataset_info *info);
+void dataset_append(dataset_writer *w, const dataset_item *item);
+void dataset_add_skipped(dataset_writer *w, const char *id, const char *reason);
+int64_t dataset_written(const dataset_writer *w);
+/* Assigns /split (split_assign over the tags), writes /split, /skipped and the
+ * attributes, closes the file and renames it into place; frees w.
+ * split_counts[3], if not NULL, receives the train/val/test sizes. */
+void dataset_commit(dataset_writer *w, const dataset_split_options *split, int64_t split_counts[3]);
+
+#endif

@@ -1,0 +1,32 @@
+#include "h5check.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "check.h"
+
+static _Noreturn void h5_failure(const char *call, const char *file, int line, const char *fmt,
+                                 va_list args) {
+  char context[1024];
+  vsnprintf(context, sizeof context, fmt, args);
+  fp_fatal_at(file, line, "%s: HDF5 call %s failed (HDF5's error stack above)", context, call);
+}
+
+hid_t h5_check_id_at(hid_t id, const char *call, const char *file, int line, const char *fmt, ...) {
+  if (id < 0) {
+    va_list args;
+    va_start(args, fmt);
+    h5_failure(call, file, line, fmt, args);
+  }
+  return id;
+}
+
+herr_t h5_check_at(herr_t status, const char *call, const char *file, int line, const char *fmt,
+                   ...) {
+  if (status < 0) {
+    va_list args;
+    va_start(args, fmt);
+    h5_failure(call, file, line, fmt, args);
+  }
+  return status;
+}

@@ -1,0 +1,183 @@
+#include "loader.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "augment.h"
+#include "check.h"
+#include "dataset.h"
+#include "shard.h"
+
+#define LOADER_SLOTS 2 /* the batch the caller holds and the one being filled */
+
+static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
+static const float imagenet_std[3] = {0.229f, 0.224f, 0.225f};
+
+struct loader {
+  loader_config cfg;
+  fp_dataset *ds;
+  int height, width;
+  int64_t count, batches;
+  int64_t *rows;  /* dataset rows of the split, after `limit` */
+  int64_t *order; /* this epoch's permutation of 0..count-1 */
+  int epoch;
+  uint8_t *photo, *mask; /* the worker's scratch for one image */
+  loader_batch slots[LOADER_SLOTS];
+  pthread_t worker;
+  int worker_running;
+  pthread_mutex_t lock;
+  pthread_cond_t changed;
+  int64_t produced, handed, released; /* batches of this epoch */
+  int stop;
+};
+
+static void to_chw(const uint8_t *photo, int height, int width, float *chw) {
+  size_t plane = (size_t)height * width;
+  for (size_t o = 0; o < plane; o++)
+    for (int c = 0; c < 3; c++) chw[c * plane + o] = photo[o * 3 + c] / 255.0f;
+}
+
+static void normalize(float *chw, size_t plane) {
+  for (int c = 0; c < 3; c++)
+    for (size_t o = 0; o < plane; o++)
+      chw[c * plane + o] = (chw[c * plane + o] - imagenet_mean[c]) / imagenet_std[c];
+}
+
+static void fill_batch(loader *l, int64_t batch, loader_batch *out) {
+  size_t plane = (size_t)l->height * l->width;
+  for (int j = 0; j < l->cfg.batch_size; j++) {
+    int64_t position = shard_position(batch, l->cfg.rank, j, l->cfg.batch_size, l->cfg.world_size);
+    int64_t row = l->rows[l->order[position]];
+    float *image = out->images + (size_t)j * 3 * plane;
+    uint8_t *mask = out->masks + (size_t)j * plane;
+    out->indices[j] = row;
+    dataset_read_image(l->ds, row, l->photo);
+    if (l->cfg.augment) {
+      dataset_read_mask(l->ds, row, l->mask);
+      augment_params p = augment_draw(l->cfg.seed, l->epoch, row, l->height, l->width);
+      augment_apply(&p, l->photo, l->mask, l->height, l->width, image, mask);
+    } else {
+      dataset_read_mask(l->ds, row, mask);
+      to_chw(l->photo, l->height, l->width, image);
+    }
+    normalize(image, plane);
+  }
+  out->count = l->cfg.batch_size;
+}
+
+static void *prefetch(void *arg) {
+  loader *l = arg;
+  for (int64_t b = 0; b < l->batches; b++) {
+    pthread_mutex_lock(&l->lock);
+    while (!l->stop && b >= l->released + LOADER_SLOTS) pthread_cond_wait(&l->changed, &l->lock);
+    int stop = l->stop;
+    pthread_mutex_unlock(&l->lock);
+    if (stop) break;
+    fill_batch(l, b, &l->slots[b % LOADER_SLOTS]);
+    pthread_mutex_lock(&l->lock);
+    l->produced = b + 1;
+    pthread_cond_broadcast(&l->changed);
+    pthread_mutex_unlock(&l->lock);
+  }
+  return NULL;
+}
+
+static void stop_worker(loader *l) {
+  if (!l->worker_running) return;
+  pthread_mutex_lock(&l->lock);
+  l->stop = 1;
+  pthread_cond_broadcast(&l->changed);
+  pthread_mutex_unlock(&l->lock);
+  FP_CHECK(pthread_join(l->worker, NULL) == 0, "pthread_join failed");
+  l->worker_running = 0;
+}
+
+static void select_rows(loader *l) {
+  int64_t total = dataset_count(l->ds);
+  l->rows = fp_malloc((size_t)(total ? total : 1) * sizeof *l->rows);
+  for (int64_t i = 0; i < total; i++)
+    if (l->cfg.split < 0 || dataset_split_of(l->ds, i) == l->cfg.split) l->rows[l->count++] = i;
+  if (l->cfg.limit > 0 && l->cfg.limit < l->count) l->count = l->cfg.limit;
+}
+
+loader *loader_open(const loader_config *cfg) {
+  FP_CHECK(cfg->split >= -1 && cfg->split <= 2,
+           "%s: loader split %d (-1 all, 0 train, 1 val, "
+           "2 test)",
+           cfg->path, cfg->split);
+  FP_CHECK(cfg->batch_size > 0 && cfg->world_size > 0 && cfg->rank >= 0 &&
+               cfg->rank < cfg->world_size && cfg->limit >= 0,
+           "%s: loader batch %d, rank %d of %d, limit %lld", cfg->path, cfg->batch_size, cfg->rank,
+           cfg->world_size, (long long)cfg->limit);
+  loader *l = fp_calloc(1, sizeof *l);
+  l->cfg = *cfg;
+  l->ds = dataset_open(cfg->path);
+  FP_CHECK(dataset_has_masks(l->ds), "%s: the loader needs /masks (this is a tag-only file)",
+           cfg->path);
+  l->cfg.path = dataset_path(l->ds);
+  l->height = dataset_height(l->ds);
+  l->width = dataset_width(l->ds);
+  select_rows(l);
+  l->batches = shard_batches_per_epoch(l->count, cfg->batch_size, cfg->world_size);
+  l->order = fp_malloc((size_t)(l->count ? l->count : 1) * sizeof *l->order);
+  size_t plane = (size_t)l->height * l->width;
+  l->photo = fp_malloc(plane * 3);
+  l->mask = fp_malloc(plane);
+  for (int s = 0; s < LOADER_SLOTS; s++) {
+    l->slots[s].images = fp_malloc((size_t)cfg->batch_size * 3 * plane * sizeof(float));
+    l->slots[s].masks = fp_malloc((size_t)cfg->batch_size * plane);
+    l->slots[s].indices = fp_malloc((size_t)cfg->batch_size * sizeof(int64_t));
+  }
+  FP_CHECK(pthread_mutex_init(&l->lock, NULL) == 0, "pthread_mutex_init failed");
+  FP_CHECK(pthread_cond_init(&l->changed, NULL) == 0, "pthread_cond_init failed");
+  return l;
+}
+
+int64_t loader_images(const loader *l) {
+  return l->count;
+}
+int64_t loader_batches_per_epoch(const loader *l) {
+  return l->batches;
+}
+
+void loader_start_epoch(loader *l, int epoch) {
+  stop_worker(l);
+  l->epoch = epoch;
+  shard_permutation(l->order, l->count, l->cfg.seed, epoch, l->cfg.shuffle);
+  l->produced = l->handed = l->released = 0;
+  l->stop = 0;
+  FP_CHECK(pthread_create(&l->worker, NULL, prefetch, l) == 0, "%s: pthread_create failed",
+           l->cfg.path);
+  l->worker_running = 1;
+}
+
+int loader_next(loader *l, loader_batch *out) {
+  FP_CHECK(l->worker_running, "%s: loader_next before loader_start_epoch", l->cfg.path);
+  pthread_mutex_lock(&l->lock);
+  l->released = l->handed;
+  pthread_cond_broadcast(&l->changed);
+  int has_batch = l->handed < l->batches;
+  while (has_batch && l->produced <= l->handed) pthread_cond_wait(&l->changed, &l->lock);
+  if (has_batch) *out = l->slots[l->handed++ % LOADER_SLOTS];
+  pthread_mutex_unlock(&l->lock);
+  return has_batch;
+}
+
+void loader_close(loader *l) {
+  if (!l) return;
+  stop_worker(l);
+  pthread_cond_destroy(&l->changed);
+  pthread_mutex_destroy(&l->lock);
+  for (int s = 0; s < LOADER_SLOTS; s++) {
+    free(l->slots[s].images);
+    free(l->slots[s].masks);
+    free(l->slots[s].indices);
+  }
+  free(l->photo);
+  free(l->mask);
+  free(l->order);
+  free(l->rows);
+  dataset_close(l->ds);
+  free(l);
+}

@@ -1,0 +1,146 @@
+#include "mat_io.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <matio.h>
+
+#include "check.h"
+
+static matvar_t *read_variable(const char *path, const char *name, char *error, size_t error_size) {
+  mat_t *mat = Mat_Open(path, MAT_ACC_RDONLY);
+  if (!mat) {
+    snprintf(error, error_size, "%s: cannot open as a MATLAB .mat file (libmatio Mat_Open)", path);
+    return NULL;
+  }
+  matvar_t *var = Mat_VarRead(mat, name);
+  Mat_Close(mat);
+  if (!var) snprintf(error, error_size, "%s: no variable '%s' (libmatio Mat_VarRead)", path, name);
+  return var;
+}
+
+/* Element i of a numeric variable as a double; -1 for a non-numeric class. */
+static int numeric_element(const matvar_t *var, size_t i, double *value) {
+  switch (var->class_type) {
+  case MAT_C_DOUBLE:
+    *value = ((const double *)var->data)[i];
+    return 0;
+  case MAT_C_SINGLE:
+    *value = ((const float *)var->data)[i];
+    return 0;
+  case MAT_C_INT8:
+    *value = ((const int8_t *)var->data)[i];
+    return 0;
+  case MAT_C_UINT8:
+    *value = ((const uint8_t *)var->data)[i];
+    return 0;
+  case MAT_C_INT16:
+    *value = ((const int16_t *)var->data)[i];
+    return 0;
+  case MAT_C_UINT16:
+    *value = ((const uint16_t *)var->data)[i];
+    return 0;
+  case MAT_C_INT32:
+    *value = ((const int32_t *)var->data)[i];
+    return 0;
+  case MAT_C_UINT32:
+    *value = ((const uint32_t *)var->data)[i];
+    return 0;
+  case MAT_C_INT64:
+    *value = (double)((const int64_t *)var->data)[i];
+    return 0;
+  case MAT_C_UINT64:
+    *value = (double)((const uint64_t *)var->data)[i];
+    return 0;
+  default:
+    return -1;
+  }
+}
+
+int mat_read_uint8_matrix(const char *path, const char *name, uint8_t **data, int *rows, int *cols,
+                          char *error, size_t error_size) {
+  *data = NULL;
+  matvar_t *var = read_variable(path, name, error, error_size);
+  if (!var) return -1;
+  double probe;
+  int status = -1;
+  if (var->rank != 2 || var->isComplex || !var->data || numeric_element(var, 0, &probe) < 0) {
+    snprintf(error, error_size, "%s: variable '%s' is not a real 2-D numeric matrix", path, name);
+    goto done;
+  }
+  size_t height = var->dims[0], width = var->dims[1];
+  uint8_t *out = fp_malloc(height * width);
+  for (size_t c = 0; c < width; c++)
+    for (size_t r = 0; r < height; r++) {
+      double value = 0;
+      numeric_element(var, c * height + r, &value);
+      if (!(value >= 0 && value <= 255 && value == floor(value))) {
+        snprintf(error, error_size,
+                 "%s: variable '%s' holds %g at row %zu, column %zu (not 0..255)", path, name,
+                 value, r + 1, c + 1);
+        free(out);
+        goto done;
+      }
+      out[r * width + c] = (uint8_t)value;
+    }
+  *data = out;
+  *rows = (int)height;
+  *cols = (int)width;
+  status = 0;
+done:
+  Mat_VarFree(var);
+  return status;
+}
+
+static char *cell_string(const matvar_t *cell) {
+  if (!cell || cell->class_type != MAT_C_CHAR || cell->data_size <= 0) return NULL;
+  size_t length = cell->data ? cell->nbytes / (size_t)cell->data_size : 0;
+  char *text = fp_malloc(length + 1);
+  for (size_t i = 0; i < length; i++) {
+    if (cell->data_size == 1)
+      text[i] = ((const char *)cell->data)[i];
+    else if (cell->data_size == 2)
+      text[i] = (char)((const uint16_t *)cell->data)[i];
+    else
+      text[i] = (char)((const uint32_t *)cell->data)[i];
+  }
+  text[length] = '\0';
+  return text;
+}
+
+int mat_read_string_cell(const char *path, const char *name, char ***strings, int *count,
+                         char *error, size_t error_size) {
+  *strings = NULL;
+  matvar_t *var = read_variable(path, name, error, error_size);
+  if (!var) return -1;
+  if (var->class_type != MAT_C_CELL) {
+    snprintf(error, error_size, "%s: variable '%s' is not a cell array", path, name);
+    Mat_VarFree(var);
+    return -1;
+  }
+  size_t n = 1;
+  for (int d = 0; d < var->rank; d++) n *= var->dims[d];
+  char **out = fp_calloc(n, sizeof *out);
+  for (size_t i = 0; i < n; i++) {
+    out[i] = cell_string(Mat_VarGetCell(var, (int)i));
+    if (!out[i]) {
+      snprintf(error, error_size, "%s: element %zu of cell '%s' is not a string", path, i + 1,
+               name);
+      mat_free_strings(out, (int)n);
+      Mat_VarFree(var);
+      return -1;
+    }
+  }
+  Mat_VarFree(var);
+  *strings = out;
+  *count = (int)n;
+  return 0;
+}
+
+void mat_free_strings(char **strings, int count) {
+  if (!strings) return;
+  for (int i = 0; i < count; i++) free(strings[i]);
+  free(strings);
+}

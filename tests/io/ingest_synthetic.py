@@ -1,0 +1,119 @@
+"""ingest on the synthetic CCP-layout fixture: every dataset, dtype, shape and
+attribute of docs/dataset.md, images and masks compared pixel by pixel with an
+independent numpy resize of the known synthetic content, tag-only file, label
+maps, deterministic split.
+Usage: ingest_synthetic.py INGEST MAKE_FIXTURE PLUGIN_DIR WORK_DIR"""
+import os
+import shutil
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fp_testlib as t  # noqa: E402
+
+INGEST, MAKE_FIXTURE, PLUGIN_DIR, WORK = sys.argv[1:5]
+H, W = 64, 96
+
+
+def ingest(root, out, *extra):
+    result = t.run([INGEST, "ccp", "--root", root, "--out", out, "--height", str(H),
+                    "--width", str(W), *extra])
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def check_schema(f, n, k, has_masks):
+    expected = {"images": ((n, H, W, 3), "uint8"), "tags": ((n, k), "uint8"),
+                "ids": ((n,), "S64"), "source_size": ((n, 2), "int32"),
+                "letterbox": ((n, 5), "float32"), "split": ((n,), "uint8")}
+    if has_masks:
+        expected["masks"] = ((n, H, W), "uint8")
+    for name, (shape, dtype) in expected.items():
+        assert f[name].shape == shape, (name, f[name].shape, shape)
+        assert f[name].dtype == np.dtype(dtype), (name, f[name].dtype, dtype)
+    assert ("masks" in f) == has_masks
+    assert f["images"].chunks == (1, H, W, 3)
+    if has_masks:
+        assert f["masks"].chunks == (1, H, W)
+        assert f["masks"].id.get_create_plist().get_filter(0)[0] == 32015
+    assert f["skipped"].shape == (0,)
+    a = f.attrs
+    assert (a["height"], a["width"], a["num_classes"], a["schema_version"]) == (H, W, k, 1)
+    assert a["source"] == "ccp" and a["tool_version"].startswith("fashion_parse ingest")
+    assert set(np.unique(f["split"][()])) <= {0, 1, 2}
+
+
+def check_item(f, i, k, has_masks):
+    h, w = (int(v) for v in f["source_size"][i])
+    assert (h, w) == t.FIXTURE_SIZES[k], (i, h, w)
+    scale, oy, ox, rh, rw = t.letterbox(h, w, H, W)
+    np.testing.assert_allclose(f["letterbox"][i], [scale, oy, ox, rh, rw], rtol=1e-6)
+    labels = t.fixture_labels(h, w)
+    photo = t.FIXTURE_COLOURS[labels]
+    expected_image = t.resize_bilinear(photo, H, W)
+    image = f["images"][i].astype(np.float64)
+    diff = np.abs(image - expected_image)
+    # JPEG (q95, 4:4:4) of flat blocks: small errors, a little ringing at block edges.
+    assert diff.mean() < 1.0 and diff.max() <= 20, (i, diff.mean(), diff.max())
+    outside = np.ones((H, W), bool)
+    outside[oy:oy + rh, ox:ox + rw] = False
+    assert (f["images"][i][outside] == 0).all(), "padding of the photo is not 0"
+    if has_masks:
+        np.testing.assert_array_equal(f["masks"][i], t.resize_nearest(labels, H, W))
+        tags = np.zeros(len(t.FIXTURE_CLASSES), np.uint8)
+        tags[np.unique(labels)] = 1
+        np.testing.assert_array_equal(f["tags"][i], tags)
+
+
+def main():
+    root = os.path.join(WORK, "synthetic_ccp")
+    shutil.rmtree(root, ignore_errors=True)
+    assert t.run([MAKE_FIXTURE, root, "good"]).returncode == 0
+    out = os.path.join(WORK, "synthetic.h5")
+    result = ingest(root, out, "--seed", "7")
+    assert "6 annotated images" in result.stdout and "3 tag-only images" in result.stdout
+    with t.open_h5(out, PLUGIN_DIR) as f:
+        check_schema(f, 6, 6, True)
+        assert list(f.attrs["class_names"]) == t.FIXTURE_CLASSES
+        assert f.attrs["label_map"] == "ccp59" and f.attrs["split_seed"] == 7
+        assert [s.decode() for s in f["ids"][()]] == [f"{i:04d}" for i in range(1, 7)]
+        for i in range(6):
+            check_item(f, i, i, True)
+        split = f["split"][()]
+    with t.open_h5(os.path.join(WORK, "synthetic_tags.h5"), PLUGIN_DIR) as f:
+        check_schema(f, 3, 6, False)
+        assert [s.decode() for s in f["ids"][()]] == ["1005", "1006", "1007"]
+        for i in range(3):
+            check_item(f, i, i, False)
+            tags = np.zeros(6, np.uint8)
+            tags[[0, 1 + i, 3 + i % 3]] = 1
+            np.testing.assert_array_equal(f["tags"][i], tags)
+
+    again = os.path.join(WORK, "synthetic_again.h5")
+    ingest(root, again, "--seed", "7")
+    with open(out, "rb") as a, open(again, "rb") as b:
+        assert a.read() == b.read(), "two runs with the same input differ"
+
+    # A label map file given by path: folds classes and ignores 'bag'.
+    map_path = os.path.join(WORK, "fold.map")
+    with open(map_path, "w") as m:
+        m.write("# test map\n0 background\n1 clothes  # shirt\n2 clothes\n3 hair\n4 skin\n"
+                "5 ignore   # bag\n")
+    folded = os.path.join(WORK, "folded.h5")
+    ingest(root, folded, "--labels", map_path, "--limit", "2")
+    lut = np.array([0, 1, 1, 2, 3, 255] + [0] * 250, np.uint8)
+    with t.open_h5(folded, PLUGIN_DIR) as f:
+        assert list(f.attrs["class_names"]) == ["background", "clothes", "hair", "skin"]
+        assert f.attrs["label_map"] == "fold" and f["images"].shape[0] == 2
+        for i in range(2):
+            h, w = t.FIXTURE_SIZES[i]
+            np.testing.assert_array_equal(f["masks"][i],
+                                          t.resize_nearest(lut[t.fixture_labels(h, w)], H, W))
+            np.testing.assert_array_equal(f["tags"][i], [1, 1, 1, 1])
+    with t.open_h5(os.path.join(WORK, "folded_tags.h5"), PLUGIN_DIR) as f:
+        assert f["images"].shape[0] == 2, "--limit applies to the tag-only photos too"
+    print("synthetic ingest ok, split", split.tolist())
+
+
+main()

@@ -1,0 +1,149 @@
+/* Source readers: JPEG decode (good, grayscale, truncated, garbage), .mat
+ * matrices (column-major transposition, double class, missing variable,
+ * out-of-range values), cell arrays of strings, PNG writing.
+ * Usage: test_readers WORK_DIR */
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "fixtures.h"
+#include "jpeg_io.h"
+#include "mat_io.h"
+#include "png_io.h"
+
+static char work[1024];
+
+static const char *in_work(const char *name) {
+  static char paths[8][1200];
+  static int next;
+  char *path = paths[next++ % 8];
+  snprintf(path, sizeof paths[0], "%s/%s", work, name);
+  return path;
+}
+
+/* Smooth colours JPEG keeps well: r = 4x, g = 3y, b = 128 + (x - y). */
+static void gradient(uint8_t *rgb, int height, int width) {
+  for (int y = 0; y < height; y++)
+    for (int x = 0; x < width; x++) {
+      uint8_t *p = rgb + ((size_t)y * width + x) * 3;
+      p[0] = (uint8_t)(4 * x);
+      p[1] = (uint8_t)(3 * y);
+      p[2] = (uint8_t)(128 + x - y);
+    }
+}
+
+static void test_jpeg(void) {
+  enum { H = 40, W = 56 };
+  uint8_t rgb[H * W * 3], gray[H * W];
+  gradient(rgb, H, W);
+  for (int i = 0; i < H * W; i++) gray[i] = (uint8_t)(i % W * 4);
+  const char *good = in_work("good.jpg"), *mono = in_work("gray.jpg");
+  fixture_write_jpeg(good, rgb, H, W, 3, 95);
+  fixture_write_jpeg(mono, gray, H, W, 1, 95);
+  char error[512];
+  uint8_t *decoded;
+  int h, w;
+  FP_CHECK(jpeg_read_rgb(good, &decoded, &h, &w, error, sizeof error) == 0, "%s", error);
+  FP_CHECK(h == H && w == W, "%s: decoded %dx%d, wrote %dx%d", good, h, w, H, W);
+  int worst = 0;
+  for (int i = 0; i < H * W * 3; i++) {
+    int d = abs(decoded[i] - rgb[i]);
+    if (d > worst) worst = d;
+  }
+  FP_CHECK(worst <= 12, "%s: decoded pixels differ by up to %d from the written ones", good, worst);
+  free(decoded);
+  FP_CHECK(jpeg_read_rgb(mono, &decoded, &h, &w, error, sizeof error) == 0, "%s", error);
+  for (int i = 0; i < H * W; i++)
+    FP_CHECK(decoded[i * 3] == decoded[i * 3 + 1] && decoded[i * 3] == decoded[i * 3 + 2] &&
+                 abs(decoded[i * 3] - gray[i]) <= 8,
+             "%s: pixel %d not the grey level expanded to RGB", mono, i);
+  free(decoded);
+
+  const char *truncated = in_work("truncated.jpg"), *garbage = in_work("garbage.jpg");
+  fixture_truncate_copy(good, truncated, 600);
+  FILE *f = fopen(garbage, "wb");
+  FP_CHECK(f && fputs("this is not a JPEG file at all", f) >= 0 && fclose(f) == 0, "%s", garbage);
+  const char *bad[] = {truncated, garbage, in_work("missing.jpg")};
+  for (int b = 0; b < 3; b++) {
+    error[0] = '\0';
+    decoded = (uint8_t *)1;
+    FP_CHECK(jpeg_read_rgb(bad[b], &decoded, &h, &w, error, sizeof error) == -1,
+             "%s: decoded without error", bad[b]);
+    FP_CHECK(!decoded && strstr(error, bad[b]), "%s: error '%s' does not name the file", bad[b],
+             error);
+    printf("expected error: %s\n", error);
+  }
+}
+
+static void test_mat(void) {
+  enum { R = 3, C = 5 };
+  uint8_t matrix[R * C];
+  for (int i = 0; i < R * C; i++) matrix[i] = (uint8_t)(10 * i + 1);
+  const char *as_double = in_work("double.mat"), *as_uint8 = in_work("uint8.mat");
+  fixture_write_mat_matrix(as_double, "groundtruth", matrix, R, C, 1);
+  fixture_write_mat_matrix(as_uint8, "groundtruth", matrix, R, C, 0);
+  const char *files[] = {as_double, as_uint8};
+  char error[512];
+  for (int f = 0; f < 2; f++) {
+    uint8_t *data;
+    int rows, cols;
+    FP_CHECK(mat_read_uint8_matrix(files[f], "groundtruth", &data, &rows, &cols, error,
+                                   sizeof error) == 0,
+             "%s", error);
+    FP_CHECK(rows == R && cols == C, "%s: %dx%d, wrote %dx%d", files[f], rows, cols, R, C);
+    FP_CHECK(!memcmp(data, matrix, sizeof matrix), "%s: matrix not read back row-major", files[f]);
+    free(data);
+  }
+  uint8_t *data;
+  int rows, cols;
+  FP_CHECK(mat_read_uint8_matrix(as_double, "tags", &data, &rows, &cols, error, sizeof error) ==
+                   -1 &&
+               strstr(error, as_double) && strstr(error, "tags"),
+           "missing variable: '%s'", error);
+  printf("expected error: %s\n", error);
+
+  const char *names[] = {"null", "accessories", "t-shirt"};
+  const char *cell = in_work("label_list.mat");
+  fixture_write_mat_strings(cell, "label_list", names, 3);
+  char **strings;
+  int count;
+  FP_CHECK(mat_read_string_cell(cell, "label_list", &strings, &count, error, sizeof error) == 0,
+           "%s", error);
+  FP_CHECK(count == 3, "%s: %d strings", cell, count);
+  for (int i = 0; i < 3; i++)
+    FP_CHECK(!strcmp(strings[i], names[i]), "%s: string %d is '%s'", cell, i, strings[i]);
+  mat_free_strings(strings, count);
+  FP_CHECK(mat_read_string_cell(as_double, "groundtruth", &strings, &count, error, sizeof error) ==
+               -1,
+           "a matrix read as a cell array");
+  printf("expected error: %s\n", error);
+}
+
+static void test_png(void) {
+  enum { H = 9, W = 7 };
+  uint8_t rgb[H * W * 3];
+  gradient(rgb, H, W);
+  const char *path = in_work("preview.png");
+  png_write_u8(path, rgb, H, W, 3);
+  png_image image;
+  memset(&image, 0, sizeof image);
+  image.version = PNG_IMAGE_VERSION;
+  FP_CHECK(png_image_begin_read_from_file(&image, path), "%s: %s", path, image.message);
+  FP_CHECK(image.height == H && image.width == W, "%s: %ux%u", path, image.height, image.width);
+  image.format = PNG_FORMAT_RGB;
+  uint8_t back[H * W * 3];
+  FP_CHECK(png_image_finish_read(&image, NULL, back, 0, NULL), "%s: %s", path, image.message);
+  FP_CHECK(!memcmp(back, rgb, sizeof rgb), "%s: pixels differ", path);
+}
+
+int main(int argc, char **argv) {
+  FP_CHECK(argc == 2, "usage: test_readers WORK_DIR");
+  snprintf(work, sizeof work, "%s", argv[1]);
+  test_jpeg();
+  test_mat();
+  test_png();
+  printf("readers ok\n");
+  return 0;
+}

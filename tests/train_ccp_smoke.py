@@ -1,0 +1,73 @@
+"""Short real training run on CCP: the loss must fall and validation mIoU must rise.
+
+Ingests the first 160 annotated CCP photos at 192x128 with the 4-class label map
+(background, clothes, hair, skin), trains jobs/ccp_r18_small.ini (ResNet18 U-Net,
+64 training images, 8 epochs), then runs `evaluate` on the last checkpoint and
+checks that it reports the same validation mIoU as the last epoch of `train`.
+
+usage: train_ccp_smoke.py BUILD_DIR WORK_DIR     (CCP_DIR: the CCP copy; exit 77 if absent)
+"""
+import os
+import re
+import subprocess
+import sys
+
+EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+) train_loss (\S+) .* val_miou (\S+) ")
+
+
+def run(cmd, cwd):
+    print("+", " ".join(cmd), flush=True)
+    result = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    print(result.stdout, flush=True)
+    if result.returncode != 0:
+        sys.exit(f"FAIL: {cmd[0]} exited with {result.returncode}")
+    return result.stdout
+
+
+def main():
+    build, work = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    ccp = os.environ.get("CCP_DIR", "")
+    if not os.path.isdir(os.path.join(ccp, "photos")):
+        print(f"CCP not found at '{ccp}' (set CCP_DIR): skipped")
+        return 77
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    os.makedirs(work, exist_ok=True)
+    dataset = os.path.join(work, "ccp4_192x128.h5")
+    if not os.path.exists(dataset):
+        run([os.path.join(build, "ingest"), "ccp", "--root", ccp, "--out", dataset, "--height",
+             "192", "--width", "128", "--labels", "ccp4", "--limit", "160"], work)
+    run_dir = os.path.join(work, "ccp_r18_small")
+    out = run([os.path.join(build, "train"), os.path.join(repo, "jobs", "ccp_r18_small.ini"),
+               f"data.dataset={dataset}", f"checkpoint.dir={run_dir}", "train.threads=2"], work)
+    epochs = [(float(m.group(3)), float(m.group(4)))
+              for m in map(EPOCH_LINE.match, out.splitlines()) if m]
+    if len(epochs) < 4:
+        sys.exit(f"FAIL: expected per-epoch lines, found {len(epochs)}")
+    losses = [loss for loss, _ in epochs]
+    mious = [miou for _, miou in epochs]
+    print(f"train_loss per epoch: {losses}")
+    print(f"val_miou per epoch:   {mious}")
+    failures = 0
+    if not losses[-1] < 0.7 * losses[0]:
+        print(f"FAIL: training loss did not fall by 30%: {losses[0]:.4f} -> {losses[-1]:.4f}")
+        failures += 1
+    if not mious[-1] > mious[0] + 0.05:
+        print(f"FAIL: validation mIoU did not rise by 0.05: {mious[0]:.4f} -> {mious[-1]:.4f}")
+        failures += 1
+
+    evaluation = run([os.path.join(build, "evaluate"), "--checkpoint",
+                      os.path.join(run_dir, "last.h5"), "--data", dataset, "--split", "val",
+                      "--threads", "2"], work)
+    match = re.search(r"^miou_excluding_background (\S+)", evaluation, re.M)
+    if not match:
+        sys.exit("FAIL: evaluate printed no miou_excluding_background")
+    if abs(float(match.group(1)) - mious[-1]) > 1e-3:
+        print(f"FAIL: evaluate mIoU {match.group(1)} != last epoch's val_miou {mious[-1]}")
+        failures += 1
+    print("smoke run: " + ("FAIL" if failures else "loss fell and mIoU rose"))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
