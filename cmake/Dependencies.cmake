@@ -14,13 +14,23 @@ find_package(Threads REQUIRED)
 set(FP_CUDA_ROOT "/usr/local/cuda" CACHE PATH "CUDA toolkit root (cuDNN, cuBLAS, NCCL looked for here)")
 find_path(FP_CUDNN_INCLUDE cudnn.h HINTS ${FP_CUDA_ROOT}/include NO_DEFAULT_PATH)
 find_path(FP_NCCL_INCLUDE nccl.h HINTS ${FP_CUDA_ROOT}/include NO_DEFAULT_PATH)
+find_path(FP_CUDART_INCLUDE cuda_runtime_api.h HINTS ${FP_CUDA_ROOT}/include NO_DEFAULT_PATH)
 find_library(FP_CUDART_LIB cudart HINTS ${FP_CUDA_ROOT}/lib64 NO_DEFAULT_PATH)
 find_library(FP_CUDNN_LIB cudnn HINTS ${FP_CUDA_ROOT}/lib64 NO_DEFAULT_PATH)
 find_library(FP_CUBLAS_LIB cublas HINTS ${FP_CUDA_ROOT}/lib64 NO_DEFAULT_PATH)
 find_library(FP_NCCL_LIB nccl HINTS ${FP_CUDA_ROOT}/lib64 NO_DEFAULT_PATH)
-if(FP_CUDNN_INCLUDE AND FP_NCCL_INCLUDE AND FP_CUDART_LIB AND FP_CUDNN_LIB AND FP_CUBLAS_LIB AND FP_NCCL_LIB)
+if(FP_CUDART_INCLUDE AND FP_CUDNN_INCLUDE AND FP_NCCL_INCLUDE AND FP_CUDART_LIB AND FP_CUDNN_LIB AND FP_CUBLAS_LIB AND FP_NCCL_LIB)
   set(FP_HAVE_CUDA ON)
   message(STATUS "CUDA toolkit with cuDNN, cuBLAS and NCCL found under ${FP_CUDA_ROOT}")
+  # Imported targets carry their include directories as system headers (so -Werror does not
+  # see the headers' own warnings) and the libraries' full paths.
+  add_library(fp_cuda::cudart SHARED IMPORTED)
+  set_target_properties(fp_cuda::cudart PROPERTIES
+    IMPORTED_LOCATION ${FP_CUDART_LIB} INTERFACE_INCLUDE_DIRECTORIES ${FP_CUDART_INCLUDE})
+  add_library(fp_cuda::nccl SHARED IMPORTED)
+  set_target_properties(fp_cuda::nccl PROPERTIES
+    IMPORTED_LOCATION ${FP_NCCL_LIB} INTERFACE_INCLUDE_DIRECTORIES ${FP_NCCL_INCLUDE}
+    INTERFACE_LINK_LIBRARIES fp_cuda::cudart)
 else()
   set(FP_HAVE_CUDA OFF)
   message(STATUS "CUDA toolkit, cuDNN, cuBLAS or NCCL not found under ${FP_CUDA_ROOT}: CPU build only")

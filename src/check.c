@@ -2,14 +2,26 @@
 
 #include <stdarg.h>
 
+static char fatal_prefix[64];
+static void (*fatal_stop)(void);
+
+void fp_set_fatal_hook(const char *message_prefix, void (*stop)(void)) {
+  snprintf(fatal_prefix, sizeof fatal_prefix, "%s", message_prefix ? message_prefix : "");
+  fatal_stop = stop;
+}
+
 void fp_fatal_at(const char *file, int line, const char *fmt, ...) {
   va_list args;
   va_start(args, fmt);
-  fprintf(stderr, "error: ");
+  fprintf(stderr, "%serror: ", fatal_prefix);
   vfprintf(stderr, fmt, args);
   fprintf(stderr, " [%s:%d]\n", file, line);
   va_end(args);
   fflush(stderr);
+  /* Cleared first: a stop that fails fatally itself must not recurse. */
+  void (*stop)(void) = fatal_stop;
+  fatal_stop = NULL;
+  if (stop) stop();
   exit(1);
 }
 

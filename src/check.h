@@ -11,6 +11,11 @@ _Noreturn void fp_fatal_at(const char *file, int line, const char *fmt, ...)
 
 #define FP_FATAL(...) fp_fatal_at(__FILE__, __LINE__, __VA_ARGS__)
 
+/* From now on fp_fatal_at starts its message with message_prefix (e.g. "rank 3: ") and, once the
+ * message is out, calls stop (e.g. one that MPI_Aborts the whole job) before exiting. NULL
+ * restores the plain message and exit. */
+void fp_set_fatal_hook(const char *message_prefix, void (*stop)(void));
+
 #define FP_CHECK(cond, ...)                                                    \
   do {                                                                         \
     if (!(cond)) FP_FATAL(__VA_ARGS__);                                        \

@@ -1,0 +1,128 @@
+/* Collectives on GPU buffers over NCCL, one rank per GPU. The calls run on a communication stream
+ * of their own, ordered after the caller's stream (collective_set_device_stream), so a started
+ * all-reduce overlaps the compute queued after it; the host helpers stay on MPI. */
+#include "collective_internal.h"
+#include "cuda_check.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+
+struct nccl_state {
+  int device;
+  ncclComm_t comm;
+  cudaStream_t communication;
+  cudaStream_t compute; /* the caller's; 0 is the legacy default stream */
+  cudaEvent_t compute_done;
+};
+
+/* The rank's index among the ranks on its node, from the launcher or, failing that, from MPI. */
+static int local_rank(const collective *c) {
+  static const char *const launcher_variables[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"};
+  for (size_t i = 0; i < sizeof launcher_variables / sizeof *launcher_variables; i++) {
+    const char *text = getenv(launcher_variables[i]);
+    if (!text || !*text) continue;
+    char *end = NULL;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    FP_CHECK(errno == 0 && *end == '\0' && value >= 0 && value <= INT_MAX,
+             "%s=%s is not a local rank", launcher_variables[i], text);
+    return (int)value;
+  }
+  MPI_Comm node;
+  MPI_CHECK(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node));
+  int rank_on_node = 0;
+  MPI_CHECK(MPI_Comm_rank(node, &rank_on_node));
+  MPI_CHECK(MPI_Comm_free(&node));
+  return rank_on_node;
+}
+
+static void after_compute(struct nccl_state *s) {
+  CUDA_CHECK(cudaEventRecord(s->compute_done, s->compute));
+  CUDA_CHECK(cudaStreamWaitEvent(s->communication, s->compute_done, 0));
+}
+
+static void nccl_allreduce(collective *c, float *buffer, size_t count, ncclRedOp_t op) {
+  struct nccl_state *s = c->nccl;
+  after_compute(s);
+  NCCL_CHECK(ncclAllReduce(buffer, buffer, count, ncclFloat, op, s->comm, s->communication));
+  CUDA_CHECK(cudaStreamSynchronize(s->communication));
+}
+
+static void nccl_allreduce_sum(collective *c, float *buffer, size_t count) {
+  nccl_allreduce(c, buffer, count, ncclSum);
+}
+
+static void nccl_allreduce_mean(collective *c, float *buffer, size_t count) {
+  nccl_allreduce(c, buffer, count, ncclAvg);
+}
+
+static collective_request *nccl_allreduce_mean_start(collective *c, float *buffer, size_t count) {
+  struct nccl_state *s = c->nccl;
+  collective_request *request = fp_calloc(1, sizeof *request);
+  after_compute(s);
+  NCCL_CHECK(ncclAllReduce(buffer, buffer, count, ncclFloat, ncclAvg, s->comm, s->communication));
+  CUDA_CHECK(cudaEventCreateWithFlags(&request->done, cudaEventDisableTiming));
+  CUDA_CHECK(cudaEventRecord(request->done, s->communication));
+  return request;
+}
+
+static void nccl_wait(collective *c, collective_request *request) {
+  (void)c;
+  CUDA_CHECK(cudaEventSynchronize(request->done));
+  CUDA_CHECK(cudaEventDestroy(request->done));
+  free(request);
+}
+
+static void nccl_broadcast(collective *c, void *buffer, size_t bytes, int root) {
+  struct nccl_state *s = c->nccl;
+  after_compute(s);
+  NCCL_CHECK(ncclBroadcast(buffer, buffer, bytes, ncclUint8, root, s->comm, s->communication));
+  CUDA_CHECK(cudaStreamSynchronize(s->communication));
+}
+
+static void nccl_set_device_stream(collective *c, void *cuda_stream) {
+  c->nccl->compute = (cudaStream_t)cuda_stream;
+}
+
+static void nccl_destroy(collective *c) {
+  struct nccl_state *s = c->nccl;
+  CUDA_CHECK(cudaStreamSynchronize(s->communication));
+  NCCL_CHECK(ncclCommDestroy(s->comm));
+  CUDA_CHECK(cudaEventDestroy(s->compute_done));
+  CUDA_CHECK(cudaStreamDestroy(s->communication));
+  free(s);
+  c->nccl = NULL;
+}
+
+static const struct collective_ops nccl_ops = {
+    .allreduce_sum = nccl_allreduce_sum,
+    .allreduce_mean = nccl_allreduce_mean,
+    .allreduce_mean_start = nccl_allreduce_mean_start,
+    .wait = nccl_wait,
+    .broadcast = nccl_broadcast,
+    .set_device_stream = nccl_set_device_stream,
+    .destroy = nccl_destroy,
+};
+
+void collective_nccl_attach(collective *c) {
+  struct nccl_state *s = fp_calloc(1, sizeof *s);
+  int devices = 0;
+  CUDA_CHECK(cudaGetDeviceCount(&devices));
+  /* Slurm's --gpus-per-task leaves each rank exactly its own GPU visible, as device 0. */
+  int rank_on_node = local_rank(c);
+  s->device = devices == 1 ? 0 : rank_on_node;
+  FP_CHECK(s->device < devices,
+           "local rank %d has no GPU of its own: %d visible (NCCL runs one rank per GPU)",
+           rank_on_node, devices);
+  CUDA_CHECK(cudaSetDevice(s->device));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&s->communication, cudaStreamNonBlocking));
+  CUDA_CHECK(cudaEventCreateWithFlags(&s->compute_done, cudaEventDisableTiming));
+  ncclUniqueId id;
+  if (c->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+  collective_mpi_broadcast_bytes(c->comm, &id, sizeof id, 0);
+  NCCL_CHECK(ncclCommInitRank(&s->comm, c->size, id, c->rank));
+  c->nccl = s;
+  c->ops = &nccl_ops;
+  c->name = "nccl";
+}
