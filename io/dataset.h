@@ -50,7 +50,17 @@ typedef struct dataset_info {
   const char *label_map, *source, *tool_version;
   int has_masks;
   dataset_compression image_compression; /* /images; /masks always use zstd */
+  int has_garments; /* /items, /pair_id, /source (DeepFashion2's retrieval data) */
 } dataset_info;
+
+/* One garment of a photo with its box, a row of /items (DeepFashion2's
+ * "itemN"; docs/dataset.md describes each field). */
+typedef struct dataset_garment {
+  int32_t item; /* N of itemN */
+  int32_t category_id, style, scale, occlusion, zoom_in, viewpoint;
+  float source_box[4]; /* x1, y1, x2, y2 in the photo's pixels */
+  float box[4];        /* the same in the letterboxed H x W image */
+} dataset_garment;
 
 typedef struct dataset_item {
   const char *id;        /* source name, shorter than DATASET_ID_LENGTH */
@@ -60,6 +70,11 @@ typedef struct dataset_item {
   int32_t source_height; /* the original photo's size */
   int32_t source_width;
   letterbox box;
+  /* only with has_garments: */
+  const dataset_garment *garments; /* [garment_count] */
+  int32_t garment_count;
+  int32_t pair_id;
+  int32_t photo_source; /* 0 shop, 1 user */
 } dataset_item;
 
 typedef struct dataset_split_options {

@@ -19,8 +19,10 @@ struct dataset_writer {
   char path[PATH_MAX], temp_path[PATH_MAX];
   dataset_info info;
   hid_t file, images, masks, tags, ids, source_size, letterbox_table;
+  hid_t items, pair_ids, photo_sources, item_file_type, item_memory_type; /* has_garments */
   int64_t count, capacity;
-  uint8_t *all_tags; /* [capacity][num_classes], kept for the split */
+  int64_t item_count; /* rows of /items */
+  uint8_t *all_tags;  /* [capacity][num_classes], kept for the split */
   int64_t skipped_count;
   char (*skipped_ids)[DATASET_ID_LENGTH];
   char (*skipped_reasons)[DATASET_REASON_LENGTH];
@@ -90,6 +92,41 @@ static hid_t fixed_string_type(size_t length) {
   return type;
 }
 
+/* The /items row: the image's row in /images, then the garment. */
+typedef struct item_row {
+  int64_t image;
+  dataset_garment garment;
+} item_row;
+
+/* The row's compound type with the C struct's layout, from integer and float
+ * member types (native for memory, little-endian for the file). */
+static hid_t item_row_type(const char *path, hid_t int64_type, hid_t int32_type, hid_t float_type) {
+  hid_t type = H5_ID(H5Tcreate(H5T_COMPOUND, sizeof(item_row)), "%s: /items", path);
+  hsize_t four = 4;
+  hid_t box_type = H5_ID(H5Tarray_create2(float_type, 1, &four), "%s: /items", path);
+  struct {
+    const char *name;
+    size_t offset;
+    hid_t type;
+  } fields[] = {
+      {"image", offsetof(item_row, image), int64_type},
+      {"item", offsetof(item_row, garment.item), int32_type},
+      {"category_id", offsetof(item_row, garment.category_id), int32_type},
+      {"style", offsetof(item_row, garment.style), int32_type},
+      {"scale", offsetof(item_row, garment.scale), int32_type},
+      {"occlusion", offsetof(item_row, garment.occlusion), int32_type},
+      {"zoom_in", offsetof(item_row, garment.zoom_in), int32_type},
+      {"viewpoint", offsetof(item_row, garment.viewpoint), int32_type},
+      {"source_box", offsetof(item_row, garment.source_box), box_type},
+      {"box", offsetof(item_row, garment.box), box_type},
+  };
+  for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++)
+    H5_OK(H5Tinsert(type, fields[f].name, fields[f].offset, fields[f].type), "%s: /items field %s",
+          path, fields[f].name);
+  H5Tclose(box_type);
+  return type;
+}
+
 dataset_writer *dataset_create(const char *path, const dataset_info *info) {
   FP_CHECK(info->height > 0 && info->width > 0 && info->num_classes > 0 && info->num_classes < 255,
            "%s: %dx%d images with %d classes", path, info->height, info->width, info->num_classes);
@@ -118,28 +155,57 @@ dataset_writer *dataset_create(const char *path, const dataset_info *info) {
                                   DATASET_COMPRESSION_NONE);
   w->letterbox_table = create_growing(w, "/letterbox", H5T_IEEE_F32LE, 2, &five, ROW_CHUNK,
                                       DATASET_COMPRESSION_NONE);
+  if (info->has_garments) {
+    w->item_file_type = item_row_type(w->temp_path, H5T_STD_I64LE, H5T_STD_I32LE, H5T_IEEE_F32LE);
+    w->item_memory_type =
+        item_row_type(w->temp_path, H5T_NATIVE_INT64, H5T_NATIVE_INT32, H5T_NATIVE_FLOAT);
+    w->items = create_growing(w, "/items", w->item_file_type, 1, NULL, ROW_CHUNK,
+                              DATASET_COMPRESSION_NONE);
+    w->pair_ids =
+        create_growing(w, "/pair_id", H5T_STD_I32LE, 1, NULL, ROW_CHUNK, DATASET_COMPRESSION_NONE);
+    w->photo_sources =
+        create_growing(w, "/source", H5T_STD_U8LE, 1, NULL, ROW_CHUNK, DATASET_COMPRESSION_NONE);
+  }
   return w;
 }
 
-/* Grows `dataset` to w->count + 1 rows and writes row w->count from `row`. */
-static void append_row(dataset_writer *w, hid_t dataset, const char *name, hid_t memory_type,
-                       const void *row) {
+/* Grows `dataset` to first + rows rows and writes rows first.. from `data`. */
+static void append_rows(dataset_writer *w, hid_t dataset, const char *name, hid_t memory_type,
+                        int64_t first, int64_t rows, const void *data) {
   hid_t space = H5_ID(H5Dget_space(dataset), "%s: %s", w->temp_path, name);
   int rank = H5Sget_simple_extent_ndims(space);
-  hsize_t dims[4], start[4] = {(hsize_t)w->count}, count[4] = {1};
+  hsize_t dims[4], start[4] = {(hsize_t)first}, count[4] = {(hsize_t)rows};
   H5_OK(H5Sget_simple_extent_dims(space, dims, NULL), "%s: %s", w->temp_path, name);
   H5Sclose(space);
-  dims[0] = (hsize_t)w->count + 1;
+  dims[0] = (hsize_t)(first + rows);
   for (int d = 1; d < rank; d++) count[d] = dims[d];
   H5_OK(H5Dset_extent(dataset, dims), "%s: %s", w->temp_path, name);
   space = H5_ID(H5Dget_space(dataset), "%s: %s", w->temp_path, name);
   H5_OK(H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL), "%s: %s",
         w->temp_path, name);
   hid_t memory = H5_ID(H5Screate_simple(rank, count, NULL), "%s: %s", w->temp_path, name);
-  H5_OK(H5Dwrite(dataset, memory_type, memory, space, H5P_DEFAULT, row), "%s: %s row %lld",
-        w->temp_path, name, (long long)w->count);
+  H5_OK(H5Dwrite(dataset, memory_type, memory, space, H5P_DEFAULT, data), "%s: %s row %lld",
+        w->temp_path, name, (long long)first);
   H5Sclose(memory);
   H5Sclose(space);
+}
+
+static void append_garments(dataset_writer *w, const dataset_item *item) {
+  uint8_t photo_source = (uint8_t)item->photo_source;
+  FP_CHECK(item->photo_source == 0 || item->photo_source == 1,
+           "%s: item %s has photo source %d (0 shop, 1 user)", w->temp_path, item->id,
+           item->photo_source);
+  append_rows(w, w->pair_ids, "/pair_id", H5T_NATIVE_INT32, w->count, 1, &item->pair_id);
+  append_rows(w, w->photo_sources, "/source", H5T_NATIVE_UINT8, w->count, 1, &photo_source);
+  if (item->garment_count == 0) return;
+  item_row *rows = fp_calloc((size_t)item->garment_count, sizeof *rows);
+  for (int g = 0; g < item->garment_count; g++) {
+    rows[g].image = w->count;
+    rows[g].garment = item->garments[g];
+  }
+  append_rows(w, w->items, "/items", w->item_memory_type, w->item_count, item->garment_count, rows);
+  w->item_count += item->garment_count;
+  free(rows);
 }
 
 void dataset_append(dataset_writer *w, const dataset_item *item) {
@@ -152,13 +218,15 @@ void dataset_append(dataset_writer *w, const dataset_item *item) {
   int32_t source_size[2] = {item->source_height, item->source_width};
   float box[5] = {item->box.scale, (float)item->box.offset_y, (float)item->box.offset_x,
                   (float)item->box.resized_h, (float)item->box.resized_w};
-  append_row(w, w->images, "/images", H5T_NATIVE_UINT8, item->image);
-  if (w->info.has_masks) append_row(w, w->masks, "/masks", H5T_NATIVE_UINT8, item->mask);
-  append_row(w, w->tags, "/tags", H5T_NATIVE_UINT8, item->tags);
-  append_row(w, w->ids, "/ids", id_type, id);
-  append_row(w, w->source_size, "/source_size", H5T_NATIVE_INT32, source_size);
-  append_row(w, w->letterbox_table, "/letterbox", H5T_NATIVE_FLOAT, box);
+  append_rows(w, w->images, "/images", H5T_NATIVE_UINT8, w->count, 1, item->image);
+  if (w->info.has_masks)
+    append_rows(w, w->masks, "/masks", H5T_NATIVE_UINT8, w->count, 1, item->mask);
+  append_rows(w, w->tags, "/tags", H5T_NATIVE_UINT8, w->count, 1, item->tags);
+  append_rows(w, w->ids, "/ids", id_type, w->count, 1, id);
+  append_rows(w, w->source_size, "/source_size", H5T_NATIVE_INT32, w->count, 1, source_size);
+  append_rows(w, w->letterbox_table, "/letterbox", H5T_NATIVE_FLOAT, w->count, 1, box);
   H5Tclose(id_type);
+  if (w->info.has_garments) append_garments(w, item);
   if (w->count == w->capacity) {
     w->capacity = w->capacity ? 2 * w->capacity : 256;
     w->all_tags = realloc(w->all_tags, (size_t)w->capacity * (size_t)w->info.num_classes);
@@ -284,9 +352,14 @@ void dataset_commit(dataset_writer *w, const dataset_split_options *split,
   free(splits);
   write_skipped(w);
   write_attributes(w, split);
-  hid_t tables[] = {w->images, w->masks, w->tags, w->ids, w->source_size, w->letterbox_table};
+  hid_t tables[] = {w->images,          w->masks, w->tags,     w->ids,          w->source_size,
+                    w->letterbox_table, w->items, w->pair_ids, w->photo_sources};
   for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
     if (tables[t] > 0) H5_OK(H5Dclose(tables[t]), "%s: close", w->temp_path);
+  if (w->info.has_garments) {
+    H5_OK(H5Tclose(w->item_file_type), "%s: /items type", w->temp_path);
+    H5_OK(H5Tclose(w->item_memory_type), "%s: /items type", w->temp_path);
+  }
   H5_OK(H5Fclose(w->file), "%s: close", w->temp_path);
   FP_CHECK(rename(w->temp_path, w->path) == 0, "cannot rename %s to %s: %s", w->temp_path, w->path,
            strerror(errno));

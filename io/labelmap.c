@@ -64,8 +64,17 @@ static void parse_line(labelmap *map, char *text, int line, char *const *source_
            source_id, source_count);
   FP_CHECK(map->target[source_id] == LABELMAP_UNKNOWN, "%s:%d: source class id %ld mapped twice",
            map->path, line, source_id);
-  map->target[source_id] =
-      (int16_t)(strcmp(second, "ignore") ? find_or_add_class(map, second, line) : LABELMAP_IGNORE);
+  if (!strcmp(second, "ignore")) {
+    map->target[source_id] = LABELMAP_IGNORE;
+  } else if (!strcmp(second, "drop")) {
+    map->target[source_id] = LABELMAP_DROP;
+  } else if (!strcmp(second, "!exclude")) {
+    map->target[source_id] = LABELMAP_EXCLUDE;
+  } else {
+    FP_CHECK(second[0] != '!', "%s:%d: unknown directive '%s' (class names cannot start with '!')",
+             map->path, line, second);
+    map->target[source_id] = (int16_t)find_or_add_class(map, second, line);
+  }
 }
 
 void labelmap_load(labelmap *map, const char *name_or_path, char *const *source_names,
@@ -96,14 +105,18 @@ void labelmap_free(labelmap *map) {
   map->num_classes = 0;
 }
 
-int labelmap_apply(const labelmap *map, uint8_t *labels, size_t count, int *unknown_id) {
-  for (size_t i = 0; i < count; i++) {
-    int16_t target = map->target[labels[i]];
-    if (target == LABELMAP_UNKNOWN) {
-      *unknown_id = labels[i];
-      return -1;
-    }
-    labels[i] = (uint8_t)target;
-  }
-  return 0;
+labelmap_result labelmap_apply(const labelmap *map, uint8_t *labels, size_t count, int *source_id) {
+  uint8_t present[256] = {0};
+  for (size_t i = 0; i < count; i++) present[labels[i]] = 1;
+  const int16_t checks[3] = {LABELMAP_UNKNOWN, LABELMAP_EXCLUDE, LABELMAP_DROP};
+  const labelmap_result results[3] = {LABELMAP_HAS_UNKNOWN, LABELMAP_HAS_EXCLUDED,
+                                      LABELMAP_HAS_DROPPED};
+  for (int c = 0; c < 3; c++)
+    for (int id = 0; id < 256; id++)
+      if (present[id] && map->target[id] == checks[c]) {
+        *source_id = id;
+        return results[c];
+      }
+  for (size_t i = 0; i < count; i++) labels[i] = (uint8_t)map->target[labels[i]];
+  return LABELMAP_MAPPED;
 }

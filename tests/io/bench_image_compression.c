@@ -32,13 +32,25 @@ int main(int argc, char **argv) {
   for (int m = 0; m < 3; m++) {
     char path[2048];
     snprintf(path, sizeof path, "%s/bench_%s.h5", argv[2], labels[m]);
-    dataset_info info = {h, w, k, names, "bench", "bench", "bench", 0, kinds[m]};
+    dataset_info info = {.height = h,
+                         .width = w,
+                         .num_classes = k,
+                         .class_names = names,
+                         .label_map = "bench",
+                         .source = "bench",
+                         .tool_version = "bench",
+                         .image_compression = kinds[m]};
     dataset_writer *writer = dataset_create(path, &info);
     double write_start = now();
     for (int64_t i = 0; i < n; i++) {
       dataset_read_image(source, i, image);
       dataset_read_tags(source, i, tags);
-      dataset_item item = {"x", image, NULL, tags, h, w, {1, 0, 0, h, w}};
+      dataset_item item = {.id = "x",
+                           .image = image,
+                           .tags = tags,
+                           .source_height = h,
+                           .source_width = w,
+                           .box = {1, 0, 0, h, w}};
       dataset_append(writer, &item);
     }
     dataset_split_options split = {0.1, 0.1, 1};

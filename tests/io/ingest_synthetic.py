@@ -1,7 +1,7 @@
 """ingest on the synthetic CCP-layout fixture: every dataset, dtype, shape and
 attribute of docs/dataset.md, images and masks compared pixel by pixel with an
 independent numpy resize of the known synthetic content, tag-only file, label
-maps, deterministic split.
+maps (also !exclude and drop on CCP's dense labels), deterministic split.
 Usage: ingest_synthetic.py INGEST MAKE_FIXTURE PLUGIN_DIR WORK_DIR"""
 import os
 import shutil
@@ -66,6 +66,40 @@ def check_item(f, i, k, has_masks):
         np.testing.assert_array_equal(f["tags"][i], tags)
 
 
+def write_map(name, skin, bag):
+    path = os.path.join(WORK, name)
+    with open(path, "w") as m:
+        m.write(f"0 background\n1 shirt\n2 pants\n3 hair\n4 {skin}\n5 {bag}\n")
+    return path
+
+
+def check_directives(root):
+    """!exclude and drop on CCP's dense masks and tags."""
+    tags_root = os.path.join(WORK, "synthetic_ccp_tags_only")
+    shutil.rmtree(tags_root, ignore_errors=True)
+    os.makedirs(os.path.join(tags_root, "annotations"))
+    for part in ("photos", "annotations/image-level", "label_list.mat"):
+        os.symlink(os.path.join(root, part), os.path.join(tags_root, part))
+    skin_out = write_map("no_skin.map", "!exclude", "bag")  # 1006's tags hold skin (4)
+    out = os.path.join(WORK, "no_skin.h5")
+    result = t.run([INGEST, "ccp", "--root", tags_root, "--out", out, "--labels", skin_out])
+    assert result.returncode == 0, result.stderr
+    assert "2 tag-only images" in result.stdout and "1 excluded" in result.stdout, result.stdout
+    assert not os.path.exists(out), "a source without annotated photos writes no FILE.h5"
+    with t.open_h5(os.path.join(WORK, "no_skin_tags.h5"), PLUGIN_DIR) as f:
+        assert [i.decode() for i in f["ids"][()]] == ["1005", "1007"]
+    # Every annotated photo holds class 5: nothing is left, which is an error.
+    result = t.run([INGEST, "ccp", "--root", root, "--out", out, "--labels",
+                    write_map("no_bag.map", "skin", "!exclude")])
+    assert result.returncode == 1, result.stderr
+    assert "none of the 6 annotated items was written (0 bad, 6 excluded)" in result.stderr
+    assert not os.path.exists(out) and not os.path.exists(out + ".tmp")
+    drop_map = write_map("drop_bag.map", "skin", "drop")
+    result = t.run([INGEST, "ccp", "--root", root, "--out", out, "--labels", drop_map])
+    assert result.returncode == 1, result.stderr
+    assert f"pixel-level/0001.mat: class id 5 is 'drop' in label map {drop_map}" in result.stderr
+
+
 def main():
     root = os.path.join(WORK, "synthetic_ccp")
     shutil.rmtree(root, ignore_errors=True)
@@ -113,6 +147,7 @@ def main():
             np.testing.assert_array_equal(f["tags"][i], [1, 1, 1, 1])
     with t.open_h5(os.path.join(WORK, "folded_tags.h5"), PLUGIN_DIR) as f:
         assert f["images"].shape[0] == 2, "--limit applies to the tag-only photos too"
+    check_directives(root)
     print("synthetic ingest ok, split", split.tolist())
 
 

@@ -37,8 +37,15 @@ static uint8_t label_at(int i, int y, int x) {
 static void write_dataset(const char *path) {
   static uint8_t image[H * W * 3], mask[H * W];
   char *names[K] = {"background", "shirt", "hat"};
-  dataset_info info = {
-      H, W, K, names, "test", "synthetic", "test", 1, dataset_default_image_compression()};
+  dataset_info info = {.height = H,
+                       .width = W,
+                       .num_classes = K,
+                       .class_names = names,
+                       .label_map = "test",
+                       .source = "synthetic",
+                       .tool_version = "test",
+                       .has_masks = 1,
+                       .image_compression = dataset_default_image_compression()};
   dataset_writer *writer = dataset_create(path, &info);
   for (int i = 0; i < N; i++) {
     uint8_t tags[K] = {0};
@@ -51,7 +58,13 @@ static void write_dataset(const char *path) {
       }
     char id[16];
     snprintf(id, sizeof id, "img%02d", i);
-    dataset_item item = {id, image, mask, tags, H, W, letterbox_fit(H, W, H, W)};
+    dataset_item item = {.id = id,
+                         .image = image,
+                         .mask = mask,
+                         .tags = tags,
+                         .source_height = H,
+                         .source_width = W,
+                         .box = letterbox_fit(H, W, H, W)};
     dataset_append(writer, &item);
   }
   dataset_split_options split = {0.2, 0.1, 3};
@@ -67,7 +80,7 @@ typedef struct epoch_record {
 
 static void record_epoch(const char *path, int split, int batch, int rank, int ranks, int shuffle,
                          int augment, int epoch, int64_t limit, epoch_record *r) {
-  loader_config cfg = {path, split, batch, rank, ranks, 11, shuffle, augment, limit};
+  loader_config cfg = {path, split, batch, rank, ranks, 11, shuffle, augment, limit, 0, 0};
   loader *l = loader_open(&cfg);
   loader_start_epoch(l, epoch);
   loader_batch b;
@@ -153,7 +166,7 @@ static void test_order_split_limit(const char *path) {
 }
 
 static void test_normalisation_and_restart(const char *path) {
-  loader_config cfg = {path, -1, 3, 0, 1, 5, 1, 0, 0};
+  loader_config cfg = {path, -1, 3, 0, 1, 5, 1, 0, 0, 0, 0};
   loader *l = loader_open(&cfg);
   fp_dataset *ds = dataset_open(path);
   static uint8_t image[H * W * 3], mask[H * W];
@@ -236,7 +249,7 @@ static void check_alignment(const loader_batch *b, int j, int epoch, int64_t *in
 }
 
 static void test_augmentation(const char *path) {
-  loader_config cfg = {path, -1, 4, 0, 1, 11, 1, 1, 0};
+  loader_config cfg = {path, -1, 4, 0, 1, 11, 1, 1, 0, 0, 0};
   loader *l = loader_open(&cfg);
   int64_t interior = 0, labelled = 0;
   int changed = 0;
