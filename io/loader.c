@@ -46,11 +46,19 @@ static void normalize(float *chw, size_t plane) {
 
 static void fill_batch(loader *l, int64_t batch, loader_batch *out) {
   size_t plane = (size_t)l->height * l->width;
+  out->count = 0;
   for (int j = 0; j < l->cfg.batch_size; j++) {
     int64_t position = shard_position(batch, l->cfg.rank, j, l->cfg.batch_size, l->cfg.world_size);
-    int64_t row = l->rows[l->order[position]];
     float *image = out->images + (size_t)j * 3 * plane;
     uint8_t *mask = out->masks + (size_t)j * plane;
+    if (position >= l->count) { /* past the end of a kept partial batch */
+      memset(image, 0, 3 * plane * sizeof *image);
+      memset(mask, l->cfg.pad_label, plane);
+      out->indices[j] = -1;
+      continue;
+    }
+    out->count++;
+    int64_t row = l->rows[l->order[position]];
     out->indices[j] = row;
     dataset_read_image(l->ds, row, l->photo);
     if (l->cfg.augment) {
@@ -63,12 +71,11 @@ static void fill_batch(loader *l, int64_t batch, loader_batch *out) {
     }
     normalize(image, plane);
   }
-  out->count = l->cfg.batch_size;
 }
 
 static void *prefetch(void *arg) {
   loader *l = arg;
-  for (int64_t b = 0; b < l->batches; b++) {
+  for (int64_t b = l->produced; b < l->batches; b++) {
     pthread_mutex_lock(&l->lock);
     while (!l->stop && b >= l->released + LOADER_SLOTS) pthread_cond_wait(&l->changed, &l->lock);
     int stop = l->stop;
@@ -119,7 +126,10 @@ loader *loader_open(const loader_config *cfg) {
   l->height = dataset_height(l->ds);
   l->width = dataset_width(l->ds);
   select_rows(l);
-  l->batches = shard_batches_per_epoch(l->count, cfg->batch_size, cfg->world_size);
+  int64_t global_batch = (int64_t)cfg->batch_size * cfg->world_size;
+  l->batches = cfg->keep_partial ? (l->count + global_batch - 1) / global_batch
+                                 : shard_batches_per_epoch(l->count, cfg->batch_size,
+                                                           cfg->world_size);
   l->order = fp_malloc((size_t)(l->count ? l->count : 1) * sizeof *l->order);
   size_t plane = (size_t)l->height * l->width;
   l->photo = fp_malloc(plane * 3);
@@ -142,10 +152,17 @@ int64_t loader_batches_per_epoch(const loader *l) {
 }
 
 void loader_start_epoch(loader *l, int epoch) {
+  loader_start_epoch_at(l, epoch, 0);
+}
+
+void loader_start_epoch_at(loader *l, int epoch, int64_t first_batch) {
+  FP_CHECK(first_batch >= 0 && first_batch <= l->batches,
+           "%s: epoch %d resumes at batch %lld of %lld", l->cfg.path, epoch,
+           (long long)first_batch, (long long)l->batches);
   stop_worker(l);
   l->epoch = epoch;
   shard_permutation(l->order, l->count, l->cfg.seed, epoch, l->cfg.shuffle);
-  l->produced = l->handed = l->released = 0;
+  l->produced = l->handed = l->released = first_batch;
   l->stop = 0;
   FP_CHECK(pthread_create(&l->worker, NULL, prefetch, l) == 0, "%s: pthread_create failed",
            l->cfg.path);

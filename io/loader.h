@@ -14,10 +14,15 @@ typedef struct loader_config {
   uint64_t seed;
   int shuffle, augment; /* 0/1 */
   int64_t limit;        /* use only the first `limit` images of the split (0 = all) */
+  /* 0: every batch is full and the last partial global batch is dropped (training); 1: the
+   * epoch covers every image, so the last batch may hold fewer (count < batch_size) and its
+   * unused slots are zero images whose masks are all pad_label (evaluation). */
+  int keep_partial;
+  uint8_t pad_label;
 } loader_config;
 
 typedef struct loader_batch {
-  int count;        /* images in this batch (== batch_size) */
+  int count;        /* images in this batch: batch_size, or fewer in a kept partial batch */
   float *images;    /* [B,3,H,W] NCHW, (x/255 - mean)/std, ImageNet mean and std */
   uint8_t *masks;   /* [B,H,W] */
   int64_t *indices; /* dataset row of each image */
@@ -28,8 +33,11 @@ typedef struct loader loader;
 /* FP_FATAL if the file has no /masks or the configuration is invalid. */
 loader *loader_open(const loader_config *cfg);
 int64_t loader_images(const loader *l);            /* images in the split after `limit` */
-int64_t loader_batches_per_epoch(const loader *l); /* floor(n / (batch_size*world_size)) */
+/* floor(n / (batch_size*world_size)), or the ceiling with keep_partial */
+int64_t loader_batches_per_epoch(const loader *l);
 void loader_start_epoch(loader *l, int epoch);     /* starts prefetching this epoch */
+/* The same, skipping the epoch's first `first_batch` batches (resuming mid-epoch). */
+void loader_start_epoch_at(loader *l, int epoch, int64_t first_batch);
 /* 1 with a batch (buffers owned by the loader, valid until the next call), 0 at epoch end. */
 int loader_next(loader *l, loader_batch *out);
 void loader_close(loader *l);

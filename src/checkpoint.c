@@ -38,6 +38,33 @@ static void write_class_names(hid_t file, int classes, const char *const *names)
   H5Tclose(type);
 }
 
+static void write_confusion(hid_t file, int classes, const int64_t *counts) {
+  hsize_t dims[2] = {(hsize_t)classes, (hsize_t)classes};
+  hid_t space = H5Screate_simple(2, dims, NULL);
+  H5_CHECK(space);
+  hid_t set = H5Dcreate2(file, "epoch_confusion", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                         H5P_DEFAULT);
+  H5_CHECK(set);
+  H5_CHECK(H5Dwrite(set, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, counts));
+  H5Dclose(set);
+  H5Sclose(space);
+}
+
+static void read_confusion(hid_t file, const char *path, int classes, int64_t *counts) {
+  memset(counts, 0, (size_t)classes * classes * sizeof *counts);
+  if (H5Lexists(file, "epoch_confusion", H5P_DEFAULT) <= 0) return;
+  hid_t set = H5Dopen2(file, "epoch_confusion", H5P_DEFAULT);
+  H5_CHECK(set);
+  hid_t space = H5Dget_space(set);
+  hsize_t dims[2] = {0, 0};
+  if (H5Sget_simple_extent_ndims(space) != 2 || H5Sget_simple_extent_dims(space, dims, NULL) < 0 ||
+      dims[0] != (hsize_t)classes || dims[1] != (hsize_t)classes)
+    FP_FATAL("%s: epoch_confusion is not %dx%d", path, classes, classes);
+  H5_CHECK(H5Dread(set, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, counts));
+  H5Sclose(space);
+  H5Dclose(set);
+}
+
 void checkpoint_save(const char *path, const unet *m, const optimizer *opt,
                      const checkpoint_info *info, const char *config_text,
                      const char *const *class_names) {
@@ -54,7 +81,10 @@ void checkpoint_save(const char *path, const unet *m, const optimizer *opt,
   h5_write_attr_long(file, "epoch", info->epoch);
   h5_write_attr_double(file, "best_metric", info->best_metric);
   h5_write_attr_string(file, "config", config_text ? config_text : "");
-  h5_write_attr_long(file, "format_version", 1);
+  h5_write_attr_long(file, "global_batch", info->global_batch);
+  h5_write_attr_double(file, "epoch_loss_sum", info->epoch_loss_sum);
+  h5_write_attr_long(file, "format_version", 2);
+  if (info->epoch_confusion) write_confusion(file, m->classes, info->epoch_confusion);
   if (class_names) write_class_names(file, m->classes, class_names);
   write_list(file, "params", m->be, &m->param_list, m->params);
   write_list(file, "buffers", m->be, &m->buffer_list, m->buffers);
@@ -83,6 +113,10 @@ static checkpoint_info read_info(hid_t file, const char *path) {
   info.step = h5_read_attr_long(file, path, "step");
   info.epoch = h5_read_attr_long(file, path, "epoch");
   info.best_metric = h5_read_attr_double(file, path, "best_metric");
+  int has_progress = H5Aexists(file, "global_batch") > 0;
+  info.global_batch = has_progress ? h5_read_attr_long(file, path, "global_batch") : 0;
+  info.epoch_loss_sum = has_progress ? h5_read_attr_double(file, path, "epoch_loss_sum") : 0.0;
+  info.epoch_confusion = NULL;
   return info;
 }
 
@@ -110,7 +144,8 @@ static void read_list(hid_t file, const char *path, const char *group, const bac
   free(host);
 }
 
-checkpoint_info checkpoint_load(const char *path, unet *m, optimizer *opt) {
+checkpoint_info checkpoint_load(const char *path, unet *m, optimizer *opt,
+                                int64_t *epoch_confusion) {
   hid_t file = h5_open_read(path);
   checkpoint_info info = read_info(file, path);
   if (info.arch != m->arch)
@@ -125,6 +160,10 @@ checkpoint_info checkpoint_load(const char *path, unet *m, optimizer *opt) {
     read_flat(file, path, "optimizer/exp_avg", opt->be, opt->exp_avg, opt->count);
     read_flat(file, path, "optimizer/exp_avg_sq", opt->be, opt->exp_avg_sq, opt->count);
     opt->step = info.step;
+  }
+  if (epoch_confusion) {
+    read_confusion(file, path, m->classes, epoch_confusion);
+    info.epoch_confusion = epoch_confusion;
   }
   H5Fclose(file);
   return info;

@@ -1,7 +1,10 @@
-/* train JOBFILE [section.key=value ...]: trains the U-Net on an HDF5 dataset
- * made by `ingest`, validating and checkpointing every epoch. */
+/* train JOBFILE [section.key=value ...]: trains the U-Net on an HDF5 dataset made by `ingest`,
+ * validating and checkpointing every epoch. Under mpirun or srun every rank trains on its own
+ * shard of each global batch and gradients are averaged (data parallel); rank 0 prints and
+ * writes the checkpoints. SIGTERM or SIGUSR1: finish the step, checkpoint, exit 75. */
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -10,13 +13,17 @@
 
 #include "check.h"
 #include "checkpoint.h"
+#include "collective.h"
 #include "config.h"
+#include "data_parallel.h"
 #include "dataset.h"
 #include "loader.h"
 #include "metrics.h"
 #include "optim.h"
 #include "progress.h"
 #include "unet.h"
+
+enum { EXIT_NON_FINITE_LOSS = 3, EXIT_PREEMPTED = 75 /* EX_TEMPFAIL: requeue me */ };
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -26,8 +33,13 @@ static void usage(FILE *out) {
           "  train jobs/ccp_r34.ini train.batch=4 data.limit=64\n"
           "Per epoch it prints the training loss and pixel accuracy and, on the validation\n"
           "split, pixel accuracy and mIoU; checkpoints go to checkpoint.dir/last.h5 (and\n"
-          "best.h5, by validation mIoU excluding background). Exit status: 0 done, 1 error,\n"
-          "3 stopped on a non-finite loss (the last good checkpoint is kept).\n\n"
+          "best.h5, by validation mIoU excluding background), and every step's loss to\n"
+          "checkpoint.dir/steps.csv. Under mpirun/srun the ranks train data-parallel, each\n"
+          "on its share of every global batch (train.batch images per rank).\n"
+          "SIGTERM or SIGUSR1 finishes the current step, writes last.h5 and exits 75; with\n"
+          "checkpoint.resume=auto the next run continues exactly where it stopped.\n"
+          "Exit status: 0 done, 1 error, 3 stopped on a non-finite loss (the last good\n"
+          "checkpoint is kept), 75 stopped by a signal (requeue).\n\n"
           "Job-file keys:\n");
   train_config_print_help(out);
 }
@@ -46,29 +58,54 @@ static void make_directory(const char *path) {
   }
 }
 
+static volatile sig_atomic_t stop_requested;
+
+static void request_stop(int signal_number) {
+  (void)signal_number;
+  stop_requested = 1;
+}
+
 typedef struct trainer {
   train_config cfg;
   const backend *be;
+  collective *comm;
+  int rank, world_size;
   unet *model;
   optimizer *opt;
+  data_parallel *dp;
   loader *train_loader, *val_loader;
-  float *class_weights;   /* backend memory */
-  uint8_t *labels;        /* backend memory, one batch */
-  uint8_t *predictions;   /* backend memory, one batch */
-  uint8_t *host_labels, *host_predictions;
+  float *class_weights;      /* backend memory */
+  float *host_class_weights; /* host copy, for the loss normaliser */
+  uint8_t *labels;           /* backend memory, one batch */
+  uint8_t *predictions;      /* backend memory, one batch */
+  uint8_t *host_predictions;
   const char **class_names;
+  long steps_per_epoch;
+  FILE *step_log; /* rank 0 only */
   char config_text[16384];
-  char last_path[1100], best_path[1100];
+  char last_path[1100], best_path[1100], step_log_path[1100];
 } trainer;
 
 static void upload_batch(trainer *t, const loader_batch *batch) {
   const backend *be = t->be;
   be->tensor_from_nchw(&t->model->input, batch->images);
-  size_t pixels = (size_t)batch->count * t->model->height * t->model->width;
+  size_t pixels = (size_t)t->model->batch * t->model->height * t->model->width;
   be->copy_from_host(t->labels, batch->masks, pixels);
 }
 
-/* Eval-mode pass over the validation split. */
+/* Sums a confusion matrix over all ranks, in place. */
+static void sum_confusion(trainer *t, confusion *conf) {
+  if (t->world_size == 1) return;
+  size_t cells = (size_t)conf->classes * conf->classes;
+  double *values = fp_malloc(cells * sizeof *values);
+  for (size_t i = 0; i < cells; i++) values[i] = (double)conf->counts[i];
+  collective_allreduce_sum_host_doubles(t->comm, values, cells);
+  for (size_t i = 0; i < cells; i++) conf->counts[i] = (int64_t)values[i];
+  free(values);
+}
+
+/* Eval-mode pass over every image of the validation split, each rank over its shard (the last
+ * batch's empty slots carry the ignore label, so they count nowhere). */
 static seg_metrics validate(trainer *t, confusion *conf, double *val_loss) {
   const backend *be = t->be;
   unet *m = t->model;
@@ -76,26 +113,163 @@ static seg_metrics validate(trainer *t, confusion *conf, double *val_loss) {
   confusion_reset(conf);
   loader_start_epoch(t->val_loader, 0);
   loader_batch batch;
-  double loss_sum = 0.0;
-  long batches = 0;
+  double sums[2] = {0.0, 0.0}; /* loss x images, images */
   while (loader_next(t->val_loader, &batch)) {
     upload_batch(t, &batch);
     unet_forward(m, 0);
-    loss_sum += be->softmax_cross_entropy(&m->logits, t->labels, t->class_weights,
-                                          t->cfg.ignore_label, NULL);
+    double loss = be->softmax_cross_entropy(&m->logits, t->labels, t->class_weights,
+                                            t->cfg.ignore_label, NULL);
+    sums[0] += loss * batch.count;
+    sums[1] += batch.count;
     be->argmax_channels(&m->logits, t->predictions);
     be->copy_to_host(t->host_predictions, t->predictions, pixels);
     confusion_add(conf, batch.masks, t->host_predictions, pixels, t->cfg.ignore_label);
-    batches++;
   }
-  *val_loss = batches ? loss_sum / batches : NAN;
+  if (t->world_size > 1) collective_allreduce_sum_host_doubles(t->comm, sums, 2);
+  sum_confusion(t, conf);
+  *val_loss = sums[1] > 0 ? sums[0] / sums[1] : NAN;
   return confusion_metrics(conf);
 }
 
-static void save(trainer *t, const char *path, long epoch, double best_metric) {
-  checkpoint_info info = {t->model->arch, t->model->classes, t->model->height, t->model->width,
-                          t->opt->step, epoch, best_metric};
+/* Sum of the class weights of the batch's labelled pixels: the weighted mean loss's divisor. */
+static double loss_weight_sum(const trainer *t, const uint8_t *masks, size_t pixels) {
+  double sum = 0.0;
+  for (size_t i = 0; i < pixels; i++)
+    if (masks[i] != t->cfg.ignore_label) sum += t->host_class_weights[masks[i]];
+  return sum;
+}
+
+/* One training step's forward and loss. Each rank's loss is the weighted mean over its own
+ * pixels; the global batch's loss is the weighted mean over all pixels, so each rank's loss
+ * gradient is rescaled by N * local_weight / global_weight before the gradients are averaged.
+ * The same small all-reduce tells every rank whether any rank was asked to stop. Returns the
+ * global batch's loss. */
+static double forward_loss(trainer *t, const loader_batch *batch, int *stop) {
+  const backend *be = t->be;
+  unet *m = t->model;
+  upload_batch(t, batch);
+  unet_forward(m, 1);
+  double loss = be->softmax_cross_entropy(&m->logits, t->labels, t->class_weights,
+                                          t->cfg.ignore_label, &m->grad_logits);
+  *stop = stop_requested;
+  if (t->world_size == 1) return loss;
+  size_t pixels = (size_t)batch->count * m->height * m->width;
+  double local_weight = loss_weight_sum(t, batch->masks, pixels);
+  double sums[3] = {local_weight, loss * local_weight, stop_requested ? 1.0 : 0.0};
+  collective_allreduce_sum_host_doubles(t->comm, sums, 3);
+  *stop = sums[2] > 0.0;
+  if (!(sums[0] > 0.0)) return loss; /* no labelled pixel anywhere: the gradient is zero */
+  be->scale((float *)m->grad_logits.data, tensor_count(&m->grad_logits),
+            (float)(t->world_size * local_weight / sums[0]));
+  return sums[1] / sums[0];
+}
+
+static void save(trainer *t, const char *path, long epoch, double best_metric,
+                 double epoch_loss_sum, confusion *epoch_confusion) {
+  if (t->rank != 0) return;
+  checkpoint_info info = {t->model->arch,
+                          t->model->classes,
+                          t->model->height,
+                          t->model->width,
+                          t->opt->step,
+                          epoch,
+                          best_metric,
+                          (long)t->cfg.batch * t->world_size,
+                          epoch_loss_sum,
+                          epoch_confusion ? epoch_confusion->counts : NULL};
   checkpoint_save(path, t->model, t->opt, &info, t->config_text, t->class_names);
+}
+
+/* FNV-1a, to check that every rank runs the same resolved job. */
+static unsigned long long text_hash(const char *text) {
+  unsigned long long hash = 1469598103934665603ULL;
+  for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+    hash = (hash ^ *p) * 1099511628211ULL;
+  return hash;
+}
+
+/* steps.csv holds one line per optimiser step. Resuming keeps the lines of the steps the
+ * checkpoint includes and drops any written after it, so the file never repeats a step. */
+static void open_step_log(trainer *t, long steps_kept) {
+  if (t->rank != 0) return;
+  char temporary[1200];
+  snprintf(temporary, sizeof temporary, "%s.tmp", t->step_log_path);
+  FILE *out = fopen(temporary, "w");
+  if (!out) FP_FATAL("cannot create %s", temporary);
+  fprintf(out, "step,epoch,loss,lr,grad_norm\n");
+  FILE *old = steps_kept > 0 ? fopen(t->step_log_path, "r") : NULL;
+  if (old) {
+    char line[256];
+    long copied = 0;
+    if (fgets(line, sizeof line, old))
+      while (copied < steps_kept && fgets(line, sizeof line, old)) {
+        fputs(line, out);
+        copied++;
+      }
+    fclose(old);
+  }
+  if (fclose(out) != 0 || rename(temporary, t->step_log_path) != 0)
+    FP_FATAL("cannot write %s", t->step_log_path);
+  t->step_log = fopen(t->step_log_path, "a");
+  if (!t->step_log) FP_FATAL("cannot append to %s", t->step_log_path);
+}
+
+static void log_step(trainer *t, long epoch, double loss, const step_report *report) {
+  if (t->rank != 0) return;
+  fprintf(t->step_log, "%ld,%ld,%.9g,%.9g,%.9g\n", t->opt->step, epoch + 1, loss, report->lr,
+          report->grad_norm);
+  fflush(t->step_log);
+}
+
+static void open_loaders(trainer *t) {
+  loader_config train_lc = {t->cfg.dataset, 0, t->cfg.batch,   t->rank, t->world_size,
+                            t->cfg.seed,    1, t->cfg.augment, t->cfg.limit, 0, 0};
+  t->train_loader = loader_open(&train_lc);
+  const char *val_path = t->cfg.val_dataset[0] ? t->cfg.val_dataset : t->cfg.dataset;
+  loader_config val_lc = {val_path,
+                          t->cfg.val_dataset[0] ? -1 : 1,
+                          t->cfg.batch,
+                          t->rank,
+                          t->world_size,
+                          t->cfg.seed,
+                          0,
+                          0,
+                          t->cfg.val_limit,
+                          1,
+                          (uint8_t)t->cfg.ignore_label};
+  t->val_loader = loader_open(&val_lc);
+  t->steps_per_epoch = (long)loader_batches_per_epoch(t->train_loader);
+  FP_CHECK(t->steps_per_epoch > 0,
+           "%s: fewer training images than one global batch of %d x %d ranks", t->cfg.dataset,
+           t->cfg.batch, t->world_size);
+}
+
+/* Reads the class count and names from the dataset and checks it fits the job. */
+static int dataset_classes(trainer *t, const char *job) {
+  fp_dataset *ds = dataset_open(t->cfg.dataset);
+  FP_CHECK(dataset_has_masks(ds), "%s: dataset has no /masks (data.dataset must be annotated)",
+           t->cfg.dataset);
+  if (dataset_height(ds) != t->cfg.height || dataset_width(ds) != t->cfg.width)
+    FP_FATAL("%s: images are %dx%d but model.height x model.width is %dx%d (job %s)",
+             t->cfg.dataset, dataset_height(ds), dataset_width(ds), t->cfg.height, t->cfg.width,
+             job);
+  int classes = t->cfg.classes ? t->cfg.classes : dataset_num_classes(ds);
+  if (classes != dataset_num_classes(ds))
+    FP_FATAL("%s: dataset has %d classes but model.classes is %d (job %s)", t->cfg.dataset,
+             dataset_num_classes(ds), classes, job);
+  t->class_names = fp_calloc((size_t)classes, sizeof *t->class_names);
+  for (int k = 0; k < classes; k++) t->class_names[k] = strdup(dataset_class_name(ds, k));
+  dataset_close(ds);
+  return classes;
+}
+
+static void broadcast_state(trainer *t) {
+  if (t->world_size == 1) return;
+  unet *m = t->model;
+  collective_broadcast(t->comm, m->params, m->param_list.total * sizeof(float), 0);
+  collective_broadcast(t->comm, m->buffers, m->buffer_list.total * sizeof(float), 0);
+  collective_broadcast(t->comm, t->opt->exp_avg, t->opt->count * sizeof(float), 0);
+  collective_broadcast(t->comm, t->opt->exp_avg_sq, t->opt->count * sizeof(float), 0);
 }
 
 int main(int argc, char **argv) {
@@ -108,132 +282,171 @@ int main(int argc, char **argv) {
     return 2;
   }
   trainer t = {0};
+  t.comm = collective_init(COLLECTIVE_MPI);
+  t.rank = collective_rank(t.comm);
+  t.world_size = collective_size(t.comm);
   train_config_defaults(&t.cfg);
   train_config_load(&t.cfg, argv[1], argc - 2, argv + 2);
   train_config_validate(&t.cfg, argv[1]);
   train_config_to_ini(&t.cfg, t.config_text, sizeof t.config_text);
+  FP_CHECK(collective_all_equal_u64(t.comm, text_hash(t.config_text)),
+           "the ranks were started with different job settings (%s and overrides); every rank "
+           "must run the same job",
+           argv[1]);
   if (t.cfg.threads > 0) omp_set_num_threads(t.cfg.threads);
+  signal(SIGTERM, request_stop);
+  signal(SIGUSR1, request_stop);
 
-  fp_dataset *ds = dataset_open(t.cfg.dataset);
-  FP_CHECK(dataset_has_masks(ds), "%s: dataset has no /masks (data.dataset must be annotated)",
-           t.cfg.dataset);
-  if (dataset_height(ds) != t.cfg.height || dataset_width(ds) != t.cfg.width)
-    FP_FATAL("%s: images are %dx%d but model.height x model.width is %dx%d (job %s)",
-             t.cfg.dataset, dataset_height(ds), dataset_width(ds), t.cfg.height, t.cfg.width,
-             argv[1]);
-  int classes = t.cfg.classes ? t.cfg.classes : dataset_num_classes(ds);
-  if (classes != dataset_num_classes(ds))
-    FP_FATAL("%s: dataset has %d classes but model.classes is %d (job %s)", t.cfg.dataset,
-             dataset_num_classes(ds), classes, argv[1]);
-  t.class_names = fp_calloc((size_t)classes, sizeof *t.class_names);
-  for (int k = 0; k < classes; k++) t.class_names[k] = strdup(dataset_class_name(ds, k));
-  dataset_close(ds);
-
+  int classes = dataset_classes(&t, argv[1]);
   unet_arch arch;
   FP_CHECK(unet_arch_parse(t.cfg.arch, &arch) == 0, "%s: model.arch '%s'", argv[1], t.cfg.arch);
   t.be = backend_cpu();
   const backend *be = t.be;
-
-  loader_config train_lc = {t.cfg.dataset, 0, t.cfg.batch, 0, 1, t.cfg.seed, 1, t.cfg.augment,
-                            t.cfg.limit};
-  t.train_loader = loader_open(&train_lc);
-  const char *val_path = t.cfg.val_dataset[0] ? t.cfg.val_dataset : t.cfg.dataset;
-  loader_config val_lc = {val_path, t.cfg.val_dataset[0] ? -1 : 1, t.cfg.batch, 0, 1, t.cfg.seed,
-                          0, 0, t.cfg.val_limit};
-  t.val_loader = loader_open(&val_lc);
-  long steps_per_epoch = (long)loader_batches_per_epoch(t.train_loader);
-  FP_CHECK(steps_per_epoch > 0, "%s: fewer training images than one batch of %d", t.cfg.dataset,
-           t.cfg.batch);
-  long total_steps = steps_per_epoch * t.cfg.epochs;
+  open_loaders(&t);
+  long total_steps = t.steps_per_epoch * t.cfg.epochs;
 
   t.model = unet_create(be, arch, classes, t.cfg.batch, t.cfg.height, t.cfg.width, t.cfg.seed);
   t.model->bn_momentum = (float)t.cfg.bn_momentum;
-  adam_config adam = {0.0f, 0.9f, 0.999f, 1e-8f, (float)t.cfg.weight_decay,
+  if (t.world_size > 1) {
+    size_t bucket_floats = (size_t)(t.cfg.bucket_mb * 1024 * 1024 / sizeof(float));
+    t.dp = data_parallel_attach(t.model, t.comm, bucket_floats > 0 ? bucket_floats : 1);
+    if (t.cfg.sync_bn) unet_enable_sync_bn(t.model);
+  }
+  adam_config adam = {0.0f, 0.9f, 0.999f, (float)t.cfg.adam_eps, (float)t.cfg.weight_decay,
                       strcmp(t.cfg.optimizer, "adam") != 0};
   schedule_config schedule = {t.cfg.lr, t.cfg.warmup, total_steps};
   t.opt = optimizer_create(be, t.model->param_list.total, adam, schedule, t.cfg.clip_norm);
 
-  float *host_weights = fp_malloc((size_t)classes * sizeof(float));
-  train_config_class_weights(&t.cfg, classes, host_weights);
+  t.host_class_weights = fp_malloc((size_t)classes * sizeof(float));
+  train_config_class_weights(&t.cfg, classes, t.host_class_weights);
   t.class_weights = be->alloc((size_t)classes * sizeof(float));
-  be->copy_from_host(t.class_weights, host_weights, (size_t)classes * sizeof(float));
+  be->copy_from_host(t.class_weights, t.host_class_weights, (size_t)classes * sizeof(float));
   size_t pixels = (size_t)t.cfg.batch * t.cfg.height * t.cfg.width;
   t.labels = be->alloc(pixels);
   t.predictions = be->alloc(pixels);
   t.host_predictions = fp_malloc(pixels);
 
-  make_directory(t.cfg.checkpoint_dir);
+  if (t.rank == 0) make_directory(t.cfg.checkpoint_dir);
   snprintf(t.last_path, sizeof t.last_path, "%s/last.h5", t.cfg.checkpoint_dir);
   snprintf(t.best_path, sizeof t.best_path, "%s/best.h5", t.cfg.checkpoint_dir);
-  long start_epoch = 0;
-  double best_miou = -1.0;
-  if (!strcmp(t.cfg.resume, "auto") && access(t.last_path, F_OK) == 0) {
-    checkpoint_info info = checkpoint_load(t.last_path, t.model, t.opt);
-    start_epoch = info.epoch;
-    best_miou = info.best_metric;
-    printf("resumed from %s: epoch %ld, step %ld\n", t.last_path, info.epoch, info.step);
-  }
-  printf("train: %s %dx%d, %d classes, batch %d, %ld steps/epoch, %d epochs, %zu parameters, "
-         "%d threads, backend %s\n",
-         t.cfg.arch, t.cfg.height, t.cfg.width, classes, t.cfg.batch, steps_per_epoch,
-         t.cfg.epochs, t.model->param_list.total, omp_get_max_threads(), be->name);
-
+  snprintf(t.step_log_path, sizeof t.step_log_path, "%s/steps.csv", t.cfg.checkpoint_dir);
   confusion train_conf, val_conf;
   confusion_init(&train_conf, classes);
   confusion_init(&val_conf, classes);
+  double best_miou = -1.0, epoch_loss_sum = 0.0;
+  if (!strcmp(t.cfg.resume, "auto") && access(t.last_path, F_OK) == 0) {
+    checkpoint_info info = checkpoint_load(t.last_path, t.model, t.opt, train_conf.counts);
+    long global_batch = (long)t.cfg.batch * t.world_size;
+    if (info.global_batch != 0 && info.global_batch != global_batch)
+      FP_FATAL("%s: checkpoint field 'global_batch' is %ld but this run's is %ld (train.batch %d "
+               "x %d ranks); resume with the same global batch so that the data order continues "
+               "(any rank count with that product works)",
+               t.last_path, info.global_batch, global_batch, t.cfg.batch, t.world_size);
+    best_miou = info.best_metric;
+    epoch_loss_sum = info.epoch_loss_sum;
+    if (t.rank == 0)
+      printf("resumed from %s: step %ld (epoch %ld, batch %ld of %ld)\n", t.last_path, info.step,
+             info.step / t.steps_per_epoch + 1, info.step % t.steps_per_epoch, t.steps_per_epoch);
+  }
+  if (t.rank != 0) confusion_reset(&train_conf); /* rank 0 carries the unfinished epoch's */
+  broadcast_state(&t);
+  open_step_log(&t, t.opt->step);
+  if (t.rank == 0)
+    printf("train: %s %dx%d, %d classes, batch %d x %d ranks, %ld steps/epoch, %d epochs, %zu "
+           "parameters, %d threads/rank, backend %s%s\n",
+           t.cfg.arch, t.cfg.height, t.cfg.width, classes, t.cfg.batch, t.world_size,
+           t.steps_per_epoch, t.cfg.epochs, t.model->param_list.total, omp_get_max_threads(),
+           be->name, t.model->sync_bn ? ", synchronized BN" : "");
+
+  int stop = 0;
   progress prog;
-  progress_start(&prog, "train", (total_steps - t.opt->step) * (long)t.cfg.batch);
-  for (long epoch = start_epoch; epoch < t.cfg.epochs; epoch++) {
-    loader_start_epoch(t.train_loader, (int)epoch);
-    confusion_reset(&train_conf);
-    double loss_sum = 0.0;
-    long steps = 0;
+  progress_start(&prog, "train", (total_steps - t.opt->step) * (long)t.cfg.batch * t.world_size);
+  for (long epoch = t.opt->step / t.steps_per_epoch; epoch < t.cfg.epochs; epoch++) {
+    long first_batch = t.opt->step - epoch * t.steps_per_epoch;
+    if (first_batch == 0) {
+      confusion_reset(&train_conf);
+      epoch_loss_sum = 0.0;
+    }
+    loader_start_epoch_at(t.train_loader, (int)epoch, first_batch);
+    double epoch_start_s = progress_now();
     loader_batch batch;
     while (loader_next(t.train_loader, &batch)) {
-      upload_batch(&t, &batch);
-      unet_forward(t.model, 1);
-      double loss = be->softmax_cross_entropy(&t.model->logits, t.labels, t.class_weights,
-                                              t.cfg.ignore_label, &t.model->grad_logits);
+      double loss = forward_loss(&t, &batch, &stop);
       if (!isfinite(loss)) {
-        fprintf(stderr,
-                "error: loss is %f at step %ld (epoch %ld); stopping. The last good checkpoint "
-                "is kept: %s\n",
-                loss, t.opt->step, epoch, t.last_path);
-        return 3;
+        if (t.rank == 0)
+          fprintf(stderr,
+                  "error: loss is %f at step %ld (epoch %ld); stopping. The last good checkpoint "
+                  "is kept: %s\n",
+                  loss, t.opt->step + 1, epoch + 1, t.last_path);
+        collective_destroy(t.comm);
+        return EXIT_NON_FINITE_LOSS;
       }
       be->argmax_channels(&t.model->logits, t.predictions);
       be->copy_to_host(t.host_predictions, t.predictions, pixels);
       confusion_add(&train_conf, batch.masks, t.host_predictions, pixels, t.cfg.ignore_label);
       unet_backward(t.model);
+      if (t.dp) data_parallel_finish(t.dp);
       step_report report = optimizer_step(t.opt, t.model->params, t.model->grads);
-      loss_sum += loss;
-      steps++;
-      progress_advance(&prog, t.cfg.batch);
-      if (steps % t.cfg.log_every == 0 || steps == steps_per_epoch)
+      epoch_loss_sum += loss;
+      log_step(&t, epoch, loss, &report);
+      progress_advance(&prog, (long)t.cfg.batch * t.world_size);
+      long epoch_step = t.opt->step - epoch * t.steps_per_epoch;
+      if (t.rank == 0 && (epoch_step % t.cfg.log_every == 0 || epoch_step == t.steps_per_epoch))
         progress_print(&prog, "epoch %ld step %ld/%ld loss %.4f lr %.2e grad_norm %.3f",
-                       epoch + 1, steps, steps_per_epoch, loss, report.lr, report.grad_norm);
+                       epoch + 1, epoch_step, t.steps_per_epoch, loss, report.lr,
+                       report.grad_norm);
+      if (stop && epoch_step < t.steps_per_epoch) {
+        sum_confusion(&t, &train_conf);
+        save(&t, t.last_path, epoch, best_miou, epoch_loss_sum, &train_conf);
+        if (t.rank == 0)
+          printf("stopped by a signal after step %ld (epoch %ld, batch %ld of %ld); %s holds it "
+                 "and resume=auto continues from there\n",
+                 t.opt->step, epoch + 1, epoch_step, t.steps_per_epoch, t.last_path);
+        fflush(stdout);
+        collective_barrier(t.comm);
+        collective_destroy(t.comm);
+        return EXIT_PREEMPTED;
+      }
     }
+    double train_img_s = (double)(t.steps_per_epoch - first_batch) * t.cfg.batch * t.world_size /
+                         (progress_now() - epoch_start_s);
+    sum_confusion(&t, &train_conf);
     seg_metrics train_metrics = confusion_metrics(&train_conf);
     double val_loss;
     seg_metrics val = validate(&t, &val_conf, &val_loss);
-    printf("epoch %ld/%d train_loss %.4f train_pixel_acc %.4f val_loss %.4f val_pixel_acc %.4f "
-           "val_miou %.4f val_miou_with_bg %.4f val_mask_iou %.4f\n",
-           epoch + 1, t.cfg.epochs, loss_sum / steps, train_metrics.pixel_accuracy, val_loss,
-           val.pixel_accuracy, val.miou_foreground, val.miou_all, val.mask_iou);
+    if (t.rank == 0)
+      printf("epoch %ld/%d train_loss %.4f train_pixel_acc %.4f val_loss %.4f val_pixel_acc %.4f "
+             "val_miou %.4f val_miou_with_bg %.4f val_mask_iou %.4f train_img_s %.2f\n",
+             epoch + 1, t.cfg.epochs, epoch_loss_sum / t.steps_per_epoch,
+             train_metrics.pixel_accuracy, val_loss, val.pixel_accuracy, val.miou_foreground,
+             val.miou_all, val.mask_iou, train_img_s);
     fflush(stdout);
     int is_best = val.miou_foreground > best_miou;
     if (is_best) best_miou = val.miou_foreground;
-    if ((epoch + 1) % t.cfg.checkpoint_every == 0 || epoch + 1 == t.cfg.epochs)
-      save(&t, t.last_path, epoch + 1, best_miou);
-    if (is_best) save(&t, t.best_path, epoch + 1, best_miou);
+    int last_epoch = epoch + 1 == t.cfg.epochs;
+    if ((epoch + 1) % t.cfg.checkpoint_every == 0 || last_epoch || stop)
+      save(&t, t.last_path, epoch + 1, best_miou, 0.0, NULL);
+    if (is_best) save(&t, t.best_path, epoch + 1, best_miou, 0.0, NULL);
+    if (stop && !last_epoch) {
+      if (t.rank == 0)
+        printf("stopped by a signal at the end of epoch %ld; resume=auto continues from %s\n",
+               epoch + 1, t.last_path);
+      collective_barrier(t.comm);
+      collective_destroy(t.comm);
+      return EXIT_PREEMPTED;
+    }
   }
-  printf("done: %ld steps, best val_miou %.4f, checkpoints in %s\n", t.opt->step, best_miou,
-         t.cfg.checkpoint_dir);
+  if (t.rank == 0)
+    printf("done: %ld steps, best val_miou %.4f, checkpoints in %s\n", t.opt->step, best_miou,
+           t.cfg.checkpoint_dir);
+  if (t.step_log) fclose(t.step_log);
   confusion_free(&train_conf);
   confusion_free(&val_conf);
   loader_close(t.train_loader);
   loader_close(t.val_loader);
+  data_parallel_detach(t.dp);
   optimizer_destroy(t.opt);
   unet_destroy(t.model);
+  collective_destroy(t.comm);
   return 0;
 }

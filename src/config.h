@@ -36,6 +36,9 @@ typedef struct train_config {
   double weight_decay; /* [0,1], default 1e-4 */
   double clip_norm;    /* gradient-norm clipping, 0 = off, [0,1e6], default 1.0 */
   double bn_momentum;  /* (0,1], default 0.1 */
+  double adam_eps;     /* train.adam_eps: Adam's epsilon, (0,1], default 1e-8 */
+  int sync_bn;         /* train.sync_bn: bool, batch-norm statistics over all ranks, default false */
+  double bucket_mb;    /* train.bucket_mb: gradient all-reduce bucket size in MB, default 4 */
   uint64_t seed;       /* train.seed, default 1 */
   int threads;         /* train.threads: 0 = all cores, default 0 */
   int log_every;       /* progress line every N steps, default 10, >=1 */

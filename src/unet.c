@@ -202,6 +202,16 @@ static void init_parameters(unet *m, uint64_t seed) {
   free(host);
 }
 
+/* The largest conv output: the stem's 64 channels at H/2 or the last decoder's 16 at H. */
+static size_t largest_conv_output(const unet *m) {
+  size_t stem = (size_t)m->batch * 64 * (m->height / 2) * (m->width / 2);
+  size_t last_decoder = (size_t)m->batch * 16 * m->height * m->width;
+  return stem > last_decoder ? stem : last_decoder;
+}
+
+/* Channels of the widest batch-norm layer (layer4). */
+static const size_t widest_layer = 512;
+
 unet *unet_create(const backend *be, unet_arch arch, int classes, int batch, int height, int width,
                   uint64_t seed) {
   FP_CHECK(height % 32 == 0 && width % 32 == 0 && height > 0 && width > 0,
@@ -217,10 +227,7 @@ unet *unet_create(const backend *be, unet_arch arch, int classes, int batch, int
   m->width = width;
   m->bn_momentum = 0.1f;
   m->bn_eps = 1e-5f;
-  /* largest conv output: the stem's 64 channels at H/2 or the last decoder's 16 at H */
-  size_t largest = (size_t)batch * 64 * (height / 2) * (width / 2);
-  if ((size_t)batch * 16 * height * width > largest) largest = (size_t)batch * 16 * height * width;
-  m->grad_scratch = be->alloc(largest * sizeof(float));
+  m->grad_scratch = be->alloc(largest_conv_output(m) * sizeof(float));
 
   m->input = make_activation(m, 3, height, width);
   conv_bn_init(m, &m->stem, "encoder.conv1", "encoder.bn1", &m->input, 64, 7, 2, 1,
@@ -265,6 +272,31 @@ unet *unet_create(const backend *be, unet_arch arch, int classes, int batch, int
 
 /* ---------------------------------------------------------------- forward */
 
+/* Replaces this rank's batch mean and (biased) variance by the global batch's. Every rank holds
+ * the same number of values per channel, so the global mean is the mean of the rank means and
+ * the global variance the mean of (rank variance + (rank mean - global mean)^2); the second sum
+ * waits for the global mean rather than using E[x^2] - mean^2, which loses the variance to
+ * cancellation when |mean| >> std. */
+static void sync_batch_statistics(unet *m, bn_layer *bn) {
+  const backend *be = m->be;
+  size_t c = (size_t)bn->channels;
+  float *mean = m->host_stats, *variance = mean + c, *global_mean = mean + 2 * c;
+  float ranks = (float)m->parallel.world_size;
+  be->copy_to_host(mean, bn->batch_mean, c * sizeof(float));
+  be->copy_to_host(variance, bn->batch_var, c * sizeof(float));
+  memcpy(global_mean, mean, c * sizeof(float));
+  m->parallel.sum_across_ranks(m->parallel.ctx, global_mean, c);
+  for (size_t k = 0; k < c; k++) {
+    global_mean[k] /= ranks;
+    float offset = mean[k] - global_mean[k];
+    variance[k] += offset * offset;
+  }
+  m->parallel.sum_across_ranks(m->parallel.ctx, variance, c);
+  for (size_t k = 0; k < c; k++) variance[k] /= ranks;
+  be->copy_from_host(bn->batch_mean, global_mean, c * sizeof(float));
+  be->copy_from_host(bn->batch_var, variance, c * sizeof(float));
+}
+
 static void conv_bn_forward(unet *m, conv_bn *u, const tensor *x, int training) {
   const backend *be = m->be;
   const float *gamma = m->params + u->bn.gamma, *beta = m->params + u->bn.beta;
@@ -274,6 +306,12 @@ static void conv_bn_forward(unet *m, conv_bn *u, const tensor *x, int training) 
     be->batchnorm_forward_training(&u->conv_out, gamma, beta, m->bn_eps, &u->out, u->bn.batch_mean,
                                    u->bn.batch_var);
     size_t count = (size_t)u->conv_out.n * u->conv_out.h * u->conv_out.w;
+    if (m->sync_bn) {
+      sync_batch_statistics(m, &u->bn);
+      be->batchnorm_forward_inference(&u->conv_out, gamma, beta, u->bn.batch_mean,
+                                      u->bn.batch_var, m->bn_eps, &u->out);
+      count *= (size_t)m->parallel.world_size;
+    }
     be->batchnorm_update_running(running_mean, running_var, u->bn.batch_mean, u->bn.batch_var,
                                  u->bn.channels, m->bn_momentum, count);
   } else {
@@ -337,6 +375,38 @@ void unet_forward(unet *m, int training) {
 
 /* grad_out is consumed (ReLU backward runs in place on it); grad_x may be NULL
  * when the input needs no gradient. */
+/* The backend's batch-norm backward subtracts this rank's means of dy and dy*xhat; synchronized
+ * BN needs the global batch's. The difference is, per channel, gamma/sigma * (a + b * xhat), which
+ * a batch-norm inference pass with scale gamma/sigma*b and shift gamma/sigma*a computes. */
+static void sync_batchnorm_backward_correction(unet *m, conv_bn *u) {
+  const backend *be = m->be;
+  size_t c = (size_t)u->bn.channels;
+  float *local = m->host_stats, *global = local + 2 * c, *gamma = local + 4 * c,
+        *variance = local + 5 * c;
+  be->copy_to_host(local, m->grads + u->bn.gamma, c * sizeof(float));
+  be->copy_to_host(local + c, m->grads + u->bn.beta, c * sizeof(float));
+  memcpy(global, local, 2 * c * sizeof(float));
+  m->parallel.sum_across_ranks(m->parallel.ctx, global, 2 * c);
+  be->copy_to_host(gamma, m->params + u->bn.gamma, c * sizeof(float));
+  be->copy_to_host(variance, u->bn.batch_var, c * sizeof(float));
+  float local_count = (float)((size_t)u->conv_out.n * u->conv_out.h * u->conv_out.w);
+  float global_count = local_count * (float)m->parallel.world_size;
+  for (size_t k = 0; k < c; k++) {
+    float gamma_over_sigma = gamma[k] / sqrtf(variance[k] + m->bn_eps);
+    float xhat_term = local[k] / local_count - global[k] / global_count;
+    float constant_term = local[c + k] / local_count - global[c + k] / global_count;
+    local[k] = gamma_over_sigma * xhat_term;
+    local[c + k] = gamma_over_sigma * constant_term;
+  }
+  be->copy_from_host(m->sync_scale, local, c * sizeof(float));
+  be->copy_from_host(m->sync_shift, local + c, c * sizeof(float));
+  tensor correction = u->conv_out;
+  correction.data = m->sync_scratch;
+  be->batchnorm_forward_inference(&u->conv_out, m->sync_scale, m->sync_shift, u->bn.batch_mean,
+                                  u->bn.batch_var, m->bn_eps, &correction);
+  be->add(&u->grad_conv_out, &correction, &u->grad_conv_out);
+}
+
 static void conv_bn_backward(unet *m, conv_bn *u, const tensor *x, tensor *grad_out,
                              tensor *grad_x) {
   const backend *be = m->be;
@@ -344,6 +414,7 @@ static void conv_bn_backward(unet *m, conv_bn *u, const tensor *x, tensor *grad_
   be->batchnorm_backward(&u->conv_out, grad_out, m->params + u->bn.gamma, u->bn.batch_mean,
                          u->bn.batch_var, m->bn_eps, &u->grad_conv_out, m->grads + u->bn.gamma,
                          m->grads + u->bn.beta);
+  if (m->sync_bn) sync_batchnorm_backward_correction(m, u);
   be->conv2d_backward_weights(&u->conv.desc, x, &u->grad_conv_out, m->grads + u->conv.weight,
                               NULL);
   if (grad_x) be->conv2d_backward_data(&u->conv.desc, &u->grad_conv_out,
@@ -375,6 +446,10 @@ static void decoder_block_backward(unet *m, decoder_block *d, tensor *grad_x, te
   m->be->upsample2x_backward(&d->grad_upsampled, grad_x);
 }
 
+static void grads_ready(unet *m, size_t final_from) {
+  if (m->parallel.grads_ready) m->parallel.grads_ready(m->parallel.ctx, final_from);
+}
+
 void unet_backward(unet *m) {
   const backend *be = m->be;
   decoder_block *last = &m->decoder[4];
@@ -382,12 +457,14 @@ void unet_backward(unet *m) {
                               m->grads + m->head.weight, m->grads + m->head.bias);
   be->conv2d_backward_data(&m->head.desc, &m->grad_logits, m->params + m->head.weight,
                            &last->grad_out);
+  grads_ready(m, m->head.weight);
 
   tensor *skip_grads[5] = {stage_output_grad(m, 2), stage_output_grad(m, 1),
                            stage_output_grad(m, 0), &m->grad_stem_out, NULL};
   for (int i = 4; i >= 0; i--) {
     tensor *grad_x = i > 0 ? &m->decoder[i - 1].grad_out : stage_output_grad(m, 3);
     decoder_block_backward(m, &m->decoder[i], grad_x, skip_grads[i]);
+    grads_ready(m, m->decoder[i].conv1.conv.weight);
   }
 
   for (int s = 3; s >= 0; s--) {
@@ -406,12 +483,25 @@ void unet_backward(unet *m) {
         grad_x = &m->grad_pooled;
       }
       basic_block_backward(m, &stage->blocks[b], x, grad_x);
+      grads_ready(m, stage->blocks[b].conv1.conv.weight);
     }
     if (s > 0) be->add(stage_output_grad(m, s - 1), &stage->grad_input, stage_output_grad(m, s - 1));
   }
   be->maxpool_backward(&m->pool, &m->stem.out, &m->grad_pooled, &m->grad_stem_pool);
   be->add(&m->grad_stem_out, &m->grad_stem_pool, &m->grad_stem_out);
   conv_bn_backward(m, &m->stem, &m->input, &m->grad_stem_out, NULL);
+  grads_ready(m, 0);
+}
+
+void unet_enable_sync_bn(unet *m) {
+  FP_CHECK(m->parallel.sum_across_ranks && m->parallel.world_size >= 1,
+           "synchronized batch norm needs the model's parallel hooks");
+  if (m->sync_bn) return;
+  m->sync_bn = 1;
+  m->sync_scratch = m->be->alloc(largest_conv_output(m) * sizeof(float));
+  m->sync_scale = m->be->alloc(widest_layer * sizeof(float));
+  m->sync_shift = m->be->alloc(widest_layer * sizeof(float));
+  m->host_stats = fp_malloc(6 * widest_layer * sizeof(float));
 }
 
 /* ----------------------------------------------------------------- destroy */
@@ -460,6 +550,12 @@ void unet_destroy(unet *m) {
     for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) release_tensor(be, parts[k]);
   }
   be->release(m->grad_scratch);
+  if (m->sync_bn) {
+    be->release(m->sync_scratch);
+    be->release(m->sync_scale);
+    be->release(m->sync_shift);
+    free(m->host_stats);
+  }
   be->release(m->params);
   be->release(m->grads);
   be->release(m->buffers);

@@ -78,6 +78,17 @@ typedef struct decoder_block {
   tensor grad_upsampled, grad_concatenated, grad_mid, grad_out;
 } decoder_block;
 
+/* Data-parallel training hooks; all NULL (the default) on a single rank. */
+typedef struct unet_parallel {
+  void *ctx;
+  /* Called during unet_backward whenever every gradient at offsets >= final_from has its final
+   * value, so their all-reduce can start while the rest of backward runs. */
+  void (*grads_ready)(void *ctx, size_t final_from);
+  /* Sums count host floats over all ranks, in place (synchronized batch norm). */
+  void (*sum_across_ranks)(void *ctx, float *host_values, size_t count);
+  int world_size;
+} unet_parallel;
+
 typedef struct unet {
   const backend *be;
   unet_arch arch;
@@ -97,6 +108,13 @@ typedef struct unet {
   tensor logits, grad_logits;
   tensor grad_stem_out, grad_stem_pool;
   float *grad_scratch; /* shared by every conv_bn's grad_conv_out */
+
+  unet_parallel parallel;
+  /* Synchronized BN (unet_enable_sync_bn): statistics over the whole global batch. */
+  int sync_bn;
+  float *sync_scratch;                /* backend memory, one conv output */
+  float *sync_scale, *sync_shift;     /* backend memory, per-channel correction terms */
+  float *host_stats;                  /* host, 4 x the widest layer's channels */
 } unet;
 
 /* Builds the model and allocates every activation for batches of `batch`
@@ -105,6 +123,11 @@ typedef struct unet {
 unet *unet_create(const backend *be, unet_arch arch, int classes, int batch, int height, int width,
                   uint64_t seed);
 void unet_destroy(unet *m);
+/* Batch norm in training mode normalises with the mean and variance of the global batch (all
+ * ranks, through parallel.sum_across_ranks, which must be set), and its backward accounts for
+ * it, so N ranks with batch b compute what one rank with batch N*b computes. Every rank's
+ * batch must have the same size. */
+void unet_enable_sync_bn(unet *m);
 
 /* input must already hold the batch (be->tensor_from_nchw(&m->input, ...)). */
 void unet_forward(unet *m, int training);

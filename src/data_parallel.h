@@ -1,0 +1,23 @@
+/* Data-parallel gradient averaging: the model's one gradient buffer is cut into buckets from its
+ * end (backward finishes the last layers first), and each bucket's all-reduce starts as soon as
+ * unet_backward reports its gradients final, so communication overlaps the rest of backward. */
+#ifndef FP_DATA_PARALLEL_H
+#define FP_DATA_PARALLEL_H
+
+#include <stddef.h>
+
+#include "collective.h"
+#include "unet.h"
+
+typedef struct data_parallel data_parallel;
+
+/* Installs the hooks in m->parallel (gradient buckets, and the host sum synchronized BN uses).
+ * bucket_floats: gradient floats per all-reduce. */
+data_parallel *data_parallel_attach(unet *m, collective *comm, size_t bucket_floats);
+void data_parallel_detach(data_parallel *dp);
+
+/* Waits until every bucket's all-reduce has finished: the gradients are then the mean over
+ * ranks. Call after unet_backward. */
+void data_parallel_finish(data_parallel *dp);
+
+#endif

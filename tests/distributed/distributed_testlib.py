@@ -1,0 +1,95 @@
+"""Shared helpers of the multi-rank training tests: a tiny CCP dataset, job files, mpirun."""
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+
+
+def run(cmd, check=True):
+    print("+", " ".join(cmd), flush=True)
+    result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(result.stdout, flush=True)
+    if check and result.returncode != 0:
+        sys.exit(f"FAIL: {cmd[0]} exited with {result.returncode}")
+    return result.returncode
+
+
+def tiny_ccp_dataset(build, work):
+    """40 CCP photos at 64x64 (exit 77 when CCP is absent)."""
+    ccp = os.environ.get("CCP_DIR", "")
+    if not os.path.isdir(os.path.join(ccp, "photos")):
+        print(f"CCP not found at '{ccp}' (set CCP_DIR): skipped")
+        sys.exit(77)
+    os.makedirs(work, exist_ok=True)
+    path = os.path.join(work, "ccp_64.h5")
+    if not os.path.exists(path):
+        run([os.path.join(build, "ingest"), "ccp", "--root", ccp, "--out", path, "--height", "64",
+             "--width", "64", "--limit", "40"])
+    return path
+
+
+def write_job(work, dataset, epochs, batch, limit, extra=""):
+    path = os.path.join(work, f"job_b{batch}.ini")
+    with open(path, "w") as f:
+        f.write(f"[data]\ndataset = {dataset}\nlimit = {limit}\nval_limit = 8\n"
+                "[model]\narch = r18\nheight = 64\nwidth = 64\n"
+                f"[train]\nbatch = {batch}\nepochs = {epochs}\nthreads = 1\nlog_every = 1\n{extra}"
+                "[checkpoint]\nresume = auto\n")
+    return path
+
+
+def mpirun_prefix(ranks):
+    prefix = ["mpirun", "--oversubscribe", "-np", str(ranks)]
+    if os.geteuid() == 0:
+        prefix.insert(1, "--allow-run-as-root")
+    for name in ("FP_CONV_ALGORITHM", "OMP_NUM_THREADS"):
+        if name in os.environ:
+            prefix += ["-x", name]
+    return prefix
+
+
+def train_command(build, job, ranks, *overrides):
+    command = [os.path.join(build, "train"), job, *overrides]
+    return command if ranks == 1 else mpirun_prefix(ranks) + command
+
+
+def logged_steps(steps_csv):
+    try:
+        with open(steps_csv) as f:
+            return max(0, sum(1 for _ in f) - 1)
+    except FileNotFoundError:
+        return 0
+
+
+def remove_tree(path):
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def read_params(path):
+    params = {}
+    with h5py.File(path, "r") as f:
+        f["params"].visititems(
+            lambda name, obj: params.__setitem__(name, obj[:]) if isinstance(obj, h5py.Dataset)
+            else None)
+    return params
+
+
+def max_param_difference(path_a, path_b):
+    a, b = read_params(path_a), read_params(path_b)
+    if a.keys() != b.keys():
+        return float("inf")
+    return max(float(np.max(np.abs(a[n] - b[n]))) for n in a)
+
+
+def steps_table(steps_csv):
+    """{step: (loss, grad_norm)} from a steps.csv."""
+    rows = {}
+    with open(steps_csv) as f:
+        next(f)
+        for line in f:
+            step, _, loss, _, grad_norm = line.strip().split(",")
+            rows[int(step)] = (float(loss), float(grad_norm))
+    return rows

@@ -1,0 +1,75 @@
+"""Data-parallel equivalence: N ranks with batch b (synchronized batch norm) train the same model
+as one rank with batch N*b: same per-step losses, same first-step gradient norm and the same
+weights after three steps, within float32 tolerance. A control run with per-rank batch norm must
+differ, so the comparison can tell the modes apart.
+
+Why these settings: convolutions are pinned to the direct algorithm and Adam's epsilon is 1e-2,
+because with eps 1e-8 Adam's first steps move every weight by +-lr whatever the gradient's size,
+so rounding noise in near-zero gradients flips whole updates (tests/twin/README.md measures it);
+eps 1e-2 keeps each update a smooth function of its gradient.
+
+usage: train_equivalence.py BUILD_DIR WORK_DIR   (CCP_DIR: the CCP copy; exit 77 if absent)
+"""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import distributed_testlib as lib  # noqa: E402
+
+GLOBAL_BATCH = 4
+STEPS = 3
+LOSS_TOLERANCE = 3e-4       # relative, every step (measured: 7e-5)
+GRAD_NORM_TOLERANCE = 1e-3  # relative, first step (measured: 1.5e-4 with 2 ranks)
+WEIGHT_TOLERANCE = 1e-4     # relative L2 over all weights after STEPS (measured: 3e-5)
+
+
+def train(build, work, dataset, ranks, sync_bn):
+    batch = GLOBAL_BATCH // ranks
+    job = lib.write_job(work, dataset, epochs=1, batch=batch, limit=GLOBAL_BATCH * STEPS,
+                        extra=f"adam_eps = 1e-2\nsync_bn = {'true' if sync_bn else 'false'}\n")
+    run_dir = os.path.join(work, f"ranks{ranks}_{'sync' if sync_bn else 'local'}")
+    lib.remove_tree(run_dir)
+    lib.run(lib.train_command(build, job, ranks, f"checkpoint.dir={run_dir}"))
+    return lib.steps_table(os.path.join(run_dir, "steps.csv")), lib.read_params(
+        os.path.join(run_dir, "last.h5"))
+
+
+def relative_l2(params, reference):
+    diff = sum(float(np.sum((params[n] - reference[n]) ** 2)) for n in reference)
+    norm = sum(float(np.sum(reference[n] ** 2)) for n in reference)
+    return (diff / norm) ** 0.5
+
+
+def main():
+    build, work = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    os.environ["FP_CONV_ALGORITHM"] = "direct"
+    os.environ["OMP_NUM_THREADS"] = "1"
+    dataset = lib.tiny_ccp_dataset(build, work)
+    reference_steps, reference_params = train(build, work, dataset, 1, True)
+    if len(reference_steps) != STEPS:
+        sys.exit(f"FAIL: the 1-rank run took {len(reference_steps)} steps, expected {STEPS}")
+    failures = 0
+    for ranks, sync_bn in ((2, True), (4, True), (2, False)):
+        steps, params = train(build, work, dataset, ranks, sync_bn)
+        loss_error = max(abs(steps[s][0] - reference_steps[s][0]) / reference_steps[s][0]
+                         for s in reference_steps)
+        grad_norm_error = abs(steps[1][1] - reference_steps[1][1]) / reference_steps[1][1]
+        weight_error = relative_l2(params, reference_params)
+        agrees = (loss_error <= LOSS_TOLERANCE and grad_norm_error <= GRAD_NORM_TOLERANCE and
+                  weight_error <= WEIGHT_TOLERANCE)
+        label = f"{ranks} ranks x batch {GLOBAL_BATCH // ranks}, " + (
+            "synchronized BN" if sync_bn else "per-rank BN (control)")
+        print(f"{label}: losses {loss_error:.2e}, first grad norm {grad_norm_error:.2e}, "
+              f"weights {weight_error:.2e} -> {'agrees' if agrees else 'differs'}")
+        if agrees != sync_bn:
+            failures += 1
+            print("FAIL: " + ("should agree with 1 rank x batch 4" if sync_bn else
+                              "per-rank BN should differ; the test cannot tell the modes apart"))
+    print("equivalence: " + ("FAIL" if failures else "ok"))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""A training run stopped by a signal and resumed ends exactly where an uninterrupted run ends:
+the same per-step losses (steps.csv, bit for bit as printed with 9 digits) and the same final
+weights. Each stopped run must exit 75 after writing its checkpoint.
+
+usage: train_resume.py BUILD_DIR WORK_DIR [RANKS]   (CCP_DIR: the CCP copy; exit 77 if absent)
+With RANKS > 1 the runs go through mpirun and the stop signal is SIGUSR1, which mpirun forwards
+to every rank (SIGTERM would make mpirun kill the job); with 1 rank it is SIGTERM.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import distributed_testlib as lib  # noqa: E402
+
+
+def stop_midway(cmd, steps_csv, after_steps, sig):
+    """Starts cmd, signals it once steps.csv has after_steps steps, returns its exit status."""
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while process.poll() is None and time.time() < deadline:
+        if lib.logged_steps(steps_csv) >= after_steps:
+            process.send_signal(sig)
+            break
+        time.sleep(0.02)
+    out, _ = process.communicate(timeout=300)
+    print(out)
+    return process.returncode
+
+
+def main():
+    build, work = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    ranks = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    dataset = lib.tiny_ccp_dataset(build, work)
+    job = lib.write_job(work, dataset, epochs=4, batch=4 // ranks, limit=16)
+    sig = signal.SIGTERM if ranks == 1 else signal.SIGUSR1
+
+    whole = os.path.join(work, f"whole_{ranks}")
+    lib.run(lib.train_command(build, job, ranks, f"checkpoint.dir={whole}"))
+
+    stopped = os.path.join(work, f"stopped_{ranks}")
+    lib.remove_tree(stopped)
+    train = lib.train_command(build, job, ranks, f"checkpoint.dir={stopped}")
+    stops = 0
+    for after_steps in (3, 9):  # mid-epoch, then the next stop after resuming
+        status = stop_midway(train, os.path.join(stopped, "steps.csv"), after_steps, sig)
+        if status == 0:
+            break  # finished before the signal landed; the comparison below still holds
+        if status != 75:
+            sys.exit(f"FAIL: a stopped run exited {status}, expected 75")
+        stops += 1
+    while status == 75:
+        status = lib.run(train, check=False)
+    if status != 0:
+        sys.exit(f"FAIL: the resumed run exited {status}")
+    if stops == 0:
+        sys.exit("FAIL: no run was stopped by the signal (it finished too fast)")
+
+    failures = 0
+    want = open(os.path.join(whole, "steps.csv")).read()
+    got = open(os.path.join(stopped, "steps.csv")).read()
+    if want != got:
+        failures += 1
+        print("FAIL: steps.csv differs between the uninterrupted and the stopped/resumed run")
+        print("uninterrupted:\n" + want + "stopped and resumed:\n" + got)
+    difference = lib.max_param_difference(os.path.join(whole, "last.h5"),
+                                          os.path.join(stopped, "last.h5"))
+    print(f"{stops} stop(s); final weights differ by at most {difference:g}")
+    if difference != 0.0:
+        failures += 1
+        print("FAIL: the final weights differ")
+    print("exact resume: " + ("FAIL" if failures else "ok"))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
