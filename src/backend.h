@@ -112,6 +112,9 @@ typedef struct backend {
                                   tensor *grad_logits);
   /* per-pixel argmax over channels -> uint8 [N,H,W] */
   void (*argmax_channels)(const tensor *logits, uint8_t *predictions);
+  /* per-pixel softmax over channels (inference); probabilities has the logits' shape. A
+   * channel at -inf gets probability 0; at least one channel per pixel must be finite. */
+  void (*softmax_channels)(const tensor *logits, tensor *probabilities);
 
   /* optimiser helpers over flat buffers */
   double (*sum_of_squares)(const float *x, size_t count);

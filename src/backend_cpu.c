@@ -45,6 +45,7 @@ enum op_kind {
   OP_ADD,
   OP_AVGPOOL,
   OP_INNER_PRODUCT,
+  OP_SOFTMAX,
 };
 
 /* ---------------------------------------------------------------- memory */
@@ -884,6 +885,40 @@ static void cpu_argmax_channels(const tensor *logits, uint8_t *predictions) {
   free(scratch);
 }
 
+/* ---------------------------------------------------------------- softmax */
+
+typedef struct softmax_entry {
+  dnnl_primitive_t forward;
+  staging src, dst;
+} softmax_entry;
+
+/* oneDNN's optimised softmax wants the softmax axis innermost; over the channels of a plain or
+ * channel-blocked tensor it falls back to reference code (~100x slower). So it runs on NHWC
+ * copies, reordered in and out through staging buffers. */
+static void cpu_softmax_channels(const tensor *logits, tensor *probabilities) {
+  FP_CHECK(probabilities->n == logits->n && probabilities->c == logits->c &&
+               probabilities->h == logits->h && probabilities->w == logits->w,
+           "softmax: probabilities %dx%dx%dx%d do not match logits %dx%dx%dx%d", probabilities->n,
+           probabilities->c, probabilities->h, probabilities->w, logits->n, logits->c, logits->h,
+           logits->w);
+  shape_key key = make_shape_key(OP_SOFTMAX, logits);
+  softmax_entry *e = primitive_cache_find(&cpu.cache, &key, sizeof key);
+  if (!e) {
+    e = fp_calloc(1, sizeof *e);
+    dnnl_memory_desc_t channels_last = md_4d(logits->n, logits->c, logits->h, logits->w, dnnl_nhwc);
+    dnnl_softmax_desc_t desc;
+    DNNL_CHECK(dnnl_softmax_forward_desc_init(&desc, dnnl_forward_inference, &channels_last, 1));
+    e->forward = make_primitive(&desc, NULL, NULL);
+    staging_init(&e->src, activation_md(logits), channels_last);
+    staging_init(&e->dst, activation_md(probabilities), channels_last);
+    primitive_cache_insert(&cpu.cache, &key, sizeof key, e);
+  }
+  exec_arg args[2] = {{DNNL_ARG_SRC, &e->src.wanted, staging_in(&e->src, logits->data)},
+                      {DNNL_ARG_DST, &e->dst.wanted, staging_out(&e->dst, probabilities->data)}};
+  execute(e->forward, 2, args);
+  staging_out_done(&e->dst, probabilities->data);
+}
+
 /* -------------------------------------------------------------- optimiser */
 
 static double cpu_sum_of_squares(const float *x, size_t count) {
@@ -966,6 +1001,7 @@ const backend *backend_cpu(void) {
         .inner_product_backward = cpu_inner_product_backward,
         .softmax_cross_entropy = cpu_softmax_cross_entropy,
         .argmax_channels = cpu_argmax_channels,
+        .softmax_channels = cpu_softmax_channels,
         .sum_of_squares = cpu_sum_of_squares,
         .scale = cpu_scale,
         .adam_update = cpu_adam_update,

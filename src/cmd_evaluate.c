@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "catalog_prior.h"
+#include "catalog_source.h"
 #include "check.h"
 #include "checkpoint.h"
 #include "cli.h"
@@ -16,11 +18,81 @@ static void usage(FILE *out) {
   fprintf(out,
           "usage: evaluate --checkpoint FILE.h5 --data DATASET.h5 [--split val|test|train|all]\n"
           "                [--batch N] [--limit N] [--threads T]\n"
+          "                [--prior-csv FILE --prior-table FILE]\n"
           "Runs the checkpoint's model in inference mode over a split of an HDF5 dataset\n"
           "made by `ingest` and prints pixel accuracy, mIoU over the classes other than\n"
           "background, mIoU including background, the IoU of the foreground/background mask\n"
           "and every class's IoU (classes absent from both truth and prediction are skipped).\n"
-          "Defaults: --split val, --batch 8, --limit 0 (all), threads = all cores.\n");
+          "Defaults: --split val, --batch 8, --limit 0 (all), threads = all cores.\n"
+          "With --prior-csv (id,product_type per image) and --prior-table (product type ->\n"
+          "allowed classes, jobs/category_prior/README.md) it also reports the same metrics\n"
+          "with the category prior applied to the logits, and each class's IoU without and\n"
+          "with it.\n");
+}
+
+/* The same predictions again with the category prior applied to the logits. */
+typedef struct prior_evaluation {
+  category_prior *prior;
+  catalog *images; /* the dataset's ids */
+  float *logits;   /* one batch, NCHW on the host */
+  confusion conf;
+  long images_with_rule, images_seen;
+} prior_evaluation;
+
+static void prior_evaluation_open(prior_evaluation *pe, const char *table, const char *csv,
+                                  const char *data_path, fp_dataset *ds, const unet *m) {
+  int classes = dataset_num_classes(ds);
+  char **names = fp_calloc((size_t)classes, sizeof *names);
+  for (int k = 0; k < classes; k++) {
+    names[k] = strdup(dataset_class_name(ds, k));
+    FP_CHECK(names[k], "out of memory");
+  }
+  pe->prior = category_prior_load(table, csv, names, classes);
+  for (int k = 0; k < classes; k++) free(names[k]);
+  free(names);
+  pe->images = catalog_open(data_path, 0);
+  pe->logits = fp_malloc(tensor_count(&m->logits) * sizeof *pe->logits);
+  confusion_init(&pe->conf, classes);
+}
+
+static void prior_evaluation_batch(prior_evaluation *pe, unet *m, const loader_batch *b,
+                                   uint8_t *predictions, uint8_t *host_predictions) {
+  const backend *be = m->be;
+  size_t plane = (size_t)m->height * m->width;
+  be->tensor_to_nchw(&m->logits, pe->logits);
+  for (int j = 0; j < b->count; j++) {
+    int rule = category_prior_rule(pe->prior, catalog_id(pe->images, b->indices[j]), NULL);
+    pe->images_seen++;
+    if (rule < 0) continue;
+    category_prior_apply(pe->prior, rule, pe->logits + (size_t)j * m->classes * plane, plane);
+    pe->images_with_rule++;
+  }
+  be->tensor_from_nchw(&m->logits, pe->logits);
+  be->argmax_channels(&m->logits, predictions);
+  be->copy_to_host(host_predictions, predictions, (size_t)b->count * plane);
+  confusion_add(&pe->conf, b->masks, host_predictions, (size_t)b->count * plane, 255);
+}
+
+static void prior_evaluation_report(prior_evaluation *pe, const confusion *without, fp_dataset *ds,
+                                    const char *table, const char *csv) {
+  seg_metrics metrics = confusion_metrics(&pe->conf);
+  printf("with the category prior (%s, %s): a rule for %ld of %ld images\n", table, csv,
+         pe->images_with_rule, pe->images_seen);
+  printf("prior_pixel_accuracy %.4f\nprior_miou_excluding_background %.4f (%d classes)\n"
+         "prior_miou_including_background %.4f\nprior_foreground_mask_iou %.4f\n",
+         metrics.pixel_accuracy, metrics.miou_foreground, metrics.classes_counted, metrics.miou_all,
+         metrics.mask_iou);
+  printf("per-class IoU without / with the prior:\n");
+  for (int k = 0; k < pe->conf.classes; k++) {
+    double before = confusion_class_iou(without, k), after = confusion_class_iou(&pe->conf, k);
+    if (before >= 0 || after >= 0)
+      printf("  %3d %-20s %.4f %.4f\n", k, dataset_class_name(ds, k), before < 0 ? 0.0 : before,
+             after < 0 ? 0.0 : after);
+  }
+  confusion_free(&pe->conf);
+  catalog_close(pe->images);
+  category_prior_free(pe->prior);
+  free(pe->logits);
 }
 
 static int parse_split(const char *name) {
@@ -34,6 +106,7 @@ static int parse_split(const char *name) {
 
 int main(int argc, char **argv) {
   const char *checkpoint_path = NULL, *data_path = NULL, *split_name = "val";
+  const char *prior_csv = NULL, *prior_table = NULL;
   int batch = 8, limit = 0, threads = 0;
   cli_option options[] = {
       {"--checkpoint", CLI_STRING, &checkpoint_path, 0, 0},
@@ -42,10 +115,17 @@ int main(int argc, char **argv) {
       {"--batch", CLI_INT, &batch, 1, 4096},
       {"--limit", CLI_INT, &limit, 0, 1 << 30},
       {"--threads", CLI_INT, &threads, 0, 1024},
+      {"--prior-csv", CLI_STRING, &prior_csv, 0, 0},
+      {"--prior-table", CLI_STRING, &prior_table, 0, 0},
   };
   if (cli_parse(argc, argv, options, sizeof options / sizeof options[0], usage) != argc ||
       !checkpoint_path || !data_path) {
     fprintf(stderr, "error: --checkpoint and --data are required\n");
+    usage(stderr);
+    return 2;
+  }
+  if (!prior_csv != !prior_table) {
+    fprintf(stderr, "error: --prior-csv and --prior-table go together\n");
     usage(stderr);
     return 2;
   }
@@ -65,11 +145,13 @@ int main(int argc, char **argv) {
 
   const backend *be = backend_cpu();
   unet *m = unet_create(be, info.arch, info.classes, batch, info.height, info.width, 0);
-  checkpoint_load(checkpoint_path, m, NULL);
-  loader_config lc = {data_path, split, batch, 0, 1, 0, 0, 0, limit};
+  checkpoint_load(checkpoint_path, m, NULL, NULL);
+  loader_config lc = {data_path, split, batch, 0, 1, 0, 0, 0, limit, 1, 255};
   loader *ld = loader_open(&lc);
   size_t pixels = (size_t)batch * info.height * info.width;
   uint8_t *predictions = be->alloc(pixels), *host_predictions = fp_malloc(pixels);
+  prior_evaluation pe = {0};
+  if (prior_table) prior_evaluation_open(&pe, prior_table, prior_csv, data_path, ds, m);
   confusion conf;
   confusion_init(&conf, info.classes);
   progress prog;
@@ -82,6 +164,7 @@ int main(int argc, char **argv) {
     be->argmax_channels(&m->logits, predictions);
     be->copy_to_host(host_predictions, predictions, pixels);
     confusion_add(&conf, b.masks, host_predictions, pixels, 255);
+    if (pe.prior) prior_evaluation_batch(&pe, m, &b, predictions, host_predictions);
     progress_advance(&prog, batch);
   }
   progress_print(&prog, "done");
@@ -97,6 +180,7 @@ int main(int argc, char **argv) {
     double iou = confusion_class_iou(&conf, k);
     if (iou >= 0) printf("  %3d %-20s %.4f\n", k, dataset_class_name(ds, k), iou);
   }
+  if (pe.prior) prior_evaluation_report(&pe, &conf, ds, prior_table, prior_csv);
   dataset_close(ds);
   loader_close(ld);
   confusion_free(&conf);

@@ -1,0 +1,413 @@
+#include "catalog_source.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <hdf5.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "catalog_hash.h"
+#include "catalog_idmap.h"
+#include "check.h"
+#include "dataset.h"
+#include "h5check.h"
+#include "jpeg_io.h"
+
+struct catalog {
+  catalog_kind kind;
+  char *path;
+  int64_t count;
+  char (*ids)[CATALOG_ID_LENGTH];
+  id_map *rows;
+  /* JPEG catalogs: image i's path is paths + path_offsets[i]. */
+  int64_t *path_offsets;
+  char *paths;
+  size_t paths_bytes;
+  /* HDF5 catalogs */
+  fp_dataset *dataset;
+  int32_t (*source_size)[2];
+  float (*letterbox_rows)[5];
+};
+
+static catalog *catalog_new(catalog_kind kind, const char *path) {
+  catalog *c = fp_calloc(1, sizeof *c);
+  c->kind = kind;
+  c->path = strdup(path);
+  FP_CHECK(c->path, "out of memory");
+  return c;
+}
+
+/* Checks the ids are unique and indexes them. */
+static void index_ids(catalog *c) {
+  c->rows = id_map_create(c->count);
+  for (int64_t i = 0; i < c->count; i++) {
+    int64_t first = id_map_put(c->rows, c->ids[i], i);
+    if (first < 0) continue;
+    if (c->kind == CATALOG_HDF5)
+      FP_FATAL("%s: id '%s' appears twice in /ids (rows %lld and %lld)", c->path, c->ids[i],
+               (long long)first, (long long)i);
+    FP_FATAL("%s: id '%s' appears twice: %s and %s", c->path, c->ids[i],
+             c->paths + c->path_offsets[first], c->paths + c->path_offsets[i]);
+  }
+}
+
+/* ---- JPEG catalogs ---- */
+
+typedef struct path_list {
+  char *blob;
+  size_t used, capacity;
+  int64_t *offsets;
+  int64_t count, offset_capacity;
+} path_list;
+
+static void path_list_add(path_list *l, const char *path) {
+  size_t n = strlen(path) + 1;
+  while (l->used + n > l->capacity) {
+    l->capacity = l->capacity ? 2 * l->capacity : 1 << 16;
+    l->blob = realloc(l->blob, l->capacity);
+    FP_CHECK(l->blob, "out of memory");
+  }
+  if (l->count == l->offset_capacity) {
+    l->offset_capacity = l->offset_capacity ? 2 * l->offset_capacity : 1024;
+    l->offsets = realloc(l->offsets, (size_t)l->offset_capacity * sizeof *l->offsets);
+    FP_CHECK(l->offsets, "out of memory");
+  }
+  memcpy(l->blob + l->used, path, n);
+  l->offsets[l->count++] = (int64_t)l->used;
+  l->used += n;
+}
+
+static int has_jpeg_extension(const char *name) {
+  const char *dot = strrchr(name, '.');
+  return dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
+}
+
+/* The file name of path without directory and extension, into id. */
+static void id_from_path(const catalog *c, const char *path, char *id) {
+  const char *slash = strrchr(path, '/');
+  const char *name = slash ? slash + 1 : path;
+  const char *dot = strrchr(name, '.');
+  size_t n = dot && dot != name ? (size_t)(dot - name) : strlen(name);
+  FP_CHECK(n > 0, "%s: '%s' gives an empty id", c->path, path);
+  FP_CHECK(n < CATALOG_ID_LENGTH, "%s: the id of '%s' is longer than %d characters", c->path, path,
+           CATALOG_ID_LENGTH - 1);
+  memcpy(id, name, n);
+  id[n] = '\0';
+}
+
+static int compare_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void list_directory(catalog *c, path_list *l) {
+  DIR *d = opendir(c->path);
+  FP_CHECK(d, "%s: cannot list the catalog directory: %s", c->path, strerror(errno));
+  char **names = NULL;
+  int64_t count = 0, capacity = 0;
+  errno = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    if (e->d_name[0] == '.' || !has_jpeg_extension(e->d_name)) continue;
+    if (count == capacity) {
+      capacity = capacity ? 2 * capacity : 1024;
+      names = realloc(names, (size_t)capacity * sizeof *names);
+      FP_CHECK(names, "out of memory");
+    }
+    names[count] = strdup(e->d_name);
+    FP_CHECK(names[count++], "out of memory");
+  }
+  FP_CHECK(errno == 0, "%s: readdir: %s", c->path, strerror(errno));
+  closedir(d);
+  qsort(names, (size_t)count, sizeof *names, compare_names);
+  for (int64_t i = 0; i < count; i++) {
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/%s", c->path, names[i]);
+    FP_CHECK(n > 0 && (size_t)n < sizeof path, "%s/%s: path too long", c->path, names[i]);
+    path_list_add(l, path);
+    free(names[i]);
+  }
+  free(names);
+}
+
+static void read_list_file(catalog *c, path_list *l) {
+  FILE *f = fopen(c->path, "r");
+  FP_CHECK(f, "%s: cannot open the catalog list: %s", c->path, strerror(errno));
+  const char *slash = strrchr(c->path, '/');
+  int dir_length = slash ? (int)(slash - c->path) : 0;
+  char *line = NULL;
+  size_t cap = 0;
+  int line_no = 0;
+  while (getline(&line, &cap, f) >= 0) {
+    line_no++;
+    char *s = line;
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+      s[--n] = '\0';
+    if (!*s || *s == '#') continue;
+    char path[4096];
+    int written = s[0] == '/' || !slash
+                      ? snprintf(path, sizeof path, "%s", s)
+                      : snprintf(path, sizeof path, "%.*s/%s", dir_length, c->path, s);
+    FP_CHECK(written > 0 && (size_t)written < sizeof path, "%s:%d: path too long", c->path,
+             line_no);
+    path_list_add(l, path);
+  }
+  int failed = ferror(f);
+  free(line);
+  fclose(f);
+  FP_CHECK(!failed, "%s: read error", c->path);
+}
+
+static void adopt_paths(catalog *c, path_list *l, int64_t limit) {
+  c->count = limit > 0 && l->count > limit ? limit : l->count;
+  c->paths = l->blob ? l->blob : fp_calloc(1, 1);
+  c->paths_bytes = l->used;
+  c->path_offsets = l->offsets ? l->offsets : fp_calloc(1, sizeof *c->path_offsets);
+  c->ids = fp_calloc((size_t)(c->count ? c->count : 1), sizeof *c->ids);
+  for (int64_t i = 0; i < c->count; i++) id_from_path(c, c->paths + c->path_offsets[i], c->ids[i]);
+}
+
+/* ---- HDF5 catalogs ---- */
+
+/* Rows [0, count) of a [N, row] table into out. */
+static void read_table(const catalog *c, hid_t file, const char *name, hid_t memory_type, int rank,
+                       hsize_t row, void *out) {
+  hid_t dataset = H5_ID(H5Dopen2(file, name, H5P_DEFAULT), "%s: %s", c->path, name);
+  hid_t space = H5_ID(H5Dget_space(dataset), "%s: %s", c->path, name);
+  hsize_t start[2] = {0, 0}, count[2] = {(hsize_t)c->count, row};
+  if (c->count > 0) {
+    H5_OK(H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL), "%s: %s", c->path,
+          name);
+    hid_t memory = H5_ID(H5Screate_simple(rank, count, NULL), "%s: %s", c->path, name);
+    H5_OK(H5Dread(dataset, memory_type, memory, space, H5P_DEFAULT, out), "%s: %s", c->path, name);
+    H5Sclose(memory);
+  }
+  H5Sclose(space);
+  H5Dclose(dataset);
+}
+
+static void read_hdf5_tables(catalog *c) {
+  hid_t file = H5_ID(H5Fopen(c->path, H5F_ACC_RDONLY, H5P_DEFAULT), "%s: open", c->path);
+  hid_t id_type = H5_ID(H5Tcopy(H5T_C_S1), "string type");
+  H5_OK(H5Tset_size(id_type, CATALOG_ID_LENGTH), "string type");
+  H5_OK(H5Tset_strpad(id_type, H5T_STR_NULLTERM), "string type");
+  size_t rows = (size_t)(c->count ? c->count : 1);
+  c->ids = fp_calloc(rows, sizeof *c->ids);
+  c->source_size = fp_calloc(rows, sizeof *c->source_size);
+  c->letterbox_rows = fp_calloc(rows, sizeof *c->letterbox_rows);
+  read_table(c, file, "/ids", id_type, 1, 0, c->ids);
+  read_table(c, file, "/source_size", H5T_NATIVE_INT32, 2, 2, c->source_size);
+  read_table(c, file, "/letterbox", H5T_NATIVE_FLOAT, 2, 5, c->letterbox_rows);
+  H5Tclose(id_type);
+  H5_OK(H5Fclose(file), "%s: close", c->path);
+  int height = dataset_height(c->dataset), width = dataset_width(c->dataset);
+  for (int64_t i = 0; i < c->count; i++) {
+    FP_CHECK(memchr(c->ids[i], '\0', CATALOG_ID_LENGTH) && c->ids[i][0],
+             "%s: /ids[%lld] is empty or not NUL-terminated", c->path, (long long)i);
+    FP_CHECK(c->source_size[i][0] > 0 && c->source_size[i][1] > 0,
+             "%s: /source_size[%lld] is %dx%d", c->path, (long long)i, c->source_size[i][0],
+             c->source_size[i][1]);
+    const float *box = c->letterbox_rows[i];
+    FP_CHECK(box[1] >= 0 && box[2] >= 0 && box[3] >= 1 && box[4] >= 1 &&
+                 box[1] + box[3] <= height && box[2] + box[4] <= width,
+             "%s: /letterbox[%lld] (offset %gx%g, size %gx%g) does not fit the %dx%d images",
+             c->path, (long long)i, box[1], box[2], box[3], box[4], height, width);
+  }
+}
+
+static void open_hdf5(catalog *c, int64_t limit) {
+  c->dataset = dataset_open(c->path);
+  int64_t stored = dataset_count(c->dataset);
+  c->count = limit > 0 && stored > limit ? limit : stored;
+  read_hdf5_tables(c);
+}
+
+static catalog *checked_non_empty(catalog *c) {
+  FP_CHECK(c->count > 0, "%s: the catalog has no images", c->path);
+  index_ids(c);
+  return c;
+}
+
+catalog *catalog_open(const char *path, int64_t limit) {
+  struct stat st;
+  FP_CHECK(stat(path, &st) == 0, "%s: cannot open the catalog: %s", path, strerror(errno));
+  if (S_ISDIR(st.st_mode)) {
+    catalog *c = catalog_new(CATALOG_DIRECTORY, path);
+    path_list l = {0};
+    list_directory(c, &l);
+    adopt_paths(c, &l, limit);
+    return checked_non_empty(c);
+  }
+  if (H5Fis_hdf5(path) > 0) {
+    catalog *c = catalog_new(CATALOG_HDF5, path);
+    open_hdf5(c, limit);
+    return checked_non_empty(c);
+  }
+  catalog *c = catalog_new(CATALOG_LIST, path);
+  path_list l = {0};
+  read_list_file(c, &l);
+  adopt_paths(c, &l, limit);
+  return checked_non_empty(c);
+}
+
+/* Packed: header, the catalog path, then (JPEG catalogs) the path offsets and paths. */
+typedef struct packed_header {
+  int64_t kind, count, path_bytes, paths_bytes;
+} packed_header;
+
+void *catalog_pack(const catalog *c, size_t *bytes) {
+  packed_header h = {c->kind, c->count, (int64_t)strlen(c->path) + 1,
+                     c->kind == CATALOG_HDF5 ? 0 : (int64_t)c->paths_bytes};
+  size_t offsets_bytes = c->kind == CATALOG_HDF5 ? 0 : (size_t)c->count * sizeof(int64_t);
+  *bytes = sizeof h + (size_t)h.path_bytes + offsets_bytes + (size_t)h.paths_bytes;
+  unsigned char *packed = fp_malloc(*bytes), *p = packed;
+  memcpy(p, &h, sizeof h);
+  p += sizeof h;
+  memcpy(p, c->path, (size_t)h.path_bytes);
+  p += h.path_bytes;
+  if (c->kind != CATALOG_HDF5) {
+    memcpy(p, c->path_offsets, offsets_bytes);
+    memcpy(p + offsets_bytes, c->paths, (size_t)h.paths_bytes);
+  }
+  return packed;
+}
+
+catalog *catalog_unpack(const void *packed, size_t bytes) {
+  packed_header h;
+  FP_CHECK(bytes >= sizeof h, "catalog_unpack: %zu bytes", bytes);
+  memcpy(&h, packed, sizeof h);
+  const unsigned char *p = (const unsigned char *)packed + sizeof h;
+  catalog *c = catalog_new((catalog_kind)h.kind, (const char *)p);
+  p += h.path_bytes;
+  if (c->kind == CATALOG_HDF5) {
+    open_hdf5(c, h.count);
+    FP_CHECK(c->count == h.count, "%s: has %lld images here but %lld on rank 0", c->path,
+             (long long)c->count, (long long)h.count);
+  } else {
+    path_list l = {0};
+    l.count = l.offset_capacity = h.count;
+    l.offsets = fp_malloc((size_t)(h.count ? h.count : 1) * sizeof *l.offsets);
+    memcpy(l.offsets, p, (size_t)h.count * sizeof *l.offsets);
+    l.used = l.capacity = (size_t)h.paths_bytes;
+    l.blob = fp_malloc(l.capacity ? l.capacity : 1);
+    memcpy(l.blob, p + (size_t)h.count * sizeof *l.offsets, l.used);
+    adopt_paths(c, &l, h.count);
+  }
+  index_ids(c);
+  return c;
+}
+
+void catalog_close(catalog *c) {
+  if (!c) return;
+  if (c->dataset) dataset_close(c->dataset);
+  id_map_free(c->rows);
+  free(c->ids);
+  free(c->path_offsets);
+  free(c->paths);
+  free(c->source_size);
+  free(c->letterbox_rows);
+  free(c->path);
+  free(c);
+}
+
+catalog_kind catalog_kind_of(const catalog *c) {
+  return c->kind;
+}
+int64_t catalog_count(const catalog *c) {
+  return c->count;
+}
+
+static void check_index(const catalog *c, int64_t i) {
+  FP_CHECK(i >= 0 && i < c->count, "%s: image %lld of %lld", c->path, (long long)i,
+           (long long)c->count);
+}
+
+const char *catalog_id(const catalog *c, int64_t i) {
+  check_index(c, i);
+  return c->ids[i];
+}
+
+int64_t catalog_find(const catalog *c, const char *id) {
+  return id_map_get(c->rows, id);
+}
+
+int catalog_stored_height(const catalog *c) {
+  return c->dataset ? dataset_height(c->dataset) : 0;
+}
+int catalog_stored_width(const catalog *c) {
+  return c->dataset ? dataset_width(c->dataset) : 0;
+}
+
+uint64_t catalog_listing_hash(const catalog *c) {
+  uint64_t hash = FNV1A64_START;
+  for (int64_t i = 0; i < c->count; i++)
+    hash = fnv1a64_update(hash, c->ids[i], strlen(c->ids[i]) + 1);
+  return hash;
+}
+
+static const char *jpeg_path(const catalog *c, int64_t i) {
+  return c->paths + c->path_offsets[i];
+}
+
+static int fail(char *reason, size_t reason_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *reason, size_t reason_size, const char *fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  vsnprintf(reason, reason_size, fmt, args);
+  va_end(args);
+  return -1;
+}
+
+int catalog_hash_image(catalog *c, int64_t i, uint64_t *hash, char *reason, size_t reason_size) {
+  check_index(c, i);
+  if (c->kind == CATALOG_HDF5) {
+    size_t bytes = (size_t)dataset_height(c->dataset) * (size_t)dataset_width(c->dataset) * 3;
+    uint8_t *image = fp_malloc(bytes);
+    dataset_read_image(c->dataset, i, image);
+    *hash = fnv1a64(image, bytes);
+    free(image);
+    return 0;
+  }
+  const char *path = jpeg_path(c, i);
+  FILE *f = fopen(path, "rb");
+  if (!f) return fail(reason, reason_size, "%s: cannot open: %s", path, strerror(errno));
+  unsigned char block[1 << 16];
+  uint64_t h = FNV1A64_START;
+  size_t n;
+  while ((n = fread(block, 1, sizeof block, f)) > 0) h = fnv1a64_update(h, block, n);
+  int read_failed = ferror(f);
+  fclose(f);
+  if (read_failed) return fail(reason, reason_size, "%s: read error", path);
+  *hash = h;
+  return 0;
+}
+
+int catalog_load_image(catalog *c, int64_t i, int height, int width, uint8_t *hwc,
+                       catalog_geometry *geometry, char *reason, size_t reason_size) {
+  check_index(c, i);
+  if (c->kind == CATALOG_HDF5) {
+    FP_CHECK(height == dataset_height(c->dataset) && width == dataset_width(c->dataset),
+             "%s: images are stored at %dx%d, not %dx%d", c->path, dataset_height(c->dataset),
+             dataset_width(c->dataset), height, width);
+    dataset_read_image(c->dataset, i, hwc);
+    const float *box = c->letterbox_rows[i];
+    geometry->source_height = c->source_size[i][0];
+    geometry->source_width = c->source_size[i][1];
+    geometry->box = (letterbox){box[0], (int)box[1], (int)box[2], (int)box[3], (int)box[4]};
+    return 0;
+  }
+  uint8_t *photo;
+  int photo_h, photo_w;
+  if (jpeg_read_rgb(jpeg_path(c, i), &photo, &photo_h, &photo_w, reason, reason_size)) return -1;
+  geometry->source_height = photo_h;
+  geometry->source_width = photo_w;
+  geometry->box = letterbox_fit(photo_h, photo_w, height, width);
+  resize_photo(photo, photo_h, photo_w, &geometry->box, hwc, height, width);
+  free(photo);
+  return 0;
+}

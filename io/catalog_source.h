@@ -1,0 +1,67 @@
+/* The images of a catalog to parse, in a fixed order, from one of:
+ *  - an HDF5 dataset made by `ingest` (docs/dataset.md): its /images, already
+ *    letterboxed to the model size, with /ids, /source_size and /letterbox;
+ *    /masks, if present, are not used;
+ *  - a directory: every *.jpg / *.jpeg in it (not in subdirectories), in byte
+ *    order of the file names;
+ *  - a list file: one JPEG path per line, in the file's order (relative paths
+ *    are relative to the list file's directory; blank lines and lines starting
+ *    with '#' are skipped).
+ * An image's id is its /ids entry, or its file name without the extension.
+ * Ids must be unique and shorter than CATALOG_ID_LENGTH.
+ *
+ * The content hash is FNV-1a 64 (catalog_hash.h) of the JPEG file's bytes, or
+ * of the stored [H,W,3] image. JPEGs are decoded with io/jpeg_io and
+ * letterboxed with io/resize exactly as `ingest` does. */
+#ifndef FP_CATALOG_SOURCE_H
+#define FP_CATALOG_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "resize.h"
+
+#define CATALOG_ID_LENGTH 64      /* as /ids of the dataset files: NUL-terminated */
+#define CATALOG_REASON_LENGTH 512 /* failure reasons */
+
+typedef enum catalog_kind { CATALOG_HDF5, CATALOG_DIRECTORY, CATALOG_LIST } catalog_kind;
+
+typedef struct catalog catalog;
+
+/* Lists the catalog (the first `limit` images, 0 = all). FP_FATAL naming the
+ * path on an unreadable source, a duplicate or too long id. */
+catalog *catalog_open(const char *path, int64_t limit);
+/* The listing as bytes (for sending to other ranks) and back. The HDF5 file is
+ * reopened by catalog_unpack. */
+void *catalog_pack(const catalog *c, size_t *bytes);
+catalog *catalog_unpack(const void *packed, size_t bytes);
+void catalog_close(catalog *c);
+
+catalog_kind catalog_kind_of(const catalog *c);
+int64_t catalog_count(const catalog *c);
+const char *catalog_id(const catalog *c, int64_t i);
+/* The catalog row of id, or -1. */
+int64_t catalog_find(const catalog *c, const char *id);
+/* HDF5 catalogs: the stored image size; 0 for JPEG catalogs. */
+int catalog_stored_height(const catalog *c);
+int catalog_stored_width(const catalog *c);
+/* FNV-1a 64 over the ids in order: identifies the listing. */
+uint64_t catalog_listing_hash(const catalog *c);
+
+/* Where an image came from and how it was placed in the model's frame. */
+typedef struct catalog_geometry {
+  int32_t source_height, source_width;
+  letterbox box;
+} catalog_geometry;
+
+/* The content hash of image i. Returns 0, or -1 with the reason (naming the
+ * file) when it cannot be read. Thread-safe. */
+int catalog_hash_image(catalog *c, int64_t i, uint64_t *hash, char *reason, size_t reason_size);
+/* Image i letterboxed into height x width RGB (hwc, height*width*3 bytes) and
+ * its geometry. HDF5 catalogs require height x width to be the stored size.
+ * Returns 0, or -1 with the reason (a JPEG that does not decode, or is
+ * truncated). Thread-safe. */
+int catalog_load_image(catalog *c, int64_t i, int height, int width, uint8_t *hwc,
+                       catalog_geometry *geometry, char *reason, size_t reason_size);
+
+#endif

@@ -1,0 +1,46 @@
+/* Per-image, per-class statistics of a prediction (docs/parse_catalog.md):
+ * over the photo's pixels at model resolution (the letterbox box; padding is
+ * not part of the photo), for each class k:
+ *   pixel_fraction   pixels predicted k / photo pixels (sums to 1 over k)
+ *   bbox             [y0, x0, y1, x1) of those pixels, half-open; -1s when absent
+ *   mean_confidence  mean softmax probability of k over those pixels
+ *   mean_rgb         their mean colour (averaged in linear RGB) as sRGB 0..255
+ *   mean_lab         the same colour in CIELAB (D65)
+ *   colour           index of the nearest palette colour (CIEDE2000), 255 when absent
+ * Means of an absent class are NaN. */
+#ifndef FP_CATALOG_STATS_H
+#define FP_CATALOG_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "resize.h"
+
+#define CATALOG_MASK_OUTSIDE 255 /* mask value of pixels outside the photo */
+#define CATALOG_NO_COLOUR 255
+
+typedef struct image_stats {
+  float *pixel_fraction;  /* [K] */
+  int16_t *bbox;          /* [K][4] */
+  float *mean_confidence; /* [K] */
+  float *mean_rgb;        /* [K][3] */
+  float *mean_lab;        /* [K][3] */
+  uint8_t *colour;        /* [K] */
+} image_stats;
+
+/* mask [H*W]: the argmax per pixel, set to CATALOG_MASK_OUTSIDE outside the box
+ * here; probabilities: [K][H*W] softmax; photo: [H][W][3] the letterboxed RGB. */
+void catalog_image_stats(uint8_t *mask, const float *probabilities, const uint8_t *photo,
+                         int classes, int height, int width, const letterbox *box,
+                         image_stats *out);
+
+/* The model-resolution mask mapped back onto the photo's own pixels (nearest:
+ * photo pixel (y, x) takes the mask at (offset_y + floor((y + 0.5) *
+ * resized_h / source_height), same for x)), written into the top-left
+ * source_height x source_width of out [out_height][out_width], the rest
+ * CATALOG_MASK_OUTSIDE. */
+void catalog_mask_to_source(const uint8_t *mask, int height, int width, const letterbox *box,
+                            int source_height, int source_width, uint8_t *out, int out_height,
+                            int out_width);
+
+#endif

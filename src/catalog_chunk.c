@@ -1,0 +1,302 @@
+#include "catalog_chunk.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "progress.h"
+
+/* The normalisation the model was trained with (io/loader.c). */
+static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
+static const float imagenet_std[3] = {0.229f, 0.224f, 0.225f};
+
+typedef enum item_status { ITEM_COMPUTE, ITEM_COPY_ROW, ITEM_FAILED } item_status;
+typedef enum comparison { IMAGE_NEW, IMAGE_CHANGED, IMAGE_UNCHANGED } comparison;
+
+typedef struct item {
+  item_status status;
+  comparison compared;
+  uint64_t hash; /* 0 when the file could not be read */
+  int rule;      /* prior rule, -1 for none */
+  const char *product_type;
+  previous_entry previous;
+  catalog_geometry geometry;
+  int64_t row, failure; /* position among the chunk's rows / failures */
+  char reason[CATALOG_REASON_LENGTH];
+} item;
+
+struct chunk_engine {
+  chunk_setup setup;
+  unet *model;
+  const backend *be;
+  size_t plane, image_bytes;
+  item *items;
+  uint8_t *pixels;      /* [chunk_size][H][W][3] */
+  float *input;         /* [batch][3][H][W] */
+  float *logits;        /* [batch][K][H][W] host copy for the prior; NULL without one */
+  tensor probabilities; /* backend */
+  float *host_probabilities;
+  uint8_t *predictions, *host_predictions;
+  uint8_t *source_masks; /* [batch][source_height][source_width], with source_masks */
+  size_t source_plane;
+  int64_t *batch_items; /* chunk positions of the images in the current batch */
+  catalog_rows rows;
+  catalog_failure *failures;
+};
+
+void catalog_part_path(const char *parts_directory, int64_t chunk, char *path, size_t size) {
+  int n = snprintf(path, size, "%s/chunk-%010lld.h5", parts_directory, (long long)chunk);
+  FP_CHECK(n > 0 && (size_t)n < size, "%s: path too long", parts_directory);
+}
+
+chunk_engine *chunk_engine_create(const chunk_setup *setup, unet *model) {
+  const catalog_layout *l = &setup->layout;
+  FP_CHECK(model->height == l->height && model->width == l->width && model->classes == l->classes,
+           "chunk engine: model %dx%d with %d classes, layout %dx%d with %d", model->height,
+           model->width, model->classes, l->height, l->width, l->classes);
+  chunk_engine *e = fp_calloc(1, sizeof *e);
+  e->setup = *setup;
+  e->model = model;
+  e->be = model->be;
+  e->plane = (size_t)l->height * l->width;
+  e->image_bytes = e->plane * 3;
+  size_t n = (size_t)setup->chunk_size, batch = (size_t)model->batch, k = (size_t)l->classes;
+  e->items = fp_calloc(n, sizeof *e->items);
+  e->pixels = fp_malloc(n * e->image_bytes);
+  e->input = fp_calloc(batch * 3 * e->plane, sizeof *e->input);
+  if (setup->prior) e->logits = fp_malloc(batch * k * e->plane * sizeof *e->logits);
+  e->probabilities = tensor_shape(model->batch, l->classes, l->height, l->width);
+  e->probabilities.data = e->be->alloc(tensor_count(&e->probabilities) * sizeof(float));
+  e->host_probabilities = fp_malloc(tensor_count(&e->probabilities) * sizeof(float));
+  e->predictions = e->be->alloc(batch * e->plane);
+  e->host_predictions = fp_malloc(batch * e->plane);
+  if (l->source_masks) {
+    e->source_plane = (size_t)l->source_height * l->source_width;
+    e->source_masks = fp_malloc(batch * e->source_plane);
+  }
+  e->batch_items = fp_calloc(batch, sizeof *e->batch_items);
+  catalog_rows_init(&e->rows, l, setup->chunk_size);
+  e->failures = fp_calloc(n, sizeof *e->failures);
+  return e;
+}
+
+void chunk_engine_free(chunk_engine *e) {
+  if (!e) return;
+  e->be->release(e->probabilities.data);
+  e->be->release(e->predictions);
+  catalog_rows_free(&e->rows);
+  free(e->items);
+  free(e->pixels);
+  free(e->input);
+  free(e->logits);
+  free(e->host_probabilities);
+  free(e->host_predictions);
+  free(e->source_masks);
+  free(e->batch_items);
+  free(e->failures);
+  free(e);
+}
+
+/* Hash, compare with the previous run, and decode if the result is not copied. */
+static void prepare_item(chunk_engine *e, int64_t index, item *it, uint8_t *pixels) {
+  const chunk_setup *s = &e->setup;
+  const char *id = catalog_id(s->images, index);
+  it->rule = -1;
+  it->product_type = "";
+  if (s->prior) it->rule = category_prior_rule(s->prior, id, &it->product_type);
+  it->previous = s->previous ? catalog_previous_find(s->previous, id)
+                             : (previous_entry){PREVIOUS_ABSENT, -1, 0, ""};
+  int readable =
+      catalog_hash_image(s->images, index, &it->hash, it->reason, sizeof it->reason) == 0;
+  if (!readable) it->hash = 0;
+  int same_result_inputs = readable && it->previous.content_hash == it->hash &&
+                           (it->previous.kind == PREVIOUS_FAILURE ||
+                            !strcmp(it->previous.product_type, it->product_type));
+  it->compared = it->previous.kind == PREVIOUS_ABSENT ? IMAGE_NEW
+                 : same_result_inputs                 ? IMAGE_UNCHANGED
+                                                      : IMAGE_CHANGED;
+  if (!readable) {
+    it->status = ITEM_FAILED;
+    return;
+  }
+  /* An unchanged image that failed last time is tried again: it is cheap, and its reason then
+   * names tonight's file. */
+  if (it->compared == IMAGE_UNCHANGED && s->reuse_previous && it->previous.kind == PREVIOUS_ROW) {
+    it->status = ITEM_COPY_ROW;
+    return;
+  }
+  const catalog_layout *l = &s->layout;
+  if (catalog_load_image(s->images, index, l->height, l->width, pixels, &it->geometry, it->reason,
+                         sizeof it->reason)) {
+    it->status = ITEM_FAILED;
+    return;
+  }
+  if (l->source_masks && (it->geometry.source_height > l->source_height ||
+                          it->geometry.source_width > l->source_width)) {
+    snprintf(it->reason, sizeof it->reason,
+             "photo is %dx%d, larger than output.source_max_height x source_max_width = %dx%d",
+             it->geometry.source_height, it->geometry.source_width, l->source_height,
+             l->source_width);
+    it->status = ITEM_FAILED;
+    return;
+  }
+  it->status = ITEM_COMPUTE;
+}
+
+static void fill_row_metadata(chunk_engine *e, int64_t index, const item *it) {
+  catalog_rows *r = &e->rows;
+  int64_t row = it->row;
+  snprintf(r->ids[row], CATALOG_ID_LENGTH, "%s", catalog_id(e->setup.images, index));
+  r->content_hash[row] = it->hash;
+  r->catalog_index[row] = index;
+  snprintf(r->product_type[row], PRIOR_TYPE_LENGTH, "%s", it->product_type);
+  r->reused[row] = it->status == ITEM_COPY_ROW;
+  if (it->status != ITEM_COMPUTE) return;
+  r->source_size[row * 2] = it->geometry.source_height;
+  r->source_size[row * 2 + 1] = it->geometry.source_width;
+  const letterbox *b = &it->geometry.box;
+  float box[5] = {b->scale, (float)b->offset_y, (float)b->offset_x, (float)b->resized_h,
+                  (float)b->resized_w};
+  memcpy(&r->letterbox[row * 5], box, sizeof box);
+}
+
+static void normalise(const uint8_t *photo, size_t plane, float *chw) {
+  for (int c = 0; c < 3; c++)
+    for (size_t o = 0; o < plane; o++)
+      chw[c * plane + o] = (photo[o * 3 + c] / 255.0f - imagenet_mean[c]) / imagenet_std[c];
+}
+
+/* The model over the images batch_items[0..count), then their statistics and masks. */
+static void run_batch(chunk_engine *e, int count, stage_seconds *seconds) {
+  const backend *be = e->be;
+  unet *m = e->model;
+  const int batch = m->batch, classes = m->classes;
+  double start = progress_now();
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < batch; b++) {
+    float *chw = e->input + (size_t)b * 3 * e->plane;
+    if (b < count)
+      normalise(e->pixels + (size_t)e->batch_items[b] * e->image_bytes, e->plane, chw);
+    else
+      memset(chw, 0, 3 * e->plane * sizeof *chw);
+  }
+  double normalised = progress_now();
+  seconds->decode += normalised - start;
+  be->tensor_from_nchw(&m->input, e->input);
+  unet_forward(m, 0);
+  int any_rule = 0;
+  for (int b = 0; b < count; b++) any_rule |= e->items[e->batch_items[b]].rule >= 0;
+  if (any_rule) {
+    be->tensor_to_nchw(&m->logits, e->logits);
+    for (int b = 0; b < count; b++) {
+      int rule = e->items[e->batch_items[b]].rule;
+      if (rule >= 0)
+        category_prior_apply(e->setup.prior, rule, e->logits + (size_t)b * classes * e->plane,
+                             e->plane);
+    }
+    be->tensor_from_nchw(&m->logits, e->logits);
+  }
+  be->argmax_channels(&m->logits, e->predictions);
+  be->copy_to_host(e->host_predictions, e->predictions, (size_t)batch * e->plane);
+  be->softmax_channels(&m->logits, &e->probabilities);
+  be->tensor_to_nchw(&e->probabilities, e->host_probabilities);
+  double modelled = progress_now();
+  seconds->model += modelled - normalised;
+  const catalog_layout *l = &e->setup.layout;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int b = 0; b < count; b++) {
+    const item *it = &e->items[e->batch_items[b]];
+    uint8_t *mask = e->host_predictions + (size_t)b * e->plane;
+    image_stats stats = catalog_rows_stats(&e->rows, it->row);
+    catalog_image_stats(mask, e->host_probabilities + (size_t)b * classes * e->plane,
+                        e->pixels + (size_t)e->batch_items[b] * e->image_bytes, classes, l->height,
+                        l->width, &it->geometry.box, &stats);
+    if (l->source_masks)
+      catalog_mask_to_source(mask, l->height, l->width, &it->geometry.box,
+                             it->geometry.source_height, it->geometry.source_width,
+                             e->source_masks + (size_t)b * e->source_plane, l->source_height,
+                             l->source_width);
+  }
+  double counted = progress_now();
+  seconds->stats += counted - modelled;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int b = 0; b < count; b++) {
+    int64_t row = e->items[e->batch_items[b]].row;
+    catalog_rows_set_mask(&e->rows, row, e->host_predictions + (size_t)b * e->plane);
+    if (l->source_masks)
+      catalog_rows_set_source_mask(&e->rows, row, e->source_masks + (size_t)b * e->source_plane);
+  }
+  seconds->zstd += progress_now() - counted;
+}
+
+chunk_counts chunk_engine_run(chunk_engine *e, int64_t chunk, stage_seconds *seconds) {
+  const chunk_setup *s = &e->setup;
+  const int64_t first = chunk * s->chunk_size;
+  const int64_t total = catalog_count(s->images);
+  FP_CHECK(first >= 0 && first < total, "chunk %lld starts outside the %lld images",
+           (long long)chunk, (long long)total);
+  const int64_t n = first + s->chunk_size <= total ? s->chunk_size : total - first;
+  double start = progress_now();
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t j = 0; j < n; j++)
+    prepare_item(e, first + j, &e->items[j], e->pixels + (size_t)j * e->image_bytes);
+  seconds->decode += progress_now() - start;
+
+  chunk_counts counts = {0};
+  for (int64_t j = 0; j < n; j++) {
+    item *it = &e->items[j];
+    it->row = it->failure = -1;
+    if (it->status == ITEM_COMPUTE || it->status == ITEM_COPY_ROW)
+      it->row = counts.ok++;
+    else
+      it->failure = counts.failed++;
+    counts.new_images += it->compared == IMAGE_NEW;
+    counts.changed += it->compared == IMAGE_CHANGED;
+    counts.unchanged += it->compared == IMAGE_UNCHANGED;
+    counts.computed += it->status == ITEM_COMPUTE;
+    counts.reused += it->status == ITEM_COPY_ROW;
+  }
+  e->rows.count = counts.ok;
+
+  start = progress_now();
+  for (int64_t j = 0; j < n; j++) {
+    item *it = &e->items[j];
+    if (it->status == ITEM_COPY_ROW)
+      catalog_previous_read_row(s->previous, it->previous.index, &e->rows, it->row);
+    if (it->row >= 0) fill_row_metadata(e, first + j, it);
+    if (it->failure < 0) continue;
+    catalog_failure *f = &e->failures[it->failure];
+    memset(f, 0, sizeof *f);
+    snprintf(f->id, sizeof f->id, "%s", catalog_id(s->images, first + j));
+    f->content_hash = it->hash;
+    f->catalog_index = first + j;
+    snprintf(f->reason, sizeof f->reason, "%s", it->reason);
+  }
+  seconds->reuse += progress_now() - start;
+
+  int count = 0;
+  for (int64_t j = 0; j < n; j++) {
+    if (e->items[j].status != ITEM_COMPUTE) continue;
+    e->batch_items[count++] = j;
+    if (count == e->model->batch) {
+      run_batch(e, count, seconds);
+      count = 0;
+    }
+  }
+  if (count > 0) run_batch(e, count, seconds);
+  for (int64_t j = 0; j < n; j++)
+    if (e->items[j].status == ITEM_COMPUTE)
+      counts.mask_bytes += e->rows.mask_bytes[e->items[j].row];
+
+  start = progress_now();
+  char path[4200];
+  catalog_part_path(s->parts_directory, chunk, path, sizeof path);
+  catalog_shard_writer *w = catalog_shard_create(path, &s->layout, counts.ok, counts.failed);
+  catalog_shard_write_rows(w, 0, &e->rows);
+  catalog_shard_write_failures(w, 0, e->failures, counts.failed);
+  catalog_shard_commit(w);
+  seconds->write += progress_now() - start;
+  return counts;
+}

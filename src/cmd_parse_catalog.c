@@ -1,0 +1,825 @@
+/* parse_catalog JOBFILE [--preview K] [--check] [section.key=value ...]
+ *
+ * Offline inference over a catalog under mpirun: the catalog is cut into
+ * chunks that rank 0 hands out on demand (scheduler/work_queue.h); each rank
+ * writes one part file per chunk (src/catalog_chunk.h) and rank 0 records it
+ * in the manifest (scheduler/manifest.h), so a rerun does only the missing
+ * chunks. When every chunk is done, each rank merges a contiguous range of
+ * parts into its shard file and rank 0 writes the master file with virtual
+ * datasets over the shards (io/catalog_master.h). docs/parse_catalog.md has
+ * the whole story. */
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <math.h>
+#include <mpi.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "catalog_chunk.h"
+#include "catalog_files.h"
+#include "catalog_hash.h"
+#include "catalog_job.h"
+#include "catalog_master.h"
+#include "catalog_preview.h"
+#include "check.h"
+#include "checkpoint.h"
+#include "h5_tensors.h"
+#include "manifest.h"
+#include "png_io.h"
+#include "progress.h"
+#include "work_queue.h"
+
+#define PATH_SIZE 4200
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: parse_catalog JOBFILE [--preview K] [--check] [section.key=value ...]\n"
+          "       mpirun -np N parse_catalog JOBFILE ...\n"
+          "Parses every image of a catalog with a trained checkpoint and writes, under\n"
+          "output.dir, master.h5: per image the mask (zstd, one chunk per image), per image\n"
+          "and class the pixel fraction, bounding box, mean confidence and mean colour, the\n"
+          "images that failed and why (docs/parse_catalog.md). Chunks of schedule.chunk\n"
+          "images are handed out to the ranks on demand; finished chunks are recorded in\n"
+          "output.dir/manifest, so rerunning the same command after a crash does only what\n"
+          "is missing. With nightly.previous, images whose id and content hash are in the\n"
+          "previous run are copied, not recomputed.\n"
+          "  --preview K  also write K overlay PNGs and a contact sheet to output.dir/preview\n"
+          "  --check      check the job file and the overrides, print the resolved job, exit\n"
+          "Exit status: 0 done, 1 error (nothing incomplete is left under a final name),\n"
+          "2 bad usage.\n\n"
+          "Job-file keys:\n");
+  catalog_job_print_help(out);
+}
+
+typedef struct options {
+  const char *job_path;
+  int preview, check;
+  int override_count;
+  char **overrides;
+} options;
+
+static options parse_arguments(int argc, char **argv) {
+  options o = {NULL, 0, 0, 0, NULL};
+  if (argc >= 2 && !strcmp(argv[1], "--help")) {
+    usage(stdout);
+    exit(0);
+  }
+  if (argc < 2 || argv[1][0] == '-') {
+    usage(stderr);
+    exit(2);
+  }
+  o.job_path = argv[1];
+  o.overrides = fp_calloc((size_t)argc, sizeof *o.overrides);
+  for (int i = 2; i < argc; i++) {
+    if (!strcmp(argv[i], "--help")) {
+      usage(stdout);
+      exit(0);
+    } else if (!strcmp(argv[i], "--check")) {
+      o.check = 1;
+    } else if (!strcmp(argv[i], "--preview")) {
+      char *end = NULL;
+      long k = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
+      if (i + 1 >= argc || *end || k < 0 || k > 10000) {
+        fprintf(stderr, "error: --preview needs a count 0..10000\n");
+        usage(stderr);
+        exit(2);
+      }
+      o.preview = (int)k;
+      i++;
+    } else if (argv[i][0] == '-') {
+      fprintf(stderr, "error: unknown option %s\n", argv[i]);
+      usage(stderr);
+      exit(2);
+    } else {
+      o.overrides[o.override_count++] = argv[i];
+    }
+  }
+  return o;
+}
+
+#define MPI_OK(call)                                                                               \
+  do {                                                                                             \
+    int mpi_status_ = (call);                                                                      \
+    if (mpi_status_ != MPI_SUCCESS) {                                                              \
+      char mpi_message_[MPI_MAX_ERROR_STRING];                                                     \
+      int mpi_length_ = 0;                                                                         \
+      MPI_Error_string(mpi_status_, mpi_message_, &mpi_length_);                                   \
+      FP_FATAL("MPI: %s failed: %s", #call, mpi_message_);                                         \
+    }                                                                                              \
+  } while (0)
+
+/* ---- what every rank knows ---- */
+
+typedef struct run {
+  catalog_job job;
+  options opts;
+  char config_text[65536];
+  int rank, ranks;
+  char manifest_path[PATH_SIZE], master_path[PATH_SIZE], parts[PATH_SIZE], shards[PATH_SIZE];
+  checkpoint_info info;
+  char **class_names;
+  catalog *images;
+  category_prior *prior;
+  catalog_previous *previous;
+  int reuse_previous;
+  catalog_layout layout;
+  unet *model;
+  uint64_t checkpoint_hash, result_fingerprint, job_fingerprint;
+  int64_t chunk_count;
+} run;
+
+static void join_path(char *out, const char *directory, const char *name) {
+  int n = snprintf(out, PATH_SIZE, "%s/%s", directory, name);
+  FP_CHECK(n > 0 && n < PATH_SIZE, "%s/%s: path too long", directory, name);
+}
+
+/* The checkpoint's class_names attribute (written by train). */
+static char **read_class_names(const char *path, int classes) {
+  hid_t file = h5_open_read(path);
+  htri_t exists = H5Aexists(file, "class_names");
+  FP_CHECK(exists > 0, "%s: the checkpoint has no class_names attribute", path);
+  hid_t attribute = H5Aopen(file, "class_names", H5P_DEFAULT);
+  H5_CHECK(attribute);
+  hid_t space = H5Aget_space(attribute);
+  H5_CHECK(space);
+  FP_CHECK(H5Sget_simple_extent_npoints(space) == classes,
+           "%s: attribute class_names has %lld names but attribute classes is %d", path,
+           (long long)H5Sget_simple_extent_npoints(space), classes);
+  hid_t type = H5Tcopy(H5T_C_S1);
+  H5_CHECK(type);
+  H5_CHECK(H5Tset_size(type, H5T_VARIABLE));
+  H5_CHECK(H5Tset_cset(type, H5T_CSET_UTF8));
+  char **names = fp_calloc((size_t)classes, sizeof *names);
+  H5_CHECK(H5Aread(attribute, type, names));
+  char **copies = fp_calloc((size_t)classes, sizeof *copies);
+  for (int k = 0; k < classes; k++) {
+    copies[k] = strdup(names[k] ? names[k] : "");
+    FP_CHECK(copies[k], "out of memory");
+  }
+  H5_CHECK(H5Dvlen_reclaim(type, space, H5P_DEFAULT, names));
+  free(names);
+  H5Tclose(type);
+  H5Sclose(space);
+  H5Aclose(attribute);
+  H5Fclose(file);
+  return copies;
+}
+
+/* Refuses, at start, a checkpoint that does not fit the job or the catalog. */
+static void check_checkpoint_fits(const run *r) {
+  const catalog_job *j = &r->job;
+  const checkpoint_info *info = &r->info;
+  if (j->classes && j->classes != info->classes)
+    FP_FATAL("checkpoint %s has %d classes (attribute classes) but the job expects "
+             "model.classes = %d",
+             j->checkpoint, info->classes, j->classes);
+  if (j->height && j->height != info->height)
+    FP_FATAL("checkpoint %s was trained at %dx%d (attributes height, width) but the job expects "
+             "model.height = %d",
+             j->checkpoint, info->height, info->width, j->height);
+  if (j->width && j->width != info->width)
+    FP_FATAL("checkpoint %s was trained at %dx%d (attributes height, width) but the job expects "
+             "model.width = %d",
+             j->checkpoint, info->height, info->width, j->width);
+  if (catalog_kind_of(r->images) == CATALOG_HDF5 &&
+      (catalog_stored_height(r->images) != info->height ||
+       catalog_stored_width(r->images) != info->width))
+    FP_FATAL("catalog %s holds %dx%d images but checkpoint %s was trained at %dx%d; ingest the "
+             "catalog at the model's size",
+             j->source, catalog_stored_height(r->images), catalog_stored_width(r->images),
+             j->checkpoint, info->height, info->width);
+}
+
+static uint64_t hash_words(const uint64_t *words, size_t count) {
+  return fnv1a64(words, count * sizeof *words);
+}
+
+/* FNV-1a 64 over the loaded parameters and BN statistics. */
+static uint64_t model_hash(const unet *m) {
+  size_t counts[2] = {m->param_list.total, m->buffer_list.total};
+  const float *data[2] = {m->params, m->buffers};
+  uint64_t hash = FNV1A64_START;
+  for (int i = 0; i < 2; i++) {
+    float *host = fp_malloc(counts[i] * sizeof(float));
+    m->be->copy_to_host(host, data[i], counts[i] * sizeof(float));
+    hash = fnv1a64_update(hash, host, counts[i] * sizeof(float));
+    free(host);
+  }
+  return hash;
+}
+
+static void broadcast_catalog(run *r) {
+  void *packed = NULL;
+  size_t bytes = 0;
+  if (r->rank == 0) packed = catalog_pack(r->images, &bytes);
+  int64_t size = (int64_t)bytes;
+  MPI_OK(MPI_Bcast(&size, 1, MPI_INT64_T, 0, MPI_COMM_WORLD));
+  if (r->rank != 0) packed = fp_malloc((size_t)size);
+  for (int64_t sent = 0; sent < size;) {
+    int piece = size - sent > (1 << 30) ? 1 << 30 : (int)(size - sent);
+    MPI_OK(MPI_Bcast((char *)packed + sent, piece, MPI_BYTE, 0, MPI_COMM_WORLD));
+    sent += piece;
+  }
+  if (r->rank != 0) r->images = catalog_unpack(packed, (size_t)size);
+  free(packed);
+}
+
+/* Rank 0: the output directories and the lock that keeps a second run out. */
+static void open_output(run *r, int *lock_fd) {
+  catalog_make_directory(r->job.dir, "output directory (output.dir)");
+  catalog_make_directory(r->parts, "output directory");
+  catalog_make_directory(r->shards, "output directory");
+  char lock_path[PATH_SIZE];
+  join_path(lock_path, r->job.dir, "lock");
+  *lock_fd = open(lock_path, O_RDWR | O_CREAT, 0644);
+  FP_CHECK(*lock_fd >= 0, "%s: cannot create the lock file: %s", lock_path, strerror(errno));
+  struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+  FP_CHECK(fcntl(*lock_fd, F_SETLK, &lock) == 0, "%s: another parse_catalog is writing %s (%s)",
+           lock_path, r->job.dir, strerror(errno));
+}
+
+static void setup(run *r, int *lock_fd) {
+  catalog_job *j = &r->job;
+  join_path(r->manifest_path, j->dir, "manifest");
+  join_path(r->master_path, j->dir, "master.h5");
+  join_path(r->parts, j->dir, "parts");
+  join_path(r->shards, j->dir, "shards");
+  /* Rank 0 checks the checkpoint against the job and the catalog first, so that a refusal is
+   * one message; the other ranks wait (and are ended by mpirun if it fails). */
+  if (r->rank == 0) {
+    r->info = checkpoint_peek(j->checkpoint);
+    r->images = catalog_open(j->source, j->limit);
+    check_checkpoint_fits(r);
+  }
+  MPI_OK(MPI_Barrier(MPI_COMM_WORLD));
+  if (r->rank != 0) r->info = checkpoint_peek(j->checkpoint);
+  broadcast_catalog(r);
+  r->class_names = read_class_names(j->checkpoint, r->info.classes);
+  if (j->prior_table[0])
+    r->prior = category_prior_load(j->prior_table, j->prior_csv, r->class_names, r->info.classes);
+  r->layout =
+      (catalog_layout){r->info.height,       r->info.width,       r->info.classes, j->source_masks,
+                       j->source_max_height, j->source_max_width, j->zstd_level};
+  r->model = unet_create(backend_cpu(), r->info.arch, r->info.classes, j->batch, r->info.height,
+                         r->info.width, 0);
+  checkpoint_load(j->checkpoint, r->model, NULL, NULL);
+  r->checkpoint_hash = model_hash(r->model);
+  uint64_t result_words[] = {r->checkpoint_hash,
+                             r->prior ? category_prior_table_hash(r->prior) : 0,
+                             (uint64_t)r->layout.height,
+                             (uint64_t)r->layout.width,
+                             (uint64_t)r->layout.classes,
+                             (uint64_t)r->layout.source_masks,
+                             (uint64_t)r->layout.source_height,
+                             (uint64_t)r->layout.source_width,
+                             (uint64_t)r->layout.zstd_level,
+                             (uint64_t)j->batch};
+  r->result_fingerprint = hash_words(result_words, sizeof result_words / sizeof result_words[0]);
+  uint64_t previous_fingerprint = 0;
+  if (j->previous[0]) {
+    r->previous = catalog_previous_open(j->previous);
+    previous_fingerprint = catalog_previous_result_fingerprint(r->previous);
+    r->reuse_previous = previous_fingerprint == r->result_fingerprint &&
+                        !memcmp(catalog_previous_layout(r->previous), &r->layout, sizeof r->layout);
+  }
+  uint64_t job_words[] = {r->result_fingerprint,
+                          catalog_listing_hash(r->images),
+                          (uint64_t)catalog_count(r->images),
+                          (uint64_t)j->chunk,
+                          r->prior ? category_prior_csv_hash(r->prior) : 0,
+                          fnv1a64(j->previous, strlen(j->previous)),
+                          previous_fingerprint};
+  r->job_fingerprint = hash_words(job_words, sizeof job_words / sizeof job_words[0]);
+  r->chunk_count = (catalog_count(r->images) + j->chunk - 1) / j->chunk;
+  /* Only once everything checked out: nothing is created for a job refused at start. */
+  if (r->rank == 0) open_output(r, lock_fd);
+}
+
+/* ---- rank 0 during the work: reports in, manifest and progress out ---- */
+
+typedef struct chunk_report {
+  int64_t chunk;
+  chunk_counts counts;
+  double seconds;      /* on this chunk */
+  int64_t rank_images; /* images the rank finished so far in this run */
+  double rank_seconds; /* its working time so far */
+} chunk_report;
+
+typedef struct coordinator {
+  const run *r;
+  manifest *m;
+  progress prog;
+  double last_print;
+  int64_t chunks_to_do, chunks_done;
+  int64_t *rank_images;
+  double *rank_seconds;
+} coordinator;
+
+static void print_progress(coordinator *c) {
+  int slowest = -1;
+  double slowest_rate = INFINITY;
+  for (int k = 0; k < c->r->ranks; k++) {
+    if (c->rank_seconds[k] <= 0) continue;
+    double rate = (double)c->rank_images[k] / c->rank_seconds[k];
+    if (rate < slowest_rate) {
+      slowest_rate = rate;
+      slowest = k;
+    }
+  }
+  if (slowest >= 0)
+    progress_print(&c->prog, "chunks %lld/%lld, slowest rank %d at %.2f img/s",
+                   (long long)c->chunks_done, (long long)c->chunks_to_do, slowest, slowest_rate);
+  else
+    progress_print(&c->prog, "chunks %lld/%lld", (long long)c->chunks_done,
+                   (long long)c->chunks_to_do);
+  c->last_print = progress_now();
+}
+
+static void chunk_done(void *context, int rank, const void *report_bytes) {
+  coordinator *c = context;
+  chunk_report report;
+  memcpy(&report, report_bytes, sizeof report);
+  manifest_chunk record = {1,
+                           rank,
+                           report.counts.ok,
+                           report.counts.failed,
+                           report.counts.new_images,
+                           report.counts.changed,
+                           report.counts.unchanged,
+                           report.seconds};
+  manifest_record(c->m, report.chunk, &record);
+  progress_advance(&c->prog, (long)(report.counts.ok + report.counts.failed));
+  c->chunks_done++;
+  c->rank_images[rank] = report.rank_images;
+  c->rank_seconds[rank] = report.rank_seconds;
+  if (progress_now() - c->last_print >= c->r->job.progress_seconds ||
+      c->chunks_done == c->chunks_to_do)
+    print_progress(c);
+}
+
+/* Per rank, for the summary. */
+typedef struct rank_summary {
+  int64_t chunks;
+  chunk_counts counts;
+  stage_seconds seconds;
+  double merge, idle, busy;
+} rank_summary;
+
+static void add_counts(chunk_counts *total, const chunk_counts *c) {
+  total->ok += c->ok;
+  total->failed += c->failed;
+  total->computed += c->computed;
+  total->reused += c->reused;
+  total->new_images += c->new_images;
+  total->changed += c->changed;
+  total->unchanged += c->unchanged;
+  total->mask_bytes += c->mask_bytes;
+}
+
+/* Every rank: take chunks until there are none left. */
+static void work(run *r, coordinator *c, const int64_t *todo, int64_t todo_count,
+                 rank_summary *summary) {
+  chunk_setup s = {r->images,   r->layout,         r->job.chunk, r->prior,
+                   r->previous, r->reuse_previous, r->parts};
+  chunk_engine *engine = chunk_engine_create(&s, r->model);
+  work_queue *q =
+      work_queue_start(MPI_COMM_WORLD, strcmp(r->job.mode, "static") ? WORK_DYNAMIC : WORK_STATIC,
+                       todo, todo_count, sizeof(chunk_report), chunk_done, c);
+  chunk_report report;
+  const void *finished = NULL;
+  int64_t images = 0;
+  double waiting_since = progress_now();
+  for (int64_t chunk; (chunk = work_queue_next(q, finished)) >= 0;) {
+    double start = progress_now();
+    summary->idle += start - waiting_since;
+    chunk_counts counts = chunk_engine_run(engine, chunk, &summary->seconds);
+    double seconds = progress_now() - start;
+    images += counts.ok + counts.failed;
+    summary->busy += seconds;
+    summary->chunks++;
+    add_counts(&summary->counts, &counts);
+    report = (chunk_report){chunk, counts, seconds, images, summary->busy};
+    finished = &report;
+    waiting_since = progress_now();
+  }
+  summary->idle += progress_now() - waiting_since;
+  work_queue_finish(q);
+  chunk_engine_free(engine);
+}
+
+/* ---- the end: shards, master, previews ---- */
+
+static void add_totals(const catalog_rows *rows, int classes, catalog_totals *t) {
+  for (int64_t i = 0; i < rows->count; i++) {
+    double photo_pixels = (double)rows->letterbox[i * 5 + 3] * rows->letterbox[i * 5 + 4];
+    for (int k = 0; k < classes; k++) {
+      float fraction = rows->pixel_fraction[i * classes + k];
+      t->image_count[k] += fraction > 0;
+      t->pixel_count[k] += llround(fraction * photo_pixels);
+      t->fraction_sum[k] += fraction;
+    }
+  }
+}
+
+/* This rank's contiguous range of chunks into one shard file. */
+static catalog_shard_entry merge_parts(const run *r, const int64_t *chunk_ok,
+                                       const int64_t *chunk_failed, catalog_totals *totals) {
+  int64_t begin = r->chunk_count * r->rank / r->ranks;
+  int64_t end = r->chunk_count * (r->rank + 1) / r->ranks;
+  catalog_shard_entry entry;
+  memset(&entry, 0, sizeof entry);
+  for (int64_t c = 0; c < begin; c++) {
+    entry.first_row += chunk_ok[c];
+    entry.first_failure += chunk_failed[c];
+  }
+  for (int64_t c = begin; c < end; c++) {
+    entry.rows += chunk_ok[c];
+    entry.failures += chunk_failed[c];
+  }
+  if (begin == end) return entry;
+  snprintf(entry.file, sizeof entry.file, "shards/shard-%04d.h5", r->rank);
+  char path[PATH_SIZE];
+  join_path(path, r->job.dir, entry.file);
+  catalog_shard_writer *w = catalog_shard_create(path, &r->layout, entry.rows, entry.failures);
+  catalog_rows rows;
+  catalog_rows_init(&rows, &r->layout, r->job.chunk);
+  catalog_failure *failures = fp_calloc((size_t)r->job.chunk, sizeof *failures);
+  int64_t row = 0, failure = 0;
+  for (int64_t c = begin; c < end; c++) {
+    char part[PATH_SIZE];
+    catalog_part_path(r->parts, c, part, sizeof part);
+    catalog_shard_reader *reader = catalog_shard_open(part);
+    FP_CHECK(catalog_shard_rows(reader) == chunk_ok[c] &&
+                 catalog_shard_failures(reader) == chunk_failed[c],
+             "%s holds %lld rows and %lld failures but the manifest %s says %lld and %lld", part,
+             (long long)catalog_shard_rows(reader), (long long)catalog_shard_failures(reader),
+             r->manifest_path, (long long)chunk_ok[c], (long long)chunk_failed[c]);
+    catalog_shard_read_rows(reader, 0, chunk_ok[c], &rows);
+    catalog_shard_write_rows(w, row, &rows);
+    add_totals(&rows, r->layout.classes, totals);
+    catalog_shard_read_failures(reader, 0, chunk_failed[c], failures);
+    catalog_shard_write_failures(w, failure, failures, chunk_failed[c]);
+    row += chunk_ok[c];
+    failure += chunk_failed[c];
+    catalog_shard_close(reader);
+  }
+  catalog_shard_commit(w);
+  catalog_rows_free(&rows);
+  free(failures);
+  return entry;
+}
+
+static void utc_now(char *out, size_t size) {
+  time_t now = time(NULL);
+  struct tm utc;
+  FP_CHECK(gmtime_r(&now, &utc), "gmtime_r failed");
+  strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &utc);
+}
+
+static const char *job_id(const run *r) {
+  if (r->job.job_id[0]) return r->job.job_id;
+  const char *slash = strrchr(r->job.dir, '/');
+  return slash && slash[1] ? slash + 1 : r->job.dir;
+}
+
+static void write_master(const run *r, const catalog_shard_entry *entries, int entry_count,
+                         const catalog_totals *totals, const catalog_run_counts *counts) {
+  uint8_t(*colours)[3] = fp_calloc((size_t)r->layout.classes, sizeof *colours);
+  catalog_class_colours(r->layout.classes, colours);
+  char created[32];
+  utc_now(created, sizeof created);
+  catalog_master_info info = {r->layout,
+                              r->class_names,
+                              (const uint8_t(*)[3])colours,
+                              unet_arch_name(r->info.arch),
+                              r->job.checkpoint,
+                              r->checkpoint_hash,
+                              r->result_fingerprint,
+                              job_id(r),
+                              r->config_text,
+                              r->job.source,
+                              r->job.prior_table,
+                              r->job.prior_csv,
+                              r->job.previous,
+                              created,
+                              *counts,
+                              *totals};
+  catalog_master_write(r->master_path, &info, entries, entry_count);
+  free(colours);
+}
+
+static void write_previews(const run *r, int count) {
+  char directory[PATH_SIZE];
+  join_path(directory, r->job.dir, "preview");
+  catalog_make_directory(directory, "preview directory");
+  const catalog_layout *l = &r->layout;
+  size_t plane = (size_t)l->height * l->width;
+  char(*ids)[CATALOG_ID_LENGTH] = fp_calloc((size_t)count, sizeof *ids);
+  int64_t *index = fp_calloc((size_t)count, sizeof *index);
+  float *fractions = fp_calloc((size_t)count * l->classes, sizeof *fractions);
+  uint8_t *masks = fp_malloc((size_t)count * plane), *photo = fp_malloc(plane * 3);
+  uint8_t(*colours)[3] = fp_calloc((size_t)l->classes, sizeof *colours);
+  catalog_class_colours(l->classes, colours);
+  preview_panel *panels = fp_calloc((size_t)count, sizeof *panels);
+  catalog_master_read(r->master_path, 0, count, ids, index, fractions, masks);
+  for (int i = 0; i < count; i++) {
+    catalog_geometry geometry;
+    char reason[CATALOG_REASON_LENGTH];
+    FP_CHECK(!catalog_load_image(r->images, index[i], l->height, l->width, photo, &geometry, reason,
+                                 sizeof reason),
+             "preview of %s: %s", ids[i], reason);
+    preview_image image = {
+        ids[i],    photo,   masks + (size_t)i * plane, fractions + (size_t)i * l->classes,
+        l->height, l->width};
+    panels[i] =
+        catalog_preview_panel(&image, l->classes, r->class_names, (const uint8_t(*)[3])colours);
+    char path[PATH_SIZE + 64];
+    snprintf(path, sizeof path, "%s/%03d-%s.png", directory, i, ids[i]);
+    png_write_u8(path, panels[i].rgb, panels[i].height, panels[i].width, 3);
+  }
+  preview_panel sheet = catalog_contact_sheet(panels, count);
+  char path[PATH_SIZE + 64];
+  snprintf(path, sizeof path, "%s/contact_sheet.png", directory);
+  png_write_u8(path, sheet.rgb, sheet.height, sheet.width, 3);
+  printf("previews: %d overlays and %s\n", count, path);
+  free(sheet.rgb);
+  for (int i = 0; i < count; i++) free(panels[i].rgb);
+  free(panels);
+  free(colours);
+  free(photo);
+  free(masks);
+  free(fractions);
+  free(index);
+  free(ids);
+}
+
+static void add_summary(rank_summary *all, const rank_summary *s) {
+  all->chunks += s->chunks;
+  add_counts(&all->counts, &s->counts);
+  all->seconds.decode += s->seconds.decode;
+  all->seconds.reuse += s->seconds.reuse;
+  all->seconds.model += s->seconds.model;
+  all->seconds.stats += s->seconds.stats;
+  all->seconds.zstd += s->seconds.zstd;
+  all->seconds.write += s->seconds.write;
+  all->merge += s->merge;
+  all->idle += s->idle;
+  all->busy += s->busy;
+}
+
+/* The table per rank, the catalog counts and where the time went. */
+static void print_summary(const run *r, const rank_summary *ranks,
+                          const catalog_run_counts *run_counts, int shard_count,
+                          double wall_seconds) {
+  printf("\nsummary of job %s (%d rank%s, %lld chunks of %d)\n", job_id(r), r->ranks,
+         r->ranks > 1 ? "s" : "", (long long)r->chunk_count, r->job.chunk);
+  printf("%4s %6s %7s %8s %6s %6s %8s %7s %8s %7s %7s %7s %7s %7s %8s\n", "rank", "chunks",
+         "images", "computed", "reused", "failed", "decode_s", "reuse_s", "model_s", "stats_s",
+         "zstd_s", "write_s", "merge_s", "idle_s", "img/s");
+  rank_summary all = {0};
+  for (int k = 0; k <= r->ranks; k++) {
+    const rank_summary *s = k < r->ranks ? &ranks[k] : &all;
+    if (k < r->ranks) add_summary(&all, s);
+    int64_t images = s->counts.ok + s->counts.failed;
+    /* a rank: its images over its busy time; all: every image over the wall time */
+    double seconds = k < r->ranks ? s->busy : wall_seconds;
+    char label[16];
+    snprintf(label, sizeof label, k < r->ranks ? "%d" : "all", k);
+    printf("%4s %6lld %7lld %8lld %6lld %6lld %8.2f %7.2f %8.2f %7.2f %7.2f %7.2f %7.2f %7.2f "
+           "%8.2f\n",
+           label, (long long)s->chunks, (long long)images, (long long)s->counts.computed,
+           (long long)s->counts.reused, (long long)s->counts.failed, s->seconds.decode,
+           s->seconds.reuse, s->seconds.model, s->seconds.stats, s->seconds.zstd, s->seconds.write,
+           s->merge, s->idle, seconds > 0 ? (double)images / seconds : 0.0);
+  }
+  printf("catalog: %lld images, %lld parsed, %lld failed; against the previous run: new %lld, "
+         "changed %lld, unchanged %lld, removed %lld; %lld results reused\n",
+         (long long)catalog_count(r->images), (long long)run_counts->images,
+         (long long)run_counts->failed, (long long)run_counts->new_images,
+         (long long)run_counts->changed, (long long)run_counts->unchanged,
+         (long long)run_counts->removed, (long long)run_counts->reused);
+  double computed = (double)all.counts.computed;
+  const stage_seconds *t = &all.seconds;
+  double other = t->decode + t->reuse + t->stats + t->zstd + t->write + all.merge;
+  if (computed > 0 && t->model > 0 && other > 0) {
+    printf("stages, computed images per second of stage time (summed over ranks): decode %.1f, "
+           "model %.2f, stats %.1f, zstd %.1f, HDF5 write %.1f; everything but the model %.1f "
+           "img/s = %.1fx the model\n",
+           computed / t->decode, computed / t->model, computed / t->stats, computed / t->zstd,
+           computed / t->write, computed / other, t->model / other);
+    double mean = (double)all.counts.mask_bytes / computed;
+    printf("masks: %.0f bytes per compressed %dx%d mask on average (ratio %.1f)\n", mean,
+           r->layout.height, r->layout.width, (double)r->layout.height * r->layout.width / mean);
+  }
+  printf("output: %s (%lld rows, %lld failed, %d shard%s)\n", r->master_path,
+         (long long)run_counts->images, (long long)run_counts->failed, shard_count,
+         shard_count == 1 ? "" : "s");
+}
+
+/* The part files, once the shards and the master hold their results. */
+static void remove_parts(const run *r) {
+  for (int64_t c = 0; c < r->chunk_count; c++) {
+    char part[PATH_SIZE];
+    catalog_part_path(r->parts, c, part, sizeof part);
+    FP_CHECK(unlink(part) == 0 || errno == ENOENT, "cannot remove %s: %s", part, strerror(errno));
+  }
+}
+
+/* All ranks: merge, master (rank 0), previews, summary. */
+static void finish(run *r, manifest *m, const rank_summary *mine, double started) {
+  int64_t n = r->chunk_count;
+  int64_t *chunk_ok = fp_calloc((size_t)n, sizeof *chunk_ok);
+  int64_t *chunk_failed = fp_calloc((size_t)n, sizeof *chunk_failed);
+  catalog_run_counts counts = {0};
+  if (r->rank == 0) {
+    FP_CHECK(manifest_done_count(m) == n, "%s: %lld of %lld chunks are done after the run",
+             r->manifest_path, (long long)manifest_done_count(m), (long long)n);
+    for (int64_t c = 0; c < n; c++) {
+      const manifest_chunk *record = manifest_chunk_at(m, c);
+      chunk_ok[c] = record->ok;
+      chunk_failed[c] = record->failed;
+      counts.images += record->ok;
+      counts.failed += record->failed;
+      counts.new_images += record->new_images;
+      counts.changed += record->changed;
+      counts.unchanged += record->unchanged;
+    }
+  }
+  MPI_OK(MPI_Bcast(chunk_ok, (int)n, MPI_INT64_T, 0, MPI_COMM_WORLD));
+  MPI_OK(MPI_Bcast(chunk_failed, (int)n, MPI_INT64_T, 0, MPI_COMM_WORLD));
+  const int k = r->layout.classes;
+  catalog_totals totals = {fp_calloc((size_t)k, sizeof(int64_t)),
+                           fp_calloc((size_t)k, sizeof(int64_t)),
+                           fp_calloc((size_t)k, sizeof(double))};
+  rank_summary summary = *mine;
+  double start = progress_now();
+  catalog_shard_entry entry = merge_parts(r, chunk_ok, chunk_failed, &totals);
+  summary.merge = progress_now() - start;
+  catalog_shard_entry *entries = fp_calloc((size_t)r->ranks, sizeof *entries);
+  rank_summary *summaries = fp_calloc((size_t)r->ranks, sizeof *summaries);
+  MPI_OK(MPI_Gather(&entry, sizeof entry, MPI_BYTE, entries, sizeof entry, MPI_BYTE, 0,
+                    MPI_COMM_WORLD));
+  MPI_OK(MPI_Gather(&summary, sizeof summary, MPI_BYTE, summaries, sizeof summary, MPI_BYTE, 0,
+                    MPI_COMM_WORLD));
+  catalog_totals sums = {fp_calloc((size_t)k, sizeof(int64_t)),
+                         fp_calloc((size_t)k, sizeof(int64_t)),
+                         fp_calloc((size_t)k, sizeof(double))};
+  MPI_OK(
+      MPI_Reduce(totals.image_count, sums.image_count, k, MPI_INT64_T, MPI_SUM, 0, MPI_COMM_WORLD));
+  MPI_OK(
+      MPI_Reduce(totals.pixel_count, sums.pixel_count, k, MPI_INT64_T, MPI_SUM, 0, MPI_COMM_WORLD));
+  MPI_OK(MPI_Reduce(totals.fraction_sum, sums.fraction_sum, k, MPI_DOUBLE, MPI_SUM, 0,
+                    MPI_COMM_WORLD));
+  if (r->rank == 0) {
+    int shard_count = 0;
+    for (int s = 0; s < r->ranks; s++)
+      if (entries[s].file[0]) entries[shard_count++] = entries[s];
+    for (int s = 0; s < r->ranks; s++) counts.reused += summaries[s].counts.reused;
+    counts.removed = r->previous ? catalog_previous_removed(r->previous, r->images) : 0;
+    write_master(r, entries, shard_count, &sums, &counts);
+    for (int64_t c = 0; c < n; c++) {
+      char part[PATH_SIZE];
+      catalog_part_path(r->parts, c, part, sizeof part);
+      FP_CHECK(unlink(part) == 0 || errno == ENOENT, "cannot remove %s: %s", part, strerror(errno));
+    }
+    double wall_seconds = progress_now() - started;
+    if (r->opts.preview > 0)
+      write_previews(r, counts.images < r->opts.preview ? (int)counts.images : r->opts.preview);
+    print_summary(r, summaries, &counts, shard_count, wall_seconds);
+  }
+  free(entries);
+  free(summaries);
+  free(chunk_ok);
+  free(chunk_failed);
+  void *arrays[] = {totals.image_count, totals.pixel_count, totals.fraction_sum,
+                    sums.image_count,   sums.pixel_count,   sums.fraction_sum};
+  for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
+}
+
+/* Rank 0: the chunks to do (not in the manifest, or listed but without their
+ * part file), after clearing what a killed run left. */
+static int64_t *plan(run *r, manifest *m, int64_t *todo_count) {
+  int removed = catalog_remove_temporaries(r->parts) + catalog_remove_temporaries(r->shards) +
+                catalog_remove_temporaries(r->job.dir);
+  int64_t *todo = fp_calloc((size_t)r->chunk_count, sizeof *todo);
+  int64_t count = 0, missing = 0;
+  for (int64_t c = 0; c < r->chunk_count; c++) {
+    if (manifest_chunk_at(m, c)->done) {
+      char part[PATH_SIZE];
+      catalog_part_path(r->parts, c, part, sizeof part);
+      if (access(part, F_OK) == 0) continue;
+      manifest_forget(m, c);
+      missing++;
+    }
+    todo[count++] = c;
+  }
+  if (removed || manifest_done_count(m) || missing)
+    printf("resuming %s: %lld of %lld chunks done before, %lld to do (%d temporary files of a "
+           "stopped run removed%s)\n",
+           r->job.dir, (long long)manifest_done_count(m), (long long)r->chunk_count,
+           (long long)count, removed, missing ? ", some listed parts were missing" : "");
+  *todo_count = count;
+  return todo;
+}
+
+int main(int argc, char **argv) {
+  run r;
+  memset(&r, 0, sizeof r);
+  r.opts = parse_arguments(argc, argv);
+  catalog_job_defaults(&r.job);
+  catalog_job_load(&r.job, r.opts.job_path, r.opts.override_count, r.opts.overrides);
+  catalog_job_to_ini(&r.job, r.config_text, sizeof r.config_text);
+  if (r.opts.check) {
+    printf("%s", r.config_text);
+    return 0;
+  }
+  /* A failed write (full disk, EFBIG) ends the run through FP_FATAL's exit(1); HDF5's own exit
+   * handler would then try to flush the half-written file again and crash (HDF5 1.10). The
+   * temporary file is removed by catalog_files' handler instead. */
+  H5_CHECK(H5dont_atexit());
+  /* A write beyond a file-size limit fails with EFBIG and ends cleanly instead of killing. */
+  FP_CHECK(signal(SIGXFSZ, SIG_IGN) != SIG_ERR, "signal(SIGXFSZ) failed");
+  int provided;
+  MPI_OK(MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided));
+  MPI_OK(MPI_Comm_rank(MPI_COMM_WORLD, &r.rank));
+  MPI_OK(MPI_Comm_size(MPI_COMM_WORLD, &r.ranks));
+  if (r.job.threads > 0) omp_set_num_threads(r.job.threads);
+  int lock_fd = -1;
+  setup(&r, &lock_fd);
+
+  manifest *m = NULL;
+  int64_t *todo = NULL, todo_count = 0;
+  int complete = 0;
+  if (r.rank == 0) {
+    char header[256];
+    snprintf(header, sizeof header,
+             "parse_catalog manifest 1 job=%016llx images=%lld chunk=%d chunks=%lld",
+             (unsigned long long)r.job_fingerprint, (long long)catalog_count(r.images), r.job.chunk,
+             (long long)r.chunk_count);
+    m = manifest_open(r.manifest_path, header, r.chunk_count);
+    complete = access(r.master_path, F_OK) == 0;
+    if (complete) {
+      FP_CHECK(manifest_done_count(m) == r.chunk_count,
+               "%s exists but the manifest %s lists %lld of %lld chunks", r.master_path,
+               r.manifest_path, (long long)manifest_done_count(m), (long long)r.chunk_count);
+      remove_parts(&r); /* if a run stopped between writing the master and removing them */
+      printf("%s is complete already: nothing to do\n", r.master_path);
+    } else {
+      todo = plan(&r, m, &todo_count);
+      printf("parse_catalog: %lld images in %lld chunks of %d, %lld chunks to do, %d rank%s x %d "
+             "thread%s, %s scheduling%s\n",
+             (long long)catalog_count(r.images), (long long)r.chunk_count, r.job.chunk,
+             (long long)todo_count, r.ranks, r.ranks > 1 ? "s" : "", omp_get_max_threads(),
+             omp_get_max_threads() > 1 ? "s" : "", r.job.mode,
+             r.previous ? (r.reuse_previous ? ", reusing the previous run's results"
+                                            : ", previous run made with another model or "
+                                              "options: recomputing everything")
+                        : "");
+      fflush(stdout);
+    }
+  }
+  MPI_OK(MPI_Bcast(&complete, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  if (!complete) {
+    coordinator c = {&r,
+                     m,
+                     {0},
+                     0,
+                     todo_count,
+                     0,
+                     fp_calloc((size_t)r.ranks, sizeof(int64_t)),
+                     fp_calloc((size_t)r.ranks, sizeof(double))};
+    if (r.rank == 0) {
+      int64_t images = 0;
+      for (int64_t i = 0; i < todo_count; i++)
+        images += todo[i] == r.chunk_count - 1 ? catalog_count(r.images) - todo[i] * r.job.chunk
+                                               : r.job.chunk;
+      progress_start(&c.prog, "parse_catalog", (long)images);
+      c.last_print = progress_now();
+    }
+    rank_summary summary = {0};
+    double started = progress_now();
+    work(&r, &c, todo, todo_count, &summary);
+    finish(&r, m, &summary, started);
+    free(c.rank_images);
+    free(c.rank_seconds);
+  }
+  free(todo);
+  manifest_close(m);
+  catalog_previous_close(r.previous);
+  category_prior_free(r.prior);
+  unet_destroy(r.model);
+  catalog_close(r.images);
+  for (int k = 0; k < r.info.classes; k++) free(r.class_names[k]);
+  free(r.class_names);
+  free(r.opts.overrides);
+  if (lock_fd >= 0) close(lock_fd);
+  MPI_OK(MPI_Finalize());
+  return 0;
+}
