@@ -7,17 +7,8 @@
 
 #include <mpi.h>
 
-#define MPI_CHECK(call)                                                                       \
-  do {                                                                                        \
-    int mpi_status_ = (call);                                                                 \
-    if (mpi_status_ != MPI_SUCCESS) {                                                         \
-      char mpi_message_[MPI_MAX_ERROR_STRING];                                                \
-      int mpi_message_length_ = 0;                                                            \
-      if (MPI_Error_string(mpi_status_, mpi_message_, &mpi_message_length_) != MPI_SUCCESS)  \
-        snprintf(mpi_message_, sizeof mpi_message_, "MPI error code %d", mpi_status_);        \
-      FP_FATAL("%s failed: %s", #call, mpi_message_);                                         \
-    }                                                                                         \
-  } while (0)
+#include "mpi_check.h"
+
 
 struct collective_ops {
   void (*allreduce_sum)(collective *c, float *buffer, size_t count);

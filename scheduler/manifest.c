@@ -79,8 +79,9 @@ manifest *manifest_open(const char *path, const char *header, int64_t chunk_coun
   size_t size;
   char *text = read_all(m, m->fd, &size);
   if (size == 0) {
-    char *line = fp_malloc(strlen(header) + 2);
-    sprintf(line, "%s\n", header);
+    size_t line_bytes = strlen(header) + 2;
+    char *line = fp_malloc(line_bytes);
+    snprintf(line, line_bytes, "%s\n", header);
     write_all(m, line, strlen(line));
     free(line);
     free(text);

@@ -6,19 +6,9 @@
 #include <time.h>
 
 #include "check.h"
+#include "mpi_check.h"
 
 enum { TAG_REQUEST = 7101, TAG_REPLY = 7102 };
-
-#define MPI_OK(call, what)                                                                         \
-  do {                                                                                             \
-    int mpi_status_ = (call);                                                                      \
-    if (mpi_status_ != MPI_SUCCESS) {                                                              \
-      char mpi_message_[MPI_MAX_ERROR_STRING];                                                     \
-      int mpi_length_ = 0;                                                                         \
-      MPI_Error_string(mpi_status_, mpi_message_, &mpi_length_);                                   \
-      FP_FATAL("work queue: %s: %s failed: %s", what, #call, mpi_message_);                        \
-    }                                                                                              \
-  } while (0)
 
 struct work_queue {
   MPI_Comm comm;
@@ -61,11 +51,10 @@ static void *serve(void *arg) {
   while (ranks_working > 0) {
     MPI_Request pending;
     MPI_Status status;
-    MPI_OK(MPI_Irecv(request, (int)q->message_bytes, MPI_BYTE, MPI_ANY_SOURCE, TAG_REQUEST, q->comm,
-                     &pending),
-           "rank 0 waiting for requests");
+    MPI_CHECK(MPI_Irecv(request, (int)q->message_bytes, MPI_BYTE, MPI_ANY_SOURCE, TAG_REQUEST,
+                        q->comm, &pending));
     for (int arrived = 0;;) {
-      MPI_OK(MPI_Test(&pending, &arrived, &status), "rank 0 waiting for requests");
+      MPI_CHECK(MPI_Test(&pending, &arrived, &status));
       if (arrived) break;
       sleep_a_millisecond();
     }
@@ -75,8 +64,7 @@ static void *serve(void *arg) {
     if (has_report) q->on_done(q->context, status.MPI_SOURCE, request + sizeof has_report);
     int64_t next = take(q, status.MPI_SOURCE);
     FP_CHECK(pthread_mutex_unlock(&q->lock) == 0, "pthread_mutex_unlock");
-    MPI_OK(MPI_Send(&next, 1, MPI_INT64_T, status.MPI_SOURCE, TAG_REPLY, q->comm),
-           "rank 0 replying");
+    MPI_CHECK(MPI_Send(&next, 1, MPI_INT64_T, status.MPI_SOURCE, TAG_REPLY, q->comm));
     if (next < 0) ranks_working--;
   }
   free(request);
@@ -88,8 +76,8 @@ work_queue *work_queue_start(MPI_Comm comm, work_mode mode, const int64_t *todo,
   work_queue *q = fp_calloc(1, sizeof *q);
   q->comm = comm;
   q->mode = mode;
-  MPI_OK(MPI_Comm_rank(comm, &q->rank), "start");
-  MPI_OK(MPI_Comm_size(comm, &q->size), "start");
+  MPI_CHECK(MPI_Comm_rank(comm, &q->rank));
+  MPI_CHECK(MPI_Comm_size(comm, &q->size));
   q->report_bytes = report_bytes;
   q->message_bytes = sizeof(int64_t) + report_bytes;
   q->message = fp_calloc(1, q->message_bytes);
@@ -103,7 +91,7 @@ work_queue *work_queue_start(MPI_Comm comm, work_mode mode, const int64_t *todo,
   q->handed_to_rank = fp_calloc((size_t)q->size, sizeof *q->handed_to_rank);
   if (q->size > 1) {
     int provided;
-    MPI_OK(MPI_Query_thread(&provided), "start");
+    MPI_CHECK(MPI_Query_thread(&provided));
     FP_CHECK(provided >= MPI_THREAD_SERIALIZED,
              "work queue: MPI gives thread level %d; rank 0's service thread needs at least "
              "MPI_THREAD_SERIALIZED",
@@ -125,17 +113,15 @@ int64_t work_queue_next(work_queue *q, const void *finished_report) {
   int64_t has_report = finished_report != NULL;
   memcpy(q->message, &has_report, sizeof has_report);
   if (finished_report) memcpy(q->message + sizeof has_report, finished_report, q->report_bytes);
-  MPI_OK(MPI_Send(q->message, (int)q->message_bytes, MPI_BYTE, 0, TAG_REQUEST, q->comm),
-         "asking rank 0 for work");
+  MPI_CHECK(MPI_Send(q->message, (int)q->message_bytes, MPI_BYTE, 0, TAG_REQUEST, q->comm));
   int64_t next;
-  MPI_OK(MPI_Recv(&next, 1, MPI_INT64_T, 0, TAG_REPLY, q->comm, MPI_STATUS_IGNORE),
-         "waiting for rank 0's reply");
+  MPI_CHECK(MPI_Recv(&next, 1, MPI_INT64_T, 0, TAG_REPLY, q->comm, MPI_STATUS_IGNORE));
   return next;
 }
 
 void work_queue_finish(work_queue *q) {
   if (q->service_running) FP_CHECK(pthread_join(q->service, NULL) == 0, "pthread_join");
-  MPI_OK(MPI_Barrier(q->comm), "finish");
+  MPI_CHECK(MPI_Barrier(q->comm));
   pthread_mutex_destroy(&q->lock);
   free(q->todo);
   free(q->handed_to_rank);

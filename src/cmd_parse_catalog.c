@@ -32,6 +32,7 @@
 #include "checkpoint.h"
 #include "h5_tensors.h"
 #include "manifest.h"
+#include "mpi_check.h"
 #include "png_io.h"
 #include "progress.h"
 #include "work_queue.h"
@@ -103,17 +104,6 @@ static options parse_arguments(int argc, char **argv) {
   }
   return o;
 }
-
-#define MPI_OK(call)                                                                               \
-  do {                                                                                             \
-    int mpi_status_ = (call);                                                                      \
-    if (mpi_status_ != MPI_SUCCESS) {                                                              \
-      char mpi_message_[MPI_MAX_ERROR_STRING];                                                     \
-      int mpi_length_ = 0;                                                                         \
-      MPI_Error_string(mpi_status_, mpi_message_, &mpi_length_);                                   \
-      FP_FATAL("MPI: %s failed: %s", #call, mpi_message_);                                         \
-    }                                                                                              \
-  } while (0)
 
 /* ---- what every rank knows ---- */
 
@@ -220,11 +210,11 @@ static void broadcast_catalog(run *r) {
   size_t bytes = 0;
   if (r->rank == 0) packed = catalog_pack(r->images, &bytes);
   int64_t size = (int64_t)bytes;
-  MPI_OK(MPI_Bcast(&size, 1, MPI_INT64_T, 0, MPI_COMM_WORLD));
+  MPI_CHECK(MPI_Bcast(&size, 1, MPI_INT64_T, 0, MPI_COMM_WORLD));
   if (r->rank != 0) packed = fp_malloc((size_t)size);
   for (int64_t sent = 0; sent < size;) {
     int piece = size - sent > (1 << 30) ? 1 << 30 : (int)(size - sent);
-    MPI_OK(MPI_Bcast((char *)packed + sent, piece, MPI_BYTE, 0, MPI_COMM_WORLD));
+    MPI_CHECK(MPI_Bcast((char *)packed + sent, piece, MPI_BYTE, 0, MPI_COMM_WORLD));
     sent += piece;
   }
   if (r->rank != 0) r->images = catalog_unpack(packed, (size_t)size);
@@ -258,7 +248,7 @@ static void setup(run *r, int *lock_fd) {
     r->images = catalog_open(j->source, j->limit);
     check_checkpoint_fits(r);
   }
-  MPI_OK(MPI_Barrier(MPI_COMM_WORLD));
+  MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
   if (r->rank != 0) r->info = checkpoint_peek(j->checkpoint);
   broadcast_catalog(r);
   r->class_names = read_class_names(j->checkpoint, r->info.classes);
@@ -652,8 +642,8 @@ static void finish(run *r, manifest *m, const rank_summary *mine, double started
       counts.unchanged += record->unchanged;
     }
   }
-  MPI_OK(MPI_Bcast(chunk_ok, (int)n, MPI_INT64_T, 0, MPI_COMM_WORLD));
-  MPI_OK(MPI_Bcast(chunk_failed, (int)n, MPI_INT64_T, 0, MPI_COMM_WORLD));
+  MPI_CHECK(MPI_Bcast(chunk_ok, (int)n, MPI_INT64_T, 0, MPI_COMM_WORLD));
+  MPI_CHECK(MPI_Bcast(chunk_failed, (int)n, MPI_INT64_T, 0, MPI_COMM_WORLD));
   const int k = r->layout.classes;
   catalog_totals totals = {fp_calloc((size_t)k, sizeof(int64_t)),
                            fp_calloc((size_t)k, sizeof(int64_t)),
@@ -664,19 +654,19 @@ static void finish(run *r, manifest *m, const rank_summary *mine, double started
   summary.merge = progress_now() - start;
   catalog_shard_entry *entries = fp_calloc((size_t)r->ranks, sizeof *entries);
   rank_summary *summaries = fp_calloc((size_t)r->ranks, sizeof *summaries);
-  MPI_OK(MPI_Gather(&entry, sizeof entry, MPI_BYTE, entries, sizeof entry, MPI_BYTE, 0,
-                    MPI_COMM_WORLD));
-  MPI_OK(MPI_Gather(&summary, sizeof summary, MPI_BYTE, summaries, sizeof summary, MPI_BYTE, 0,
-                    MPI_COMM_WORLD));
+  MPI_CHECK(MPI_Gather(&entry, sizeof entry, MPI_BYTE, entries, sizeof entry, MPI_BYTE, 0,
+                       MPI_COMM_WORLD));
+  MPI_CHECK(MPI_Gather(&summary, sizeof summary, MPI_BYTE, summaries, sizeof summary, MPI_BYTE, 0,
+                       MPI_COMM_WORLD));
   catalog_totals sums = {fp_calloc((size_t)k, sizeof(int64_t)),
                          fp_calloc((size_t)k, sizeof(int64_t)),
                          fp_calloc((size_t)k, sizeof(double))};
-  MPI_OK(
+  MPI_CHECK(
       MPI_Reduce(totals.image_count, sums.image_count, k, MPI_INT64_T, MPI_SUM, 0, MPI_COMM_WORLD));
-  MPI_OK(
+  MPI_CHECK(
       MPI_Reduce(totals.pixel_count, sums.pixel_count, k, MPI_INT64_T, MPI_SUM, 0, MPI_COMM_WORLD));
-  MPI_OK(MPI_Reduce(totals.fraction_sum, sums.fraction_sum, k, MPI_DOUBLE, MPI_SUM, 0,
-                    MPI_COMM_WORLD));
+  MPI_CHECK(MPI_Reduce(totals.fraction_sum, sums.fraction_sum, k, MPI_DOUBLE, MPI_SUM, 0,
+                       MPI_COMM_WORLD));
   if (r->rank == 0) {
     int shard_count = 0;
     for (int s = 0; s < r->ranks; s++)
@@ -747,9 +737,9 @@ int main(int argc, char **argv) {
   /* A write beyond a file-size limit fails with EFBIG and ends cleanly instead of killing. */
   FP_CHECK(signal(SIGXFSZ, SIG_IGN) != SIG_ERR, "signal(SIGXFSZ) failed");
   int provided;
-  MPI_OK(MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided));
-  MPI_OK(MPI_Comm_rank(MPI_COMM_WORLD, &r.rank));
-  MPI_OK(MPI_Comm_size(MPI_COMM_WORLD, &r.ranks));
+  MPI_CHECK(MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided));
+  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &r.rank));
+  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &r.ranks));
   if (r.job.threads > 0) omp_set_num_threads(r.job.threads);
   int lock_fd = -1;
   setup(&r, &lock_fd);
@@ -785,7 +775,7 @@ int main(int argc, char **argv) {
       fflush(stdout);
     }
   }
-  MPI_OK(MPI_Bcast(&complete, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  MPI_CHECK(MPI_Bcast(&complete, 1, MPI_INT, 0, MPI_COMM_WORLD));
   if (!complete) {
     coordinator c = {&r,
                      m,
@@ -820,6 +810,6 @@ int main(int argc, char **argv) {
   free(r.class_names);
   free(r.opts.overrides);
   if (lock_fd >= 0) close(lock_fd);
-  MPI_OK(MPI_Finalize());
+  MPI_CHECK(MPI_Finalize());
   return 0;
 }
