@@ -440,6 +440,13 @@ int main(int argc, char **argv) {
     printf("done: %ld steps, best val_miou %.4f, checkpoints in %s\n", t.opt->step, best_miou,
            t.cfg.checkpoint_dir);
   if (t.step_log) fclose(t.step_log);
+  be->release(t.labels);
+  be->release(t.predictions);
+  be->release(t.class_weights);
+  free(t.host_predictions);
+  free(t.host_class_weights);
+  for (int k = 0; k < classes; k++) free((void *)t.class_names[k]);
+  free(t.class_names);
   confusion_free(&train_conf);
   confusion_free(&val_conf);
   loader_close(t.train_loader);

@@ -184,6 +184,11 @@ int main(int argc, char **argv) {
   if (reference > 0) failures++;
 
   H5Fclose(file);
+  float *host_buffers[] = {initial_params, initial_buffers, input,      want_output, got_output,
+                           class_weights,  got_grads,       want_losses, want_lrs,   got_losses,
+                           got_lrs,        got_params,      got_buffers};
+  for (size_t i = 0; i < sizeof host_buffers / sizeof host_buffers[0]; i++) free(host_buffers[i]);
+  free(labels);
   optimizer_destroy(opt);
   unet_destroy(m);
   printf("%s\n", failures ? "TWIN MISMATCH" : "twin agrees");
