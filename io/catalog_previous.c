@@ -62,13 +62,6 @@ static int64_t int_attribute(const catalog_previous *p, hid_t file, const char *
   return value;
 }
 
-static hid_t fixed_string(size_t length) {
-  hid_t type = H5_ID(H5Tcopy(H5T_C_S1), "string type");
-  H5_OK(H5Tset_size(type, length), "string type");
-  H5_OK(H5Tset_strpad(type, H5T_STR_NULLTERM), "string type");
-  return type;
-}
-
 static void read_tables(catalog_previous *p, hid_t file) {
   int64_t values[7];
   const char *names[7] = {"height",        "width",        "num_classes", "source_masks",
@@ -88,7 +81,7 @@ static void read_tables(catalog_previous *p, hid_t file) {
   p->content_hash = fp_calloc(rows, sizeof *p->content_hash);
   p->product_type = fp_calloc(rows, sizeof *p->product_type);
   p->failed = fp_calloc(failures, sizeof *p->failed);
-  hid_t id_type = fixed_string(CATALOG_ID_LENGTH), type_type = fixed_string(PRIOR_TYPE_LENGTH);
+  hid_t id_type = h5_fixed_string_type(CATALOG_ID_LENGTH), type_type = h5_fixed_string_type(PRIOR_TYPE_LENGTH);
   hid_t failure_type = catalog_failure_type();
   read_whole(p, file, "/ids", id_type, p->rows, p->ids);
   read_whole(p, file, "/content_hash", H5T_NATIVE_UINT64, p->rows, p->content_hash);

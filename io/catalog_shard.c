@@ -45,18 +45,11 @@ typedef struct types {
   hid_t id, product_type, reason, failure;
 } types;
 
-static hid_t fixed_string(size_t length) {
-  hid_t type = H5_ID(H5Tcopy(H5T_C_S1), "string type");
-  H5_OK(H5Tset_size(type, length), "string type");
-  H5_OK(H5Tset_strpad(type, H5T_STR_NULLTERM), "string type");
-  return type;
-}
-
 static types make_types(void) {
   types t;
-  t.id = fixed_string(CATALOG_ID_LENGTH);
-  t.product_type = fixed_string(PRIOR_TYPE_LENGTH);
-  t.reason = fixed_string(CATALOG_REASON_LENGTH);
+  t.id = h5_fixed_string_type(CATALOG_ID_LENGTH);
+  t.product_type = h5_fixed_string_type(PRIOR_TYPE_LENGTH);
+  t.reason = h5_fixed_string_type(CATALOG_REASON_LENGTH);
   t.failure = H5_ID(H5Tcreate(H5T_COMPOUND, sizeof(catalog_failure)), "/failed type");
   H5_OK(H5Tinsert(t.failure, "id", offsetof(catalog_failure, id), t.id), "/failed type");
   H5_OK(H5Tinsert(t.failure, "content_hash", offsetof(catalog_failure, content_hash),

@@ -85,13 +85,6 @@ static hid_t create_growing(dataset_writer *w, const char *name, hid_t type, int
   return dataset;
 }
 
-static hid_t fixed_string_type(size_t length) {
-  hid_t type = H5_ID(H5Tcopy(H5T_C_S1), "string type");
-  H5_OK(H5Tset_size(type, length), "string type");
-  H5_OK(H5Tset_strpad(type, H5T_STR_NULLTERM), "string type");
-  return type;
-}
-
 /* The /items row: the image's row in /images, then the garment. */
 typedef struct item_row {
   int64_t image;
@@ -148,7 +141,7 @@ dataset_writer *dataset_create(const char *path, const dataset_info *info) {
   if (info->has_masks)
     w->masks = create_growing(w, "/masks", H5T_STD_U8LE, 3, hw3, 1, DATASET_COMPRESSION_ZSTD);
   w->tags = create_growing(w, "/tags", H5T_STD_U8LE, 2, &k, ROW_CHUNK, DATASET_COMPRESSION_NONE);
-  hid_t id_type = fixed_string_type(DATASET_ID_LENGTH);
+  hid_t id_type = h5_fixed_string_type(DATASET_ID_LENGTH);
   w->ids = create_growing(w, "/ids", id_type, 1, NULL, ROW_CHUNK, DATASET_COMPRESSION_NONE);
   H5Tclose(id_type);
   w->source_size = create_growing(w, "/source_size", H5T_STD_I32LE, 2, &two, ROW_CHUNK,
@@ -214,7 +207,7 @@ void dataset_append(dataset_writer *w, const dataset_item *item) {
   FP_CHECK(!w->info.has_masks || item->mask, "%s: item %s has no mask", w->temp_path, item->id);
   char id[DATASET_ID_LENGTH] = {0};
   snprintf(id, sizeof id, "%s", item->id);
-  hid_t id_type = fixed_string_type(DATASET_ID_LENGTH);
+  hid_t id_type = h5_fixed_string_type(DATASET_ID_LENGTH);
   int32_t source_size[2] = {item->source_height, item->source_width};
   float box[5] = {item->box.scale, (float)item->box.offset_y, (float)item->box.offset_x,
                   (float)item->box.resized_h, (float)item->box.resized_w};
@@ -273,8 +266,8 @@ static void write_skipped(dataset_writer *w) {
     char id[DATASET_ID_LENGTH];
     char reason[DATASET_REASON_LENGTH];
   } skipped_row;
-  hid_t id_type = fixed_string_type(DATASET_ID_LENGTH);
-  hid_t reason_type = fixed_string_type(DATASET_REASON_LENGTH);
+  hid_t id_type = h5_fixed_string_type(DATASET_ID_LENGTH);
+  hid_t reason_type = h5_fixed_string_type(DATASET_REASON_LENGTH);
   hid_t row_type =
       H5_ID(H5Tcreate(H5T_COMPOUND, sizeof(skipped_row)), "%s: /skipped", w->temp_path);
   H5_OK(H5Tinsert(row_type, "id", offsetof(skipped_row, id), id_type), "/skipped");

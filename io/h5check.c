@@ -30,3 +30,10 @@ herr_t h5_check_at(herr_t status, const char *call, const char *file, int line, 
   }
   return status;
 }
+
+hid_t h5_fixed_string_type(size_t length) {
+  hid_t type = H5_ID(H5Tcopy(H5T_C_S1), "string type");
+  H5_OK(H5Tset_size(type, length), "string type");
+  H5_OK(H5Tset_strpad(type, H5T_STR_NULLTERM), "string type");
+  return type;
+}

@@ -15,4 +15,7 @@ herr_t h5_check_at(herr_t status, const char *call, const char *file, int line, 
 #define H5_ID(call, ...) h5_check_id_at((call), #call, __FILE__, __LINE__, __VA_ARGS__)
 #define H5_OK(call, ...) h5_check_at((call), #call, __FILE__, __LINE__, __VA_ARGS__)
 
+/* A fixed-length, NUL-terminated ASCII string type of `length` bytes (caller closes it). */
+hid_t h5_fixed_string_type(size_t length);
+
 #endif
