@@ -1,6 +1,10 @@
 /* Finite-difference checks of every backward op of the backend on small random
  * shapes, with channel counts that use both the blocked and the plain layout.
- * Loss = sum(r * op(inputs)) for a fixed random r, so d loss / d output = r. */
+ * Loss = sum(r * op(inputs)) for a fixed random r, so d loss / d output = r.
+ * Then every op again in bf16 (activations and weights; parameter gradients stay f32) against
+ * the same op in f32 on the same bf16-representable inputs: what is left is the rounding of
+ * bf16 results, at most 2^-9 relative per element, so each tensor must agree to 1e-2 of its
+ * largest magnitude. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +12,7 @@
 #include "backend.h"
 #include "check.h"
 #include "rng.h"
+#include "test_backend.h"
 
 enum { MAX_INPUTS = 3, SAMPLES_PER_INPUT = 12 };
 
@@ -32,10 +37,12 @@ struct op_case {
 };
 
 static const backend *be;
+static fp_dtype activation_dtype = FP_F32; /* of activations and of conv/inner-product weights */
 
 static tensor upload(const tensor *shape, const float *host) {
   tensor t = *shape;
-  t.data = be->alloc(tensor_count(&t) * sizeof(float));
+  t.dtype = activation_dtype;
+  be->tensor_alloc(&t);
   if (host) be->tensor_from_nchw(&t, host);
   return t;
 }
@@ -46,13 +53,23 @@ static void download(tensor *t, float *host) {
 }
 
 static float *upload_flat(const float *host, size_t count) {
-  float *p = be->alloc(count * sizeof(float));
-  be->copy_from_host(p, host, count * sizeof(float));
+  float *p = be->alloc(FP_F32, count);
+  be->upload(p, host, FP_F32, count);
   return p;
 }
 
+/* weights of conv / inner product, in the activations' dtype */
+static void *upload_weights(const float *host, size_t count) {
+  float *f32 = upload_flat(host, count);
+  if (activation_dtype == FP_F32) return f32;
+  void *converted = be->alloc(activation_dtype, count);
+  be->convert(converted, activation_dtype, f32, FP_F32, count);
+  be->release(f32);
+  return converted;
+}
+
 static void download_flat(float *host, float *p, size_t count) {
-  be->copy_to_host(host, p, count * sizeof(float));
+  be->download(host, p, FP_F32, count);
   be->release(p);
 }
 
@@ -60,7 +77,7 @@ static void download_flat(float *host, float *p, size_t count) {
 
 static void conv_forward(const op_case *c, float **in, float *out) {
   tensor x = upload(&c->x, in[0]), y = upload(&c->y, NULL);
-  float *w = upload_flat(in[1], c->input_sizes[1]);
+  void *w = upload_weights(in[1], c->input_sizes[1]);
   float *bias = c->has_bias ? upload_flat(in[2], c->input_sizes[2]) : NULL;
   be->conv2d_forward(&c->conv, &x, w, bias, &y);
   download(&y, out);
@@ -71,9 +88,9 @@ static void conv_forward(const op_case *c, float **in, float *out) {
 
 static void conv_backward(const op_case *c, float **in, const float *dy_host, float **grads) {
   tensor x = upload(&c->x, in[0]), dy = upload(&c->y, dy_host), dx = upload(&c->x, NULL);
-  float *w = upload_flat(in[1], c->input_sizes[1]);
-  float *dw = be->alloc(c->input_sizes[1] * sizeof(float));
-  float *db = c->has_bias ? be->alloc(c->input_sizes[2] * sizeof(float)) : NULL;
+  void *w = upload_weights(in[1], c->input_sizes[1]);
+  float *dw = be->alloc(FP_F32, c->input_sizes[1]);
+  float *db = c->has_bias ? be->alloc(FP_F32, c->input_sizes[2]) : NULL;
   be->conv2d_backward_data(&c->conv, &dy, w, &dx);
   be->conv2d_backward_weights(&c->conv, &x, &dy, dw, db);
   download(&dx, grads[0]);
@@ -89,8 +106,8 @@ static op_case conv_case(const char *name, int n, int c, int h, int w, int k_out
   op_case oc = {0};
   oc.name = name;
   oc.conv = (conv_desc){c, k_out, kernel, stride, kernel / 2};
-  oc.x = tensor_shape(n, c, h, w);
-  oc.y = tensor_shape(n, k_out, conv_out_size(&oc.conv, h), conv_out_size(&oc.conv, w));
+  oc.x = tensor_shape(FP_F32, n, c, h, w);
+  oc.y = tensor_shape(FP_F32, n, k_out, conv_out_size(&oc.conv, h), conv_out_size(&oc.conv, w));
   oc.has_bias = has_bias;
   oc.input_count = has_bias ? 3 : 2;
   oc.input_names[0] = "x";
@@ -111,7 +128,7 @@ static op_case conv_case(const char *name, int n, int c, int h, int w, int k_out
 static void bn_forward(const op_case *c, float **in, float *out) {
   tensor x = upload(&c->x, in[0]), y = upload(&c->x, NULL);
   float *gamma = upload_flat(in[1], (size_t)c->x.c), *beta = upload_flat(in[2], (size_t)c->x.c);
-  float *mean = be->alloc((size_t)c->x.c * 4), *var = be->alloc((size_t)c->x.c * 4);
+  float *mean = be->alloc(FP_F32, (size_t)c->x.c), *var = be->alloc(FP_F32, (size_t)c->x.c);
   be->batchnorm_forward_training(&x, gamma, beta, 1e-5f, &y, mean, var);
   download(&y, out);
   be->release(x.data);
@@ -126,21 +143,21 @@ static void bn_backward(const op_case *c, float **in, const float *dy_host, floa
   tensor x = upload(&c->x, in[0]), y = upload(&c->x, NULL), dy = upload(&c->x, dy_host),
          dx = upload(&c->x, NULL);
   float *gamma = upload_flat(in[1], channels), *beta = upload_flat(in[2], channels);
-  float *mean = be->alloc(channels * 4), *var = be->alloc(channels * 4);
-  float *dgamma = be->alloc(channels * 4), *dbeta = be->alloc(channels * 4);
+  float *mean = be->alloc(FP_F32, channels), *var = be->alloc(FP_F32, channels);
+  float *dgamma = be->alloc(FP_F32, channels), *dbeta = be->alloc(FP_F32, channels);
   be->batchnorm_forward_training(&x, gamma, beta, 1e-5f, &y, mean, var);
   be->batchnorm_backward(&x, &dy, gamma, mean, var, 1e-5f, &dx, dgamma, dbeta);
   download(&dx, grads[0]);
   download_flat(grads[1], dgamma, channels);
   download_flat(grads[2], dbeta, channels);
-  float *release[] = {x.data, y.data, dy.data, gamma, beta, mean, var};
+  void *release[] = {x.data, y.data, dy.data, gamma, beta, mean, var};
   for (size_t i = 0; i < sizeof release / sizeof release[0]; i++) be->release(release[i]);
 }
 
 static op_case bn_case(const char *name, int n, int c, int h, int w) {
   op_case oc = {0};
   oc.name = name;
-  oc.x = tensor_shape(n, c, h, w);
+  oc.x = tensor_shape(FP_F32, n, c, h, w);
   oc.input_count = 3;
   oc.input_names[0] = "x";
   oc.input_names[1] = "gamma";
@@ -157,8 +174,8 @@ static op_case bn_case(const char *name, int n, int c, int h, int w) {
 /* ------------------------------------------- single-input shape-only ops */
 
 typedef void (*unary_forward)(const op_case *c, const tensor *x, tensor *y);
-typedef void (*unary_backward)(const op_case *c, const tensor *x, const tensor *y,
-                               const tensor *dy, tensor *dx);
+typedef void (*unary_backward)(const op_case *c, const tensor *x, const tensor *y, const tensor *dy,
+                               tensor *dx);
 
 static void relu_f(const op_case *c, const tensor *x, tensor *y) {
   (void)c;
@@ -207,7 +224,8 @@ typedef struct unary_ops {
 } unary_ops;
 
 static const unary_ops relu_ops = {relu_f, relu_b}, maxpool_ops = {maxpool_f, maxpool_b},
-                       upsample_ops = {upsample_f, upsample_b}, avgpool_ops = {avgpool_f, avgpool_b};
+                       upsample_ops = {upsample_f, upsample_b},
+                       avgpool_ops = {avgpool_f, avgpool_b};
 static const unary_ops *current_unary;
 
 static void unary_forward_host(const op_case *c, float **in, float *out) {
@@ -226,6 +244,15 @@ static void unary_backward_host(const op_case *c, float **in, const float *dy_ho
   be->release(x.data);
   be->release(y.data);
   be->release(dy.data);
+}
+
+static void select_unary(const op_case *c) {
+  if (c->forward != unary_forward_host) return;
+  const char *n = c->name;
+  current_unary = !strncmp(n, "relu", 4)       ? &relu_ops
+                  : !strncmp(n, "maxpool", 7)  ? &maxpool_ops
+                  : !strncmp(n, "upsample", 8) ? &upsample_ops
+                                               : &avgpool_ops;
 }
 
 static op_case unary_case(const char *name, tensor x, tensor y) {
@@ -274,8 +301,8 @@ static void add_forward(const op_case *c, float **in, float *out) {
  * op for it, so this checks that the model's use (pass dy to both) is right. */
 static void add_backward(const op_case *c, float **in, const float *dy_host, float **grads) {
   (void)in;
-  memcpy(grads[0], dy_host, c->output_size * sizeof(float));
-  memcpy(grads[1], dy_host, c->output_size * sizeof(float));
+  memcpy(grads[0], dy_host, c->output_size * sizeof *dy_host);
+  memcpy(grads[1], dy_host, c->output_size * sizeof *dy_host);
 }
 
 static op_case binary_case(const char *name, tensor a, tensor b, tensor y, int is_concat) {
@@ -300,7 +327,8 @@ static op_case binary_case(const char *name, tensor a, tensor b, tensor y, int i
 
 static void ip_forward(const op_case *c, float **in, float *out) {
   tensor x = upload(&c->x, in[0]), y = upload(&c->y, NULL);
-  float *w = upload_flat(in[1], c->input_sizes[1]), *bias = upload_flat(in[2], c->input_sizes[2]);
+  void *w = upload_weights(in[1], c->input_sizes[1]);
+  float *bias = upload_flat(in[2], c->input_sizes[2]);
   be->inner_product_forward(&x, w, bias, &y);
   download(&y, out);
   be->release(x.data);
@@ -310,8 +338,8 @@ static void ip_forward(const op_case *c, float **in, float *out) {
 
 static void ip_backward(const op_case *c, float **in, const float *dy_host, float **grads) {
   tensor x = upload(&c->x, in[0]), dy = upload(&c->y, dy_host), dx = upload(&c->x, NULL);
-  float *w = upload_flat(in[1], c->input_sizes[1]);
-  float *dw = be->alloc(c->input_sizes[1] * 4), *db = be->alloc(c->input_sizes[2] * 4);
+  void *w = upload_weights(in[1], c->input_sizes[1]);
+  float *dw = be->alloc(FP_F32, c->input_sizes[1]), *db = be->alloc(FP_F32, c->input_sizes[2]);
   be->inner_product_backward(&x, &dy, w, &dx, dw, db);
   download(&dx, grads[0]);
   download_flat(grads[1], dw, c->input_sizes[1]);
@@ -325,7 +353,7 @@ static op_case ip_case(const char *name, tensor x, int out_features) {
   op_case oc = {0};
   oc.name = name;
   oc.x = x;
-  oc.y = tensor_shape(x.n, out_features, 1, 1);
+  oc.y = tensor_shape(FP_F32, x.n, out_features, 1, 1);
   oc.input_count = 3;
   oc.input_names[0] = "x";
   oc.input_names[1] = "weights";
@@ -344,23 +372,44 @@ static op_case ip_case(const char *name, tensor x, int out_features) {
 
 /* The loss op returns a scalar; as an "output" of size 1 with r = 1 this
  * checks its gradient directly. */
+typedef struct loss_inputs {
+  uint8_t *labels;
+  float *class_weights;
+  double *scalars;
+} loss_inputs;
+
+static loss_inputs loss_inputs_upload(const op_case *c) {
+  size_t pixels = c->x.n * (size_t)c->x.h * c->x.w;
+  loss_inputs l = {be->alloc(FP_U8, pixels), upload_flat(c->class_weights, (size_t)c->x.c),
+                   be->alloc(FP_F64, SCALAR_COUNT)};
+  be->upload(l.labels, c->labels, FP_U8, pixels);
+  return l;
+}
+
+static void loss_inputs_release(loss_inputs *l) {
+  be->release(l->labels);
+  be->release(l->class_weights);
+  be->release(l->scalars);
+}
+
 static void ce_forward(const op_case *c, float **in, float *out) {
   tensor logits = upload(&c->x, in[0]);
-  uint8_t *labels = be->alloc(c->x.n * (size_t)c->x.h * c->x.w);
-  be->copy_from_host(labels, c->labels, c->x.n * (size_t)c->x.h * c->x.w);
-  out[0] = (float)be->softmax_cross_entropy(&logits, labels, c->class_weights, 255, NULL);
-  be->release(labels);
+  loss_inputs l = loss_inputs_upload(c);
+  be->softmax_cross_entropy(&logits, l.labels, l.class_weights, 255, 1.0f, NULL, l.scalars);
+  double scalars[SCALAR_COUNT];
+  be->download(scalars, l.scalars, FP_F64, SCALAR_COUNT);
+  out[0] = (float)scalars[SCALAR_LOSS];
+  loss_inputs_release(&l);
   be->release(logits.data);
 }
 
+/* grad_scale carries d loss / d output, so the op's own scaling is checked too */
 static void ce_backward(const op_case *c, float **in, const float *dy_host, float **grads) {
   tensor logits = upload(&c->x, in[0]), grad = upload(&c->x, NULL);
-  uint8_t *labels = be->alloc(c->x.n * (size_t)c->x.h * c->x.w);
-  be->copy_from_host(labels, c->labels, c->x.n * (size_t)c->x.h * c->x.w);
-  be->softmax_cross_entropy(&logits, labels, c->class_weights, 255, &grad);
+  loss_inputs l = loss_inputs_upload(c);
+  be->softmax_cross_entropy(&logits, l.labels, l.class_weights, 255, dy_host[0], &grad, l.scalars);
   download(&grad, grads[0]);
-  for (size_t i = 0; i < c->input_sizes[0]; i++) grads[0][i] *= dy_host[0];
-  be->release(labels);
+  loss_inputs_release(&l);
   be->release(logits.data);
 }
 
@@ -375,17 +424,18 @@ static double weighted_sum(const float *r, const float *y, size_t n) {
 static int check_case(op_case *c, rng *r) {
   float *inputs[MAX_INPUTS], *grads[MAX_INPUTS];
   for (int i = 0; i < c->input_count; i++) {
-    inputs[i] = fp_malloc(c->input_sizes[i] * sizeof(float));
-    grads[i] = fp_calloc(c->input_sizes[i], sizeof(float));
+    inputs[i] = fp_malloc(c->input_sizes[i] * sizeof *inputs[i]);
+    grads[i] = fp_calloc(c->input_sizes[i], sizeof *grads[i]);
     for (size_t k = 0; k < c->input_sizes[i]; k++) {
       float v = (float)rng_normal(r);
       if (c->value_spacing > 0) /* distinct values, away from 0 */
-        v = (float)((k % 2 ? 1 : -1) * (0.05 + c->value_spacing * (double)((k * 7919) % c->input_sizes[i])));
+        v = (float)((k % 2 ? 1 : -1) *
+                    (0.05 + c->value_spacing * (double)((k * 7919) % c->input_sizes[i])));
       inputs[i][k] = v;
     }
   }
-  float *output = fp_malloc(c->output_size * sizeof(float));
-  float *weights = fp_malloc(c->output_size * sizeof(float));
+  float *output = fp_malloc(c->output_size * sizeof *output);
+  float *weights = fp_malloc(c->output_size * sizeof *weights);
   for (size_t k = 0; k < c->output_size; k++)
     weights[k] = c->output_size == 1 ? 1.0f : (float)rng_normal(r);
   c->backward(c, inputs, weights, grads);
@@ -396,7 +446,8 @@ static int check_case(op_case *c, rng *r) {
     for (int s = 0; s < SAMPLES_PER_INPUT; s++) {
       size_t k = (size_t)(rng_next(r) % c->input_sizes[i]);
       /* half the samples where the analytic gradient is non-zero, if any is */
-      for (size_t tries = 0; s % 2 == 0 && grads[i][k] == 0.0f && tries < c->input_sizes[i]; tries++)
+      for (size_t tries = 0; s % 2 == 0 && grads[i][k] == 0.0f && tries < c->input_sizes[i];
+           tries++)
         k = (k + 1) % c->input_sizes[i];
       float saved = inputs[i][k];
       inputs[i][k] = saved + (float)c->step;
@@ -426,8 +477,71 @@ static int check_case(op_case *c, rng *r) {
   return failures;
 }
 
+/* ------------------------------------------------------ bf16 against f32 */
+
+static float round_to_bf16(float v) {
+  uint32_t bits;
+  memcpy(&bits, &v, sizeof bits);
+  bits = (bits + 0x7fffu + ((bits >> 16) & 1u)) & 0xffff0000u; /* nearest, ties to even */
+  memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+static double max_relative_error(const float *got, const float *want, size_t count) {
+  double max_diff = 0.0, max_want = 0.0;
+  for (size_t i = 0; i < count; i++) {
+    double diff = fabs((double)got[i] - want[i]);
+    if (!(diff <= max_diff)) max_diff = diff;
+    if (fabs(want[i]) > max_want) max_want = fabs(want[i]);
+  }
+  return max_diff / (max_want > 1e-20 ? max_want : 1e-20);
+}
+
+static void run_in(fp_dtype dtype, const op_case *c, float **inputs, const float *weights,
+                   float *output, float **grads) {
+  activation_dtype = dtype;
+  c->forward(c, inputs, output);
+  c->backward(c, inputs, weights, grads);
+  activation_dtype = FP_F32;
+}
+
+static int compare_bf16(const op_case *c, rng *r) {
+  float *inputs[MAX_INPUTS], *grads[2][MAX_INPUTS], *output[2];
+  for (int i = 0; i < c->input_count; i++) {
+    inputs[i] = fp_malloc(c->input_sizes[i] * sizeof *inputs[i]);
+    for (size_t k = 0; k < c->input_sizes[i]; k++)
+      inputs[i][k] = round_to_bf16((float)rng_normal(r));
+    for (int p = 0; p < 2; p++) grads[p][i] = fp_calloc(c->input_sizes[i], sizeof *grads[p][i]);
+  }
+  float *weights = fp_malloc(c->output_size * sizeof *weights);
+  for (size_t k = 0; k < c->output_size; k++)
+    weights[k] = c->output_size == 1 ? 1.0f : round_to_bf16((float)rng_normal(r));
+  for (int p = 0; p < 2; p++) output[p] = fp_malloc(c->output_size * sizeof *output[p]);
+  run_in(FP_F32, c, inputs, weights, output[0], grads[0]);
+  run_in(FP_BF16, c, inputs, weights, output[1], grads[1]);
+  double worst = max_relative_error(output[1], output[0], c->output_size);
+  const char *worst_name = "output";
+  for (int i = 0; i < c->input_count; i++) {
+    double error = max_relative_error(grads[1][i], grads[0][i], c->input_sizes[i]);
+    if (error > worst) {
+      worst = error;
+      worst_name = c->input_names[i];
+    }
+  }
+  int failed = !(worst <= 1e-2);
+  printf("%-36s bf16 vs f32: worst %.2e (%s) %s\n", c->name, worst, worst_name,
+         failed ? "FAIL" : "ok");
+  for (int i = 0; i < c->input_count; i++) {
+    free(inputs[i]);
+    for (int p = 0; p < 2; p++) free(grads[p][i]);
+  }
+  for (int p = 0; p < 2; p++) free(output[p]);
+  free(weights);
+  return failed;
+}
+
 int main(void) {
-  be = backend_cpu();
+  be = test_backend();
   rng r;
   rng_seed(&r, 12345);
   int failures = 0;
@@ -441,33 +555,37 @@ int main(void) {
   cases[count++] = conv_case("conv 3x3 head (16->5, bias)", 2, 16, 6, 4, 5, 3, 1, 1);
   cases[count++] = bn_case("batchnorm (8 ch, blocked)", 3, 8, 4, 5);
   cases[count++] = bn_case("batchnorm (5 ch, plain)", 2, 5, 3, 4);
-  op_case relu = unary_case("relu", tensor_shape(2, 8, 4, 3), tensor_shape(2, 8, 4, 3));
+  op_case relu =
+      unary_case("relu", tensor_shape(FP_F32, 2, 8, 4, 3), tensor_shape(FP_F32, 2, 8, 4, 3));
   relu.value_spacing = 1e-3f;
   relu.step = 2e-4;
   cases[count++] = relu;
-  op_case pool = unary_case("maxpool 3x3 s2 p1", tensor_shape(2, 8, 7, 6), tensor_shape(2, 8, 4, 3));
+  op_case pool = unary_case("maxpool 3x3 s2 p1", tensor_shape(FP_F32, 2, 8, 7, 6),
+                            tensor_shape(FP_F32, 2, 8, 4, 3));
   pool.pool = (pool_desc){3, 2, 1};
   pool.value_spacing = 1e-3f;
   pool.step = 2e-4;
   cases[count++] = pool;
+  cases[count++] = unary_case("upsample nearest x2", tensor_shape(FP_F32, 2, 8, 3, 2),
+                              tensor_shape(FP_F32, 2, 8, 6, 4));
+  cases[count++] = unary_case("upsample nearest x2 (plain)", tensor_shape(FP_F32, 1, 3, 3, 2),
+                              tensor_shape(FP_F32, 1, 3, 6, 4));
+  cases[count++] = unary_case("global average pool", tensor_shape(FP_F32, 2, 16, 3, 4),
+                              tensor_shape(FP_F32, 2, 16, 1, 1));
   cases[count++] =
-      unary_case("upsample nearest x2", tensor_shape(2, 8, 3, 2), tensor_shape(2, 8, 6, 4));
+      binary_case("concat (8+16 ch)", tensor_shape(FP_F32, 2, 8, 3, 2),
+                  tensor_shape(FP_F32, 2, 16, 3, 2), tensor_shape(FP_F32, 2, 24, 3, 2), 1);
   cases[count++] =
-      unary_case("upsample nearest x2 (plain)", tensor_shape(1, 3, 3, 2), tensor_shape(1, 3, 6, 4));
-  cases[count++] =
-      unary_case("global average pool", tensor_shape(2, 16, 3, 4), tensor_shape(2, 16, 1, 1));
-  cases[count++] = binary_case("concat (8+16 ch)", tensor_shape(2, 8, 3, 2),
-                               tensor_shape(2, 16, 3, 2), tensor_shape(2, 24, 3, 2), 1);
-  cases[count++] = binary_case("add", tensor_shape(2, 8, 3, 2), tensor_shape(2, 8, 3, 2),
-                               tensor_shape(2, 8, 3, 2), 0);
-  cases[count++] = ip_case("inner product (16x2x2 -> 5)", tensor_shape(2, 16, 2, 2), 5);
-  cases[count++] = ip_case("inner product (3x1x1 -> 8)", tensor_shape(3, 3, 1, 1), 8);
+      binary_case("add", tensor_shape(FP_F32, 2, 8, 3, 2), tensor_shape(FP_F32, 2, 8, 3, 2),
+                  tensor_shape(FP_F32, 2, 8, 3, 2), 0);
+  cases[count++] = ip_case("inner product (16x2x2 -> 5)", tensor_shape(FP_F32, 2, 16, 2, 2), 5);
+  cases[count++] = ip_case("inner product (3x1x1 -> 8)", tensor_shape(FP_F32, 3, 3, 1, 1), 8);
 
   uint8_t labels[2 * 4 * 5];
   float class_weights[6] = {1, 2, 2, 0.5f, 2, 3};
   for (size_t i = 0; i < sizeof labels; i++) labels[i] = (uint8_t)(i % 7 == 3 ? 255 : i % 6);
-  op_case ce = unary_case("softmax cross-entropy (weighted, ignore)", tensor_shape(2, 6, 4, 5),
-                          tensor_shape(1, 1, 1, 1));
+  op_case ce = unary_case("softmax cross-entropy (weighted, ignore)",
+                          tensor_shape(FP_F32, 2, 6, 4, 5), tensor_shape(FP_F32, 1, 1, 1, 1));
   ce.forward = ce_forward;
   ce.backward = ce_backward;
   ce.labels = labels;
@@ -476,15 +594,22 @@ int main(void) {
   cases[count++] = ce;
 
   for (int i = 0; i < count; i++) {
-    if (cases[i].forward == unary_forward_host) {
-      const char *n = cases[i].name;
-      current_unary = !strncmp(n, "relu", 4)      ? &relu_ops
-                      : !strncmp(n, "maxpool", 7) ? &maxpool_ops
-                      : !strncmp(n, "upsample", 8) ? &upsample_ops
-                                                   : &avgpool_ops;
-    }
+    select_unary(&cases[i]);
     failures += check_case(&cases[i], &r) > 0;
   }
   printf("gradcheck: %d passed, %d failed\n", count - failures, failures);
-  return failures ? 1 : 0;
+  char why[256];
+  int bf16_failures = 0;
+  if (be->dtype_supported(FP_BF16, why, sizeof why)) {
+    for (int i = 0; i < count; i++) {
+      select_unary(&cases[i]);
+      bf16_failures += compare_bf16(&cases[i], &r);
+    }
+    printf("bf16: %d passed, %d failed\n", count - bf16_failures, bf16_failures);
+  } else {
+    printf("bf16: not checked: %s\n", why);
+  }
+  int reference = be->reference_primitive_count();
+  if (reference) printf("%d primitives fell back to oneDNN's reference code\n", reference);
+  return failures || bf16_failures || reference ? 1 : 0;
 }

@@ -9,14 +9,15 @@
 #include "backend.h"
 #include "check.h"
 #include "rng.h"
+#include "test_backend.h"
 
 static void run_case(const backend *be, const char *directory, int index, int n, int c, int h,
                      int w) {
-  tensor logits = tensor_shape(n, c, h, w), probabilities = tensor_shape(n, c, h, w);
+  tensor logits = tensor_shape(FP_F32, n, c, h, w), probabilities = logits;
   size_t count = tensor_count(&logits);
-  logits.data = be->alloc(count * sizeof(float));
-  probabilities.data = be->alloc(count * sizeof(float));
-  float *host = fp_malloc(count * sizeof(float)), *result = fp_malloc(count * sizeof(float));
+  be->tensor_alloc(&logits);
+  be->tensor_alloc(&probabilities);
+  float *host = fp_malloc(count * sizeof *host), *result = fp_malloc(count * sizeof *result);
   rng r;
   rng_seed(&r, 100 + (uint64_t)index);
   for (size_t i = 0; i < count; i++) host[i] = (float)(8.0 * rng_normal(&r));
@@ -31,18 +32,18 @@ static void run_case(const backend *be, const char *directory, int index, int n,
   FP_CHECK(f, "cannot create %s", path);
   int shape[4] = {n, c, h, w};
   FP_CHECK(fwrite(shape, sizeof shape, 1, f) == 1 &&
-               fwrite(host, sizeof(float), count, f) == count &&
-               fwrite(result, sizeof(float), count, f) == count && fclose(f) == 0,
+               fwrite(host, sizeof *host, count, f) == count &&
+               fwrite(result, sizeof *result, count, f) == count && fclose(f) == 0,
            "cannot write %s", path);
-  be->release(logits.data);
-  be->release(probabilities.data);
+  be->tensor_release(&logits);
+  be->tensor_release(&probabilities);
   free(host);
   free(result);
 }
 
 int main(int argc, char **argv) {
   FP_CHECK(argc == 2, "usage: test_softmax OUT_DIR");
-  const backend *be = backend_cpu();
+  const backend *be = test_backend();
   run_case(be, argv[1], 0, 2, 59, 7, 5); /* 59 channels: stored plain NCHW */
   run_case(be, argv[1], 1, 3, 16, 4, 6); /* 16 channels: stored channel-blocked */
   run_case(be, argv[1], 2, 1, 14, 48, 32);

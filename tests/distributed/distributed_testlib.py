@@ -31,11 +31,11 @@ def tiny_ccp_dataset(build, work):
     return path
 
 
-def write_job(work, dataset, epochs, batch, limit, extra=""):
+def write_job(work, dataset, epochs, batch, limit, extra="", precision="auto"):
     path = os.path.join(work, f"job_b{batch}.ini")
     with open(path, "w") as f:
         f.write(f"[data]\ndataset = {dataset}\nlimit = {limit}\nval_limit = 8\n"
-                "[model]\narch = r18\nheight = 64\nwidth = 64\n"
+                f"[model]\narch = r18\nheight = 64\nwidth = 64\nprecision = {precision}\n"
                 f"[train]\nbatch = {batch}\nepochs = {epochs}\nthreads = 1\nlog_every = 1\n{extra}"
                 "[checkpoint]\nresume = auto\n")
     return path

@@ -1,6 +1,7 @@
 """Data-parallel equivalence: N ranks with batch b (synchronized batch norm) train the same model
 as one rank with batch N*b: same per-step losses, same first-step gradient norm and the same
-weights after three steps, within float32 tolerance. A control run with per-rank batch norm must
+weights after three steps, within float32 tolerance (model.precision=fp32: these tolerances are
+f32's; bf16 rounding alone would exceed them). A control run with per-rank batch norm must
 differ, so the comparison can tell the modes apart.
 
 Why these settings: convolutions are pinned to the direct algorithm and Adam's epsilon is 1e-2,
@@ -28,7 +29,8 @@ WEIGHT_TOLERANCE = 1e-4     # relative L2 over all weights after STEPS (measured
 def train(build, work, dataset, ranks, sync_bn):
     batch = GLOBAL_BATCH // ranks
     job = lib.write_job(work, dataset, epochs=1, batch=batch, limit=GLOBAL_BATCH * STEPS,
-                        extra=f"adam_eps = 1e-2\nsync_bn = {'true' if sync_bn else 'false'}\n")
+                        extra=f"adam_eps = 1e-2\nsync_bn = {'true' if sync_bn else 'false'}\n",
+                        precision="fp32")
     run_dir = os.path.join(work, f"ranks{ranks}_{'sync' if sync_bn else 'local'}")
     lib.remove_tree(run_dir)
     lib.run(lib.train_command(build, job, ranks, f"checkpoint.dir={run_dir}"))

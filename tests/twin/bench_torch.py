@@ -6,14 +6,18 @@ Training step: forward (train mode), weighted cross-entropy, backward, gradient 
 to norm 1, AdamW (weight decay 1e-4) with the one-cycle lr. Inference batch: eval-mode
 forward under torch.no_grad() and argmax over classes. `--warmup` untimed training steps,
 then `--steps` timed ones; one untimed inference batch, then `--infer-batches` timed ones.
+`--bf16`: both forwards run under torch.autocast("cpu", dtype=torch.bfloat16) (parameters
+and optimiser stay float32); the training loss is computed in float32 on the logits.
 
 Prints ONE line on stdout:
   engine=pytorch arch=r34 height=288 width=192 batch=8 threads=2 train_img_s=<x>
   infer_img_s=<y> train_step_s=<s> infer_batch_s=<s> channels_last=<0|1> mkldnn=<0|1>
+  precision=<fp32|bf16>
 and the torch version, build BLAS and the BLAS / oneDNN libraries actually loaded to stderr.
 
   /usr/bin/python3 tests/twin/bench_torch.py --arch r34 --height 288 --width 192 --batch 8 \\
       --threads 2 [--classes 59] [--warmup 2] [--steps 5] [--infer-batches 5] [--channels-last]
+      [--bf16]
 """
 
 import argparse
@@ -40,6 +44,8 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=5, help="timed training steps")
     p.add_argument("--infer-batches", type=int, default=5, help="timed inference batches")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    p.add_argument("--bf16", action="store_true",
+                   help="forward under CPU autocast to bfloat16 (loss in float32)")
     p.add_argument("--no-mkldnn", action="store_true",
                    help="disable oneDNN convolutions (native im2col + BLAS)")
     p.add_argument("--seed", type=int, default=7)
@@ -72,9 +78,10 @@ def describe_build(args):
             if "BLAS_INFO" in part or "LAPACK_INFO" in part]
     dnn = [line.strip(" -") for line in config.splitlines() if "MKL-DNN" in line or "oneDNN" in line]
     err = sys.stderr
-    print("torch %s, threads %d, mkldnn %s, channels_last %d" % (
+    print("torch %s, threads %d, mkldnn %s, channels_last %d, bf16 autocast %d" % (
         torch.__version__, torch.get_num_threads(),
-        "on" if torch.backends.mkldnn.enabled else "off", args.channels_last), file=err)
+        "on" if torch.backends.mkldnn.enabled else "off", args.channels_last, args.bf16),
+        file=err)
     print("torch build: %s; %s" % (", ".join(blas), "; ".join(dnn)), file=err)
     print("loaded: %s" % ", ".join(loaded_libraries()), file=err)
 
@@ -95,6 +102,7 @@ def main(argv=None):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
                                   weight_decay=1e-4)
     total_steps = args.warmup + args.steps
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
     describe_build(args)
 
     model.train()
@@ -102,7 +110,9 @@ def main(argv=None):
     for step in range(total_steps):
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss = tw.segmentation_loss(model(x), labels, weights)
+        with autocast:
+            logits = model(x)
+        loss = tw.segmentation_loss(logits.float(), labels, weights)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         for group in optimizer.param_groups:
@@ -116,7 +126,7 @@ def main(argv=None):
 
     model.eval()
     infer_seconds = 0.0
-    with torch.no_grad():
+    with torch.no_grad(), autocast:
         for b in range(1 + args.infer_batches):
             start = time.perf_counter()
             predictions = model(x).argmax(1).to(torch.uint8)
@@ -127,11 +137,12 @@ def main(argv=None):
     train_img_s = args.batch * args.steps / train_seconds
     infer_img_s = args.batch * args.infer_batches / infer_seconds
     print("engine=pytorch arch=%s height=%d width=%d batch=%d threads=%d train_img_s=%.3f "
-          "infer_img_s=%.3f train_step_s=%.3f infer_batch_s=%.3f channels_last=%d mkldnn=%d"
+          "infer_img_s=%.3f train_step_s=%.3f infer_batch_s=%.3f channels_last=%d mkldnn=%d "
+          "precision=%s"
           % (args.arch, args.height, args.width, args.batch, torch.get_num_threads(),
              train_img_s, infer_img_s, train_seconds / args.steps,
              infer_seconds / args.infer_batches, int(args.channels_last),
-             int(not args.no_mkldnn)))
+             int(not args.no_mkldnn), "bf16" if args.bf16 else "fp32"))
     sys.stdout.flush()
     return 0
 

@@ -10,7 +10,9 @@
   * every optimiser step of the twin against a numpy re-implementation of the total norm,
     clipping and Adam/AdamW from the same gradients (both optimisers, with and without
     clipping), the re-run reproducing the dump's after/ tensors exactly, and the BN
-    running-statistics update (momentum 0.1, unbiased variance).
+    running-statistics update (momentum 0.1, unbiased variance);
+  * where the dump has one, the --bf16-peer group: layout, its loss against its output, its
+    lrs, and a bf16-sized distance from the reference.
 
 Usage: /usr/bin/python3 tests/twin/check_twin.py [--dump TWIN.h5] [--keep DIR]
 Without --dump it makes its own dumps (r18 64x64 batch 2) in a temporary directory.
@@ -162,6 +164,32 @@ def check_loss(f):
           % (got, want))
     cw = f["class_weights"][()]
     check(cw[0] == 1.0 and (cw[1:] == 2.0).all(), "class weights 1 for background, 2 for others")
+
+
+def check_peer(f, a):
+    """The /peer_bf16 group (--bf16-peer): the root's layout, a loss consistent with its own
+    output, the root's lrs, and bf16-sized (not larger) distance from the root's run."""
+    print("bf16 peer")
+    p = f["peer_bf16"]
+    ok = all(p[k].shape == f[k].shape and p[k].dtype == f[k].dtype
+             for k in ("output", "loss", "grad_norm", "after/losses", "after/lrs"))
+    for group in ("grads", "after/params", "after/buffers"):
+        ok &= sorted(p[group]) == sorted(f[group]) and all(
+            p[group][n].shape == f[group][n].shape and p[group][n].dtype == np.float32
+            for n in f[group])
+    check(bool(ok), "same datasets, shapes and dtypes as the reference")
+    want = float(p["loss"][()])
+    got = numpy_weighted_ce(p["output"][()], f["labels"][()], f["class_weights"][()])
+    check(abs(got - want) <= 1e-5 * abs(want), "numpy weighted CE of its output %.7f vs its loss "
+          "%.7f" % (got, want))
+    norm = math.sqrt(sum(float(np.sum(p["grads"][n][()].astype(np.float64) ** 2))
+                         for n in p["grads"]))
+    check(abs(norm - p["grad_norm"][()]) <= 1e-5 * norm, "grad_norm is the norm of its grads")
+    check(np.array_equal(p["after/lrs"][()], f["after/lrs"][()]), "same lrs as the reference")
+    out = rel_err(p["output"][()], f["output"][()])
+    loss = abs(want - float(f["loss"][()])) / float(f["loss"][()])
+    check(1e-4 < out < 0.3 and loss < 1e-2, "output max-rel %.1e and loss rel %.1e against the "
+          "reference: bf16-sized" % (out, loss))
 
 
 def rel_l2(got, want):
@@ -378,7 +406,7 @@ def main():
         if args.dump:
             dumps = [(args.dump, True)]
         else:
-            dumps = [(make_dump(directory, "check_adamw.h5", []), True),
+            dumps = [(make_dump(directory, "check_adamw.h5", ["--bf16-peer"]), True),
                      (make_dump(directory, "check_adam_f64.h5",
                                 ["--optimizer", "adam", "--clip-norm", "0", "--steps", "2",
                                  "--seed", "3", "--max-lr", "3e-3", "--warmup", "0.25",
@@ -390,6 +418,8 @@ def main():
             with f:
                 check_dump_layout(f, a)
                 check_loss(f)
+                if "peer_bf16" in f:
+                    check_peer(f, a)
                 t0 = time.perf_counter()
                 check_gradients(f, a, args.elements, args.seed, finite_differences=full)
                 print("  (%.1f s)" % (time.perf_counter() - t0))

@@ -9,12 +9,14 @@ against: initial parameters and BN buffers, input and labels, the first forward'
 logits and loss, the first backward's gradients and their norm, and parameters,
 buffers, losses and learning rates after `--steps` optimiser steps on the same
 batch. Parameter and buffer names are `model.named_parameters()` /
-`named_buffers()` names (num_batches_tracked is skipped).
+`named_buffers()` names (num_batches_tracked is skipped). With --bf16-peer it also
+writes /peer_bf16: the same run under bfloat16 autocast, laid out like the root's results.
 
 Run with Debian's Python (python3-torch): /usr/bin/python3 tests/twin/unet_twin.py --help
 """
 
 import argparse
+import copy
 import math
 import sys
 import time
@@ -257,6 +259,9 @@ def parse_args(argv=None):
                         "reference free of float32 rounding, e.g. to size test tolerances")
     p.add_argument("--no-mkldnn", action="store_true",
                    help="disable PyTorch's oneDNN (mkldnn) convolutions: native im2col + BLAS")
+    p.add_argument("--bf16-peer", action="store_true",
+                   help="also run the same steps in float32 under bfloat16 autocast (oneDNN on) "
+                        "and write them to /peer_bf16, for the C engine's bf16 tolerances")
     p.add_argument("--out", default="twin.h5", help="HDF5 file to write")
     args = p.parse_args(argv)
     if args.height % 32 or args.width % 32 or args.height <= 0 or args.width <= 0:
@@ -269,49 +274,39 @@ def parse_args(argv=None):
 
 
 def numpy_of(t):
+    if t.dtype == torch.bfloat16:  # numpy has no bfloat16; float32 holds it exactly
+        t = t.float()
     return t.detach().cpu().numpy().copy()
 
 
-def run_twin(args):
-    """Runs the twin; returns a dict of everything that goes in the dump."""
-    torch.set_num_threads(args.threads)
-    torch.use_deterministic_algorithms(True)
-    torch.backends.mkldnn.enabled = not args.no_mkldnn
-    dtype = getattr(torch, args.dtype)
-    model = build_model(args.arch, args.classes, args.seed)
-    x, labels = make_batch(args.batch, args.height, args.width, args.classes, args.seed)
-    weights = class_weights_for(args.classes)
-    model.to(dtype)  # initial values are drawn in float32 either way
-    weights_c = weights.to(dtype)
-    x_c = x.to(dtype)
-    betas = (args.beta1, args.beta2)
-    eps = args.eps
-    d = {
-        "input": numpy_of(x), "labels": numpy_of(labels), "class_weights": numpy_of(weights),
-        "params": {n: numpy_of(p) for n, p in model.named_parameters()},
-        "buffers": {n: numpy_of(b) for n, b in named_buffers_to_dump(model)},
-        "beta1": betas[0], "beta2": betas[1], "eps": eps,
-    }
-    optimizer = make_optimizer(model, args.optimizer, args.max_lr / 25.0, betas, eps,
-                               args.weight_decay)
+def train_steps(model, x, labels, weights, args, bf16=False):
+    """Runs `args.steps` optimiser steps of `model` on one batch; returns the first forward's
+    logits and loss, the first backward's gradients and their norm, and the parameters,
+    buffers, losses and lrs after the steps (with --steps 0 the first forward/backward runs
+    on a copy, so `after` holds the initial state). bf16: the forward runs under CPU
+    autocast to bfloat16 and the loss is computed in float32 on the logits cast to float32;
+    backward, clipping and the optimiser are the same as without it."""
+    optimizer = make_optimizer(model, args.optimizer, args.max_lr / 25.0,
+                               (args.beta1, args.beta2), args.eps, args.weight_decay)
+    r = {}
 
     def forward_backward(m):
         m.train()
         for p in m.parameters():
             p.grad = None
-        logits = m(x_c)
-        loss = segmentation_loss(logits, labels, weights_c)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = m(x)
+        loss = segmentation_loss(logits.float() if bf16 else logits, labels, weights)
         loss.backward()
         return logits, loss
 
     def record_first(logits, loss, m, total_norm):
-        d["output"] = numpy_of(logits)
-        d["loss"] = float(loss)
-        d["grads"] = {n: numpy_of(p.grad) for n, p in m.named_parameters()}
-        d["grad_norm"] = total_norm
+        r["output"] = numpy_of(logits)
+        r["loss"] = float(loss)
+        r["grads"] = {n: numpy_of(p.grad) for n, p in m.named_parameters()}
+        r["grad_norm"] = total_norm
 
     if args.steps == 0:  # first forward on a copy so the buffers stay initial
-        import copy
         m = copy.deepcopy(model)
         logits, loss = forward_backward(m)
         record_first(logits, loss, m, grad_total_norm(m))
@@ -328,13 +323,52 @@ def run_twin(args):
         optimizer.step()
         losses.append(float(loss))
         lrs.append(lr)
-    d["after"] = {
+    r["after"] = {
         "params": {n: numpy_of(p) for n, p in model.named_parameters()},
         "buffers": {n: numpy_of(b) for n, b in named_buffers_to_dump(model)},
         "losses": np.asarray(losses, dtype=np.float64),
         "lrs": np.asarray(lrs, dtype=np.float64),
     }
+    return r
+
+
+def run_twin(args):
+    """Runs the twin; returns a dict of everything that goes in the dump. With
+    args.bf16_peer, d["peer_bf16"] holds the same run in float32 parameters under bfloat16
+    autocast (oneDNN on), from the same initial weights and batch."""
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.mkldnn.enabled = not args.no_mkldnn
+    dtype = getattr(torch, args.dtype)
+    model = build_model(args.arch, args.classes, args.seed)
+    peer = copy.deepcopy(model) if args.bf16_peer else None
+    x, labels = make_batch(args.batch, args.height, args.width, args.classes, args.seed)
+    weights = class_weights_for(args.classes)
+    model.to(dtype)  # initial values are drawn in float32 either way
+    d = {
+        "input": numpy_of(x), "labels": numpy_of(labels), "class_weights": numpy_of(weights),
+        "params": {n: numpy_of(p) for n, p in model.named_parameters()},
+        "buffers": {n: numpy_of(b) for n, b in named_buffers_to_dump(model)},
+        "beta1": args.beta1, "beta2": args.beta2, "eps": args.eps,
+    }
+    d.update(train_steps(model, x.to(dtype), labels, weights.to(dtype), args))
+    if peer is not None:
+        start = time.perf_counter()
+        with torch.backends.mkldnn.flags(enabled=True):
+            d["peer_bf16"] = train_steps(peer, x, labels, weights, args, bf16=True)
+        d["peer_bf16"]["seconds"] = time.perf_counter() - start
     return d
+
+
+def max_rel(a, b):
+    """max|a-b| / max|b| in float64 (0 when both are all zero)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), np.finfo(np.float64).tiny))
+
+
+def worst_max_rel(got, want):
+    """(error, name) of the tensor with the largest max_rel between two name->array dicts."""
+    return max((max_rel(got[n], want[n]), n) for n in want)
 
 
 def write_dump(path, args, d):
@@ -356,20 +390,30 @@ def write_dump(path, args, d):
         f.create_dataset("input", data=d["input"].astype(np.float32))
         f.create_dataset("labels", data=d["labels"].astype(np.uint8))
         f.create_dataset("class_weights", data=d["class_weights"].astype(np.float32))
-        f.create_dataset("output", data=d["output"].astype(np.float32))
-        f.create_dataset("loss", data=np.float64(d["loss"]))
-        f.create_dataset("grad_norm", data=np.float64(d["grad_norm"]))
-        for group in ("params", "buffers", "grads"):
-            g = f.create_group(group)
-            for name, value in d[group].items():
-                g.create_dataset(name, data=value.astype(np.float32))
-        after = f.create_group("after")
-        for group in ("params", "buffers"):
-            g = after.create_group(group)
-            for name, value in d["after"][group].items():
-                g.create_dataset(name, data=value.astype(np.float32))
-        after.create_dataset("losses", data=d["after"]["losses"].astype(np.float64))
-        after.create_dataset("lrs", data=d["after"]["lrs"].astype(np.float64))
+        write_run(f, d)
+        if "peer_bf16" in d:
+            write_run(f.create_group("peer_bf16"), d["peer_bf16"])
+
+
+def write_run(g, r):
+    """Writes a train_steps result into group g: output, loss, grad_norm, grads/, after/.
+    The root's dict also holds the initial params and buffers; they go before grads/, the
+    order the reference dump has always had (the file stays byte-identical)."""
+    g.create_dataset("output", data=r["output"].astype(np.float32))
+    g.create_dataset("loss", data=np.float64(r["loss"]))
+    g.create_dataset("grad_norm", data=np.float64(r["grad_norm"]))
+    for group in ("params", "buffers", "grads"):
+        if group in r:
+            sub = g.create_group(group)
+            for name, value in r[group].items():
+                sub.create_dataset(name, data=value.astype(np.float32))
+    after = g.create_group("after")
+    for group in ("params", "buffers"):
+        sub = after.create_group(group)
+        for name, value in r["after"][group].items():
+            sub.create_dataset(name, data=value.astype(np.float32))
+    after.create_dataset("losses", data=r["after"]["losses"].astype(np.float64))
+    after.create_dataset("lrs", data=r["after"]["lrs"].astype(np.float64))
 
 
 def main(argv=None):
@@ -383,6 +427,18 @@ def main(argv=None):
                             d["grad_norm"], args.steps,
                             "%.6f" % d["after"]["losses"][-1] if args.steps else "-", elapsed,
                             args.out))
+    if "peer_bf16" in d:
+        peer = d["peer_bf16"]
+        grad_err, grad_name = worst_max_rel(peer["grads"], d["grads"])
+        after = ""
+        if args.steps:
+            after = ", worst param after %d steps %.1e (%s)" % (
+                (args.steps,) + worst_max_rel(peer["after"]["params"], d["after"]["params"]))
+        print("peer_bf16 (autocast, vs the %s reference, max|a-b|/max|b|): loss %.6f (rel %.1e), "
+              "output %.1e, worst grad %.1e (%s)%s, %.1f s"
+              % (args.dtype, peer["loss"], abs(peer["loss"] - d["loss"]) / abs(d["loss"]),
+                 max_rel(peer["output"], d["output"]), grad_err, grad_name, after,
+                 peer["seconds"]))
     return 0
 
 

@@ -1,5 +1,5 @@
-/* Adam/AdamW over the model's one contiguous parameter buffer, with the
- * one-cycle learning-rate schedule and gradient-norm clipping. */
+/* Adam/AdamW over the model's one contiguous f32 parameter buffer, with the one-cycle
+ * learning-rate schedule and gradient-norm clipping, run on the model's backend. */
 #ifndef FP_OPTIM_H
 #define FP_OPTIM_H
 
@@ -17,7 +17,7 @@ double one_cycle_lr(const schedule_config *s, long step);
 
 typedef struct optimizer {
   const backend *be;
-  adam_config adam; /* adam.lr is set per step from the schedule */
+  adam_config adam;
   schedule_config schedule;
   double clip_norm; /* 0 = no clipping */
   size_t count;
@@ -29,12 +29,10 @@ optimizer *optimizer_create(const backend *be, size_t param_count, adam_config a
                             schedule_config schedule, double clip_norm);
 void optimizer_destroy(optimizer *opt);
 
-typedef struct step_report {
-  double lr, grad_norm; /* grad_norm before clipping */
-} step_report;
-
-/* Clips grads in place (torch.nn.utils.clip_grad_norm_ semantics), then one
- * Adam/AdamW update of params. */
-step_report optimizer_step(optimizer *opt, float *params, float *grads);
+/* Queues one step on the backend: the gradient norm and clip factor
+ * (torch.nn.utils.clip_grad_norm_ semantics) into m->scalars, then Adam/AdamW of m->params at
+ * the schedule's learning rate, which it returns. Reads nothing back: unet_read_scalars gives
+ * the step's loss, gradient norm and non-finite flag. Marks the model's weights changed. */
+double optimizer_step(optimizer *opt, unet *m);
 
 #endif

@@ -12,18 +12,21 @@
 #include "loader.h"
 #include "metrics.h"
 #include "progress.h"
+#include "runtime.h"
 #include "unet.h"
 
 static void usage(FILE *out) {
   fprintf(out,
           "usage: evaluate --checkpoint FILE.h5 --data DATASET.h5 [--split val|test|train|all]\n"
           "                [--batch N] [--limit N] [--threads T]\n"
+          "                [--backend auto|cpu] [--precision auto|fp32|bf16]\n"
           "                [--prior-csv FILE --prior-table FILE]\n"
           "Runs the checkpoint's model in inference mode over a split of an HDF5 dataset\n"
           "made by `ingest` and prints pixel accuracy, mIoU over the classes other than\n"
           "background, mIoU including background, the IoU of the foreground/background mask\n"
           "and every class's IoU (classes absent from both truth and prediction are skipped).\n"
-          "Defaults: --split val, --batch 8, --limit 0 (all), threads = all cores.\n"
+          "Defaults: --split val, --batch 8, --limit 0 (all), threads = all cores,\n"
+          "--backend auto, --precision auto (bf16 where the CPU has AVX512-BF16 or AMX).\n"
           "With --prior-csv (id,product_type per image) and --prior-table (product type ->\n"
           "allowed classes, jobs/category_prior/README.md) it also reports the same metrics\n"
           "with the category prior applied to the logits, and each class's IoU without and\n"
@@ -69,7 +72,7 @@ static void prior_evaluation_batch(prior_evaluation *pe, unet *m, const loader_b
   }
   be->tensor_from_nchw(&m->logits, pe->logits);
   be->argmax_channels(&m->logits, predictions);
-  be->copy_to_host(host_predictions, predictions, (size_t)b->count * plane);
+  be->download(host_predictions, predictions, FP_U8, (size_t)b->count * plane);
   confusion_add(&pe->conf, b->masks, host_predictions, (size_t)b->count * plane, 255);
 }
 
@@ -107,6 +110,7 @@ static int parse_split(const char *name) {
 int main(int argc, char **argv) {
   const char *checkpoint_path = NULL, *data_path = NULL, *split_name = "val";
   const char *prior_csv = NULL, *prior_table = NULL;
+  const char *backend_name = "auto", *precision_name = "auto";
   int batch = 8, limit = 0, threads = 0;
   cli_option options[] = {
       {"--checkpoint", CLI_STRING, &checkpoint_path, 0, 0},
@@ -117,6 +121,8 @@ int main(int argc, char **argv) {
       {"--threads", CLI_INT, &threads, 0, 1024},
       {"--prior-csv", CLI_STRING, &prior_csv, 0, 0},
       {"--prior-table", CLI_STRING, &prior_table, 0, 0},
+      {"--backend", CLI_STRING, &backend_name, 0, 0},
+      {"--precision", CLI_STRING, &precision_name, 0, 0},
   };
   if (cli_parse(argc, argv, options, sizeof options / sizeof options[0], usage) != argc ||
       !checkpoint_path || !data_path) {
@@ -143,13 +149,19 @@ int main(int argc, char **argv) {
              data_path, dataset_height(ds), dataset_width(ds), checkpoint_path, info.height,
              info.width);
 
-  const backend *be = backend_cpu();
-  unet *m = unet_create(be, info.arch, info.classes, batch, info.height, info.width, 0);
+  runtime rt = runtime_open(backend_name, precision_name, "command line", 0);
+  const backend *be = rt.be;
+  char where[400];
+  runtime_describe(&rt, where, sizeof where);
+  printf("evaluate: %s\n", where);
+  unet_config model_config = {info.arch,  info.classes, batch,          info.height,
+                              info.width, rt.compute,   UNET_INFERENCE};
+  unet *m = unet_create(be, &model_config, 0);
   checkpoint_load(checkpoint_path, m, NULL, NULL);
   loader_config lc = {data_path, split, batch, 0, 1, 0, 0, 0, limit, 1, 255};
   loader *ld = loader_open(&lc);
   size_t pixels = (size_t)batch * info.height * info.width;
-  uint8_t *predictions = be->alloc(pixels), *host_predictions = fp_malloc(pixels);
+  uint8_t *predictions = be->alloc(FP_U8, pixels), *host_predictions = fp_malloc(pixels);
   prior_evaluation pe = {0};
   if (prior_table) prior_evaluation_open(&pe, prior_table, prior_csv, data_path, ds, m);
   confusion conf;
@@ -162,7 +174,7 @@ int main(int argc, char **argv) {
     be->tensor_from_nchw(&m->input, b.images);
     unet_forward(m, 0);
     be->argmax_channels(&m->logits, predictions);
-    be->copy_to_host(host_predictions, predictions, pixels);
+    be->download(host_predictions, predictions, FP_U8, pixels);
     confusion_add(&conf, b.masks, host_predictions, pixels, 255);
     if (pe.prior) prior_evaluation_batch(&pe, m, &b, predictions, host_predictions);
     progress_advance(&prog, batch);
@@ -184,6 +196,8 @@ int main(int argc, char **argv) {
   dataset_close(ds);
   loader_close(ld);
   confusion_free(&conf);
+  be->release(predictions);
+  free(host_predictions);
   unet_destroy(m);
   return 0;
 }

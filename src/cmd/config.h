@@ -26,6 +26,8 @@ typedef struct train_config {
   int classes;       /* model.classes: 2..255; 0 = take from the dataset (default 0) */
   int height, width; /* model.height default 288, model.width default 192; multiples of 32,
                         32..4096 */
+  char backend[16];   /* model.backend: enum auto|cpu|cuda, default auto */
+  char precision[16]; /* model.precision: enum auto|fp32|bf16, default auto */
   /* [train] */
   int batch;           /* train.batch: per-rank batch, 1..1024, default 8 */
   int epochs;          /* 1..100000, default 30 */

@@ -35,6 +35,7 @@
 #include "mpi_check.h"
 #include "png_io.h"
 #include "progress.h"
+#include "runtime.h"
 #include "work_queue.h"
 
 #define PATH_SIZE 4200
@@ -121,6 +122,7 @@ typedef struct run {
   int reuse_previous;
   catalog_layout layout;
   unet *model;
+  char runtime_text[400]; /* backend and precision, and why */
   uint64_t checkpoint_hash, result_fingerprint, job_fingerprint;
   int64_t chunk_count;
 } run;
@@ -197,9 +199,9 @@ static uint64_t model_hash(const unet *m) {
   const float *data[2] = {m->params, m->buffers};
   uint64_t hash = FNV1A64_START;
   for (int i = 0; i < 2; i++) {
-    float *host = fp_malloc(counts[i] * sizeof(float));
-    m->be->copy_to_host(host, data[i], counts[i] * sizeof(float));
-    hash = fnv1a64_update(hash, host, counts[i] * sizeof(float));
+    float *host = fp_malloc(counts[i] * sizeof *host);
+    m->be->download(host, data[i], FP_F32, counts[i]);
+    hash = fnv1a64_update(hash, host, counts[i] * sizeof *host);
     free(host);
   }
   return hash;
@@ -257,8 +259,11 @@ static void setup(run *r, int *lock_fd) {
   r->layout =
       (catalog_layout){r->info.height,       r->info.width,       r->info.classes, j->source_masks,
                        j->source_max_height, j->source_max_width, j->zstd_level};
-  r->model = unet_create(backend_cpu(), r->info.arch, r->info.classes, j->batch, r->info.height,
-                         r->info.width, 0);
+  runtime rt = runtime_open(j->backend, j->precision, r->opts.job_path, 0);
+  runtime_describe(&rt, r->runtime_text, sizeof r->runtime_text);
+  unet_config model_config = {r->info.arch,  r->info.classes, j->batch,      r->info.height,
+                              r->info.width, rt.compute,      UNET_INFERENCE};
+  r->model = unet_create(rt.be, &model_config, 0);
   checkpoint_load(j->checkpoint, r->model, NULL, NULL);
   r->checkpoint_hash = model_hash(r->model);
   uint64_t result_words[] = {r->checkpoint_hash,
@@ -270,7 +275,8 @@ static void setup(run *r, int *lock_fd) {
                              (uint64_t)r->layout.source_height,
                              (uint64_t)r->layout.source_width,
                              (uint64_t)r->layout.zstd_level,
-                             (uint64_t)j->batch};
+                             (uint64_t)j->batch,
+                             (uint64_t)rt.compute};
   r->result_fingerprint = hash_words(result_words, sizeof result_words / sizeof result_words[0]);
   uint64_t previous_fingerprint = 0;
   if (j->previous[0]) {
@@ -763,6 +769,7 @@ int main(int argc, char **argv) {
       printf("%s is complete already: nothing to do\n", r.master_path);
     } else {
       todo = plan(&r, m, &todo_count);
+      printf("parse_catalog: %s\n", r.runtime_text);
       printf("parse_catalog: %lld images in %lld chunks of %d, %lld chunks to do, %d rank%s x %d "
              "thread%s, %s scheduling%s\n",
              (long long)catalog_count(r.images), (long long)r.chunk_count, r.job.chunk,

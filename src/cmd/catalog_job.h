@@ -15,6 +15,7 @@ typedef struct catalog_job {
   char checkpoint[4096];
   int classes, height, width; /* what the job expects of the checkpoint; 0 = whatever it has */
   int batch, threads;
+  char backend[16], precision[16]; /* model.backend, model.precision (runtime.h) */
   /* [output] */
   char dir[4096];
   char job_id[256];

@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "ini.h"
+#include "runtime.h"
 
 #define FIELD(member) INI_FIELD(train_config, member)
 
@@ -34,6 +35,12 @@ static const ini_key keys[] = {
      .help = "input height in pixels, a multiple of 32; must match the dataset"},
     {"model.width", INI_INT, FIELD(width), "192", 32, 4096,
      .help = "input width in pixels, a multiple of 32; must match the dataset"},
+    {"model.backend", INI_ENUM, FIELD(backend), "auto", .words = RUNTIME_BACKEND_WORDS,
+     .help = "where to compute: cpu (oneDNN); auto = the best one built and usable here"},
+    {"model.precision", INI_ENUM, FIELD(precision), "auto", .words = RUNTIME_PRECISION_WORDS,
+     .help = "fp32, or bf16 mixed precision (bf16 activations and weight copies, f32 master "
+             "weights, loss, gradients and optimiser); auto = bf16 where the backend runs it "
+             "natively (CPU: AVX512-BF16 or AMX), else fp32"},
     {"train.batch", INI_INT, FIELD(batch), "8", 1, 1024, .help = "images per step (per rank)"},
     {"train.epochs", INI_INT, FIELD(epochs), "30", 1, 100000,
      .help = "passes over the training images"},

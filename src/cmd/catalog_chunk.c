@@ -67,10 +67,11 @@ chunk_engine *chunk_engine_create(const chunk_setup *setup, unet *model) {
   e->pixels = fp_malloc(n * e->image_bytes);
   e->input = fp_calloc(batch * 3 * e->plane, sizeof *e->input);
   if (setup->prior) e->logits = fp_malloc(batch * k * e->plane * sizeof *e->logits);
-  e->probabilities = tensor_shape(model->batch, l->classes, l->height, l->width);
-  e->probabilities.data = e->be->alloc(tensor_count(&e->probabilities) * sizeof(float));
-  e->host_probabilities = fp_malloc(tensor_count(&e->probabilities) * sizeof(float));
-  e->predictions = e->be->alloc(batch * e->plane);
+  e->probabilities = tensor_shape(FP_F32, model->batch, l->classes, l->height, l->width);
+  e->be->tensor_alloc(&e->probabilities);
+  e->host_probabilities =
+      fp_malloc(tensor_count(&e->probabilities) * sizeof *e->host_probabilities);
+  e->predictions = e->be->alloc(FP_U8, batch * e->plane);
   e->host_predictions = fp_malloc(batch * e->plane);
   if (l->source_masks) {
     e->source_plane = (size_t)l->source_height * l->source_width;
@@ -84,7 +85,7 @@ chunk_engine *chunk_engine_create(const chunk_setup *setup, unet *model) {
 
 void chunk_engine_free(chunk_engine *e) {
   if (!e) return;
-  e->be->release(e->probabilities.data);
+  e->be->tensor_release(&e->probabilities);
   e->be->release(e->predictions);
   catalog_rows_free(&e->rows);
   free(e->items);
@@ -199,7 +200,7 @@ static void run_batch(chunk_engine *e, int count, stage_seconds *seconds) {
     be->tensor_from_nchw(&m->logits, e->logits);
   }
   be->argmax_channels(&m->logits, e->predictions);
-  be->copy_to_host(e->host_predictions, e->predictions, (size_t)batch * e->plane);
+  be->download(e->host_predictions, e->predictions, FP_U8, (size_t)batch * e->plane);
   be->softmax_channels(&m->logits, &e->probabilities);
   be->tensor_to_nchw(&e->probabilities, e->host_probabilities);
   double modelled = progress_now();

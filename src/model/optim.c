@@ -23,8 +23,8 @@ optimizer *optimizer_create(const backend *be, size_t param_count, adam_config a
   opt->schedule = schedule;
   opt->clip_norm = clip_norm;
   opt->count = param_count;
-  opt->exp_avg = be->alloc(param_count * sizeof(float));
-  opt->exp_avg_sq = be->alloc(param_count * sizeof(float));
+  opt->exp_avg = be->alloc(FP_F32, param_count);
+  opt->exp_avg_sq = be->alloc(FP_F32, param_count);
   return opt;
 }
 
@@ -35,15 +35,17 @@ void optimizer_destroy(optimizer *opt) {
   free(opt);
 }
 
-step_report optimizer_step(optimizer *opt, float *params, float *grads) {
-  step_report report;
-  report.grad_norm = sqrt(opt->be->sum_of_squares(grads, opt->count));
-  if (opt->clip_norm > 0.0 && report.grad_norm > opt->clip_norm)
-    opt->be->scale(grads, opt->count, (float)(opt->clip_norm / (report.grad_norm + 1e-6)));
-  report.lr = one_cycle_lr(&opt->schedule, opt->step);
-  opt->adam.lr = (float)report.lr;
+double optimizer_step(optimizer *opt, unet *m) {
+  FP_CHECK(m->grads && m->param_list.total == opt->count,
+           "optimizer: the model has no gradients or another parameter count");
+  const backend *be = opt->be;
+  double lr = one_cycle_lr(&opt->schedule, opt->step);
   opt->step++;
-  opt->be->adam_update(params, grads, opt->exp_avg, opt->exp_avg_sq, opt->count, &opt->adam,
-                       opt->step);
-  return report;
+  double lr_and_step[2] = {lr, (double)opt->step};
+  be->upload(m->scalars + SCALAR_LR, lr_and_step, FP_F64, 2);
+  be->gradient_norm(m->grads, opt->count, opt->clip_norm, m->scalars);
+  be->adam_update(m->params, m->grads, opt->exp_avg, opt->exp_avg_sq, opt->count, &opt->adam,
+                  m->scalars);
+  unet_weights_changed(m);
+  return lr;
 }

@@ -5,6 +5,7 @@
 
 #include "check.h"
 #include "ini.h"
+#include "runtime.h"
 
 #define FIELD(member) INI_FIELD(catalog_job, member)
 
@@ -25,6 +26,11 @@ static const ini_key keys[] = {
     {"model.batch", INI_INT, FIELD(batch), "8", 1, 1024, .help = "images per forward pass"},
     {"model.threads", INI_INT, FIELD(threads), "0", 0, 4096,
      .help = "threads per rank (model, decoding, statistics, compression), 0 = all cores"},
+    {"model.backend", INI_ENUM, FIELD(backend), "auto", .words = RUNTIME_BACKEND_WORDS,
+     .help = "where to compute: cpu (oneDNN); auto = the best one built and usable here"},
+    {"model.precision", INI_ENUM, FIELD(precision), "auto", .words = RUNTIME_PRECISION_WORDS,
+     .help = "fp32 or bf16 activations and weights; auto = bf16 where the backend runs it "
+             "natively (CPU: AVX512-BF16 or AMX), else fp32"},
     {"output.dir", INI_STRING, FIELD(dir), "",
      .help = "output directory: master.h5, shards/, the manifest (required; created if missing)"},
     {"output.job_id", INI_STRING, FIELD(job_id), "",

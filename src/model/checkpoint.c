@@ -9,8 +9,8 @@
 
 static void write_flat(hid_t file, const char *name, const backend *be, const float *data,
                        size_t count) {
-  float *host = fp_malloc(count * sizeof(float));
-  be->copy_to_host(host, data, count * sizeof(float));
+  float *host = fp_malloc(count * sizeof *host);
+  be->download(host, data, FP_F32, count);
   int dims[1] = {(int)count};
   h5_write_floats(file, name, 1, dims, host);
   free(host);
@@ -18,8 +18,8 @@ static void write_flat(hid_t file, const char *name, const backend *be, const fl
 
 static void write_list(hid_t file, const char *group, const backend *be, const tensor_list *list,
                        const float *data) {
-  float *host = fp_malloc(list->total * sizeof(float));
-  be->copy_to_host(host, data, list->total * sizeof(float));
+  float *host = fp_malloc(list->total * sizeof *host);
+  be->download(host, data, FP_F32, list->total);
   h5_write_tensor_list(file, group, list, host);
   free(host);
 }
@@ -129,18 +129,18 @@ checkpoint_info checkpoint_peek(const char *path) {
 
 static void read_flat(hid_t file, const char *path, const char *name, const backend *be,
                       float *data, size_t count) {
-  float *host = fp_malloc(count * sizeof(float));
+  float *host = fp_malloc(count * sizeof *host);
   if (h5_read_floats(file, path, name, host, count) != 0)
     FP_FATAL("%s: dataset %s is missing", path, name);
-  be->copy_from_host(data, host, count * sizeof(float));
+  be->upload(data, host, FP_F32, count);
   free(host);
 }
 
 static void read_list(hid_t file, const char *path, const char *group, const backend *be,
                       const tensor_list *list, float *data) {
-  float *host = fp_malloc(list->total * sizeof(float));
+  float *host = fp_malloc(list->total * sizeof *host);
   h5_read_tensor_list(file, path, group, list, host);
-  be->copy_from_host(data, host, list->total * sizeof(float));
+  be->upload(data, host, FP_F32, list->total);
   free(host);
 }
 
@@ -156,6 +156,7 @@ checkpoint_info checkpoint_load(const char *path, unet *m, optimizer *opt,
              info.classes, m->classes);
   read_list(file, path, "params", m->be, &m->param_list, m->params);
   read_list(file, path, "buffers", m->be, &m->buffer_list, m->buffers);
+  unet_weights_changed(m);
   if (opt) {
     read_flat(file, path, "optimizer/exp_avg", opt->be, opt->exp_avg, opt->count);
     read_flat(file, path, "optimizer/exp_avg_sq", opt->be, opt->exp_avg_sq, opt->count);

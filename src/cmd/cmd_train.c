@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "optim.h"
 #include "progress.h"
+#include "runtime.h"
 #include "unet.h"
 
 enum { EXIT_NON_FINITE_LOSS = 3, EXIT_PREEMPTED = 75 /* EX_TEMPFAIL: requeue me */ };
@@ -90,7 +91,7 @@ static void upload_batch(trainer *t, const loader_batch *batch) {
   const backend *be = t->be;
   be->tensor_from_nchw(&t->model->input, batch->images);
   size_t pixels = (size_t)t->model->batch * t->model->height * t->model->width;
-  be->copy_from_host(t->labels, batch->masks, pixels);
+  be->upload(t->labels, batch->masks, FP_U8, pixels);
 }
 
 /* Sums a confusion matrix over all ranks, in place. */
@@ -117,12 +118,14 @@ static seg_metrics validate(trainer *t, confusion *conf, double *val_loss) {
   while (loader_next(t->val_loader, &batch)) {
     upload_batch(t, &batch);
     unet_forward(m, 0);
-    double loss = be->softmax_cross_entropy(&m->logits, t->labels, t->class_weights,
-                                            t->cfg.ignore_label, NULL);
-    sums[0] += loss * batch.count;
+    be->softmax_cross_entropy(&m->logits, t->labels, t->class_weights, t->cfg.ignore_label, 1.0f,
+                              NULL, m->scalars);
+    double scalars[SCALAR_COUNT];
+    unet_read_scalars(m, scalars);
+    sums[0] += scalars[SCALAR_LOSS] * batch.count;
     sums[1] += batch.count;
     be->argmax_channels(&m->logits, t->predictions);
-    be->copy_to_host(t->host_predictions, t->predictions, pixels);
+    be->download(t->host_predictions, t->predictions, FP_U8, pixels);
     confusion_add(conf, batch.masks, t->host_predictions, pixels, t->cfg.ignore_label);
   }
   if (t->world_size > 1) collective_allreduce_sum_host_doubles(t->comm, sums, 2);
@@ -139,29 +142,42 @@ static double loss_weight_sum(const trainer *t, const uint8_t *masks, size_t pix
   return sum;
 }
 
-/* One training step's forward and loss. Each rank's loss is the weighted mean over its own
- * pixels; the global batch's loss is the weighted mean over all pixels, so each rank's loss
- * gradient is rescaled by N * local_weight / global_weight before the gradients are averaged.
- * The same small all-reduce tells every rank whether any rank was asked to stop. Returns the
- * global batch's loss. */
-static double forward_loss(trainer *t, const loader_batch *batch, int *stop) {
+/* One training step's forward and loss, queued on the backend. Each rank's loss is the weighted
+ * mean over its own pixels; the global batch's is the weighted mean over all pixels, so each
+ * rank's loss gradient is scaled by N * local_weight / global_weight before the gradients are
+ * averaged. The same small all-reduce tells every rank whether any rank was asked to stop.
+ * Returns this rank's share of the loss weight (see global_loss). */
+static double forward_loss(trainer *t, const loader_batch *batch, int *stop,
+                           double *global_weight) {
   const backend *be = t->be;
   unet *m = t->model;
   upload_batch(t, batch);
   unet_forward(m, 1);
-  double loss = be->softmax_cross_entropy(&m->logits, t->labels, t->class_weights,
-                                          t->cfg.ignore_label, &m->grad_logits);
   *stop = stop_requested;
-  if (t->world_size == 1) return loss;
-  size_t pixels = (size_t)batch->count * m->height * m->width;
-  double local_weight = loss_weight_sum(t, batch->masks, pixels);
-  double sums[3] = {local_weight, loss * local_weight, stop_requested ? 1.0 : 0.0};
-  collective_allreduce_sum_host_doubles(t->comm, sums, 3);
-  *stop = sums[2] > 0.0;
-  if (!(sums[0] > 0.0)) return loss; /* no labelled pixel anywhere: the gradient is zero */
-  be->scale((float *)m->grad_logits.data, tensor_count(&m->grad_logits),
-            (float)(t->world_size * local_weight / sums[0]));
-  return sums[1] / sums[0];
+  float grad_scale = 1.0f;
+  double local_weight = 0.0;
+  if (t->world_size > 1) {
+    size_t pixels = (size_t)batch->count * m->height * m->width;
+    local_weight = loss_weight_sum(t, batch->masks, pixels);
+    double sums[2] = {local_weight, stop_requested ? 1.0 : 0.0};
+    collective_allreduce_sum_host_doubles(t->comm, sums, 2);
+    *stop = sums[1] > 0.0;
+    *global_weight = sums[0];
+    /* no labelled pixel anywhere: the gradient is zero whatever the scale */
+    if (sums[0] > 0.0) grad_scale = (float)(t->world_size * local_weight / sums[0]);
+  }
+  be->softmax_cross_entropy(&m->logits, t->labels, t->class_weights, t->cfg.ignore_label,
+                            grad_scale, &m->grad_logits, m->scalars);
+  return local_weight;
+}
+
+/* The global batch's loss from this rank's (read back after the step). */
+static double global_loss(trainer *t, double local_loss, double local_weight,
+                          double global_weight) {
+  if (t->world_size == 1 || !(global_weight > 0.0)) return local_loss;
+  double weighted = local_loss * local_weight;
+  collective_allreduce_sum_host_doubles(t->comm, &weighted, 1);
+  return weighted / global_weight;
 }
 
 static void save(trainer *t, const char *path, long epoch, double best_metric,
@@ -213,6 +229,10 @@ static void open_step_log(trainer *t, long steps_kept) {
   t->step_log = fopen(t->step_log_path, "a");
   if (!t->step_log) FP_FATAL("cannot append to %s", t->step_log_path);
 }
+
+typedef struct step_report {
+  double lr, grad_norm; /* grad_norm before clipping */
+} step_report;
 
 static void log_step(trainer *t, long epoch, double loss, const step_report *report) {
   if (t->rank != 0) return;
@@ -266,10 +286,12 @@ static int dataset_classes(trainer *t, const char *job) {
 static void broadcast_state(trainer *t) {
   if (t->world_size == 1) return;
   unet *m = t->model;
-  collective_broadcast(t->comm, m->params, m->param_list.total * sizeof(float), 0);
-  collective_broadcast(t->comm, m->buffers, m->buffer_list.total * sizeof(float), 0);
-  collective_broadcast(t->comm, t->opt->exp_avg, t->opt->count * sizeof(float), 0);
-  collective_broadcast(t->comm, t->opt->exp_avg_sq, t->opt->count * sizeof(float), 0);
+  size_t f32 = fp_dtype_size(FP_F32);
+  collective_broadcast(t->comm, m->params, m->param_list.total * f32, 0);
+  collective_broadcast(t->comm, m->buffers, m->buffer_list.total * f32, 0);
+  collective_broadcast(t->comm, t->opt->exp_avg, t->opt->count * f32, 0);
+  collective_broadcast(t->comm, t->opt->exp_avg_sq, t->opt->count * f32, 0);
+  unet_weights_changed(m);
 }
 
 int main(int argc, char **argv) {
@@ -282,12 +304,14 @@ int main(int argc, char **argv) {
     return 2;
   }
   trainer t = {0};
-  t.comm = collective_init(COLLECTIVE_MPI);
-  t.rank = collective_rank(t.comm);
-  t.world_size = collective_size(t.comm);
   train_config_defaults(&t.cfg);
   train_config_load(&t.cfg, argv[1], argc - 2, argv + 2);
   train_config_validate(&t.cfg, argv[1]);
+  runtime rt = runtime_open(t.cfg.backend, t.cfg.precision, argv[1], 1);
+  t.comm = rt.comm;
+  t.be = rt.be;
+  t.rank = collective_rank(t.comm);
+  t.world_size = collective_size(t.comm);
   train_config_to_ini(&t.cfg, t.config_text, sizeof t.config_text);
   FP_CHECK(collective_all_equal_u64(t.comm, text_hash(t.config_text)),
            "the ranks were started with different job settings (%s and overrides); every rank "
@@ -300,30 +324,31 @@ int main(int argc, char **argv) {
   int classes = dataset_classes(&t, argv[1]);
   unet_arch arch;
   FP_CHECK(unet_arch_parse(t.cfg.arch, &arch) == 0, "%s: model.arch '%s'", argv[1], t.cfg.arch);
-  t.be = backend_cpu();
   const backend *be = t.be;
   open_loaders(&t);
   long total_steps = t.steps_per_epoch * t.cfg.epochs;
 
-  t.model = unet_create(be, arch, classes, t.cfg.batch, t.cfg.height, t.cfg.width, t.cfg.seed);
+  unet_config model_config = {arch,        classes,    t.cfg.batch, t.cfg.height,
+                              t.cfg.width, rt.compute, UNET_TRAINING};
+  t.model = unet_create(be, &model_config, t.cfg.seed);
   t.model->bn_momentum = (float)t.cfg.bn_momentum;
   if (t.world_size > 1) {
-    size_t bucket_floats = (size_t)(t.cfg.bucket_mb * 1024 * 1024 / sizeof(float));
+    size_t bucket_floats = (size_t)(t.cfg.bucket_mb * 1024 * 1024 / fp_dtype_size(FP_F32));
     t.dp = data_parallel_attach(t.model, t.comm, bucket_floats > 0 ? bucket_floats : 1);
     if (t.cfg.sync_bn) unet_enable_sync_bn(t.model);
   }
-  adam_config adam = {0.0f, 0.9f, 0.999f, (float)t.cfg.adam_eps, (float)t.cfg.weight_decay,
+  adam_config adam = {0.9f, 0.999f, (float)t.cfg.adam_eps, (float)t.cfg.weight_decay,
                       strcmp(t.cfg.optimizer, "adam") != 0};
   schedule_config schedule = {t.cfg.lr, t.cfg.warmup, total_steps};
   t.opt = optimizer_create(be, t.model->param_list.total, adam, schedule, t.cfg.clip_norm);
 
-  t.host_class_weights = fp_malloc((size_t)classes * sizeof(float));
+  t.host_class_weights = fp_malloc((size_t)classes * sizeof *t.host_class_weights);
   train_config_class_weights(&t.cfg, classes, t.host_class_weights);
-  t.class_weights = be->alloc((size_t)classes * sizeof(float));
-  be->copy_from_host(t.class_weights, t.host_class_weights, (size_t)classes * sizeof(float));
+  t.class_weights = be->alloc(FP_F32, (size_t)classes);
+  be->upload(t.class_weights, t.host_class_weights, FP_F32, (size_t)classes);
   size_t pixels = (size_t)t.cfg.batch * t.cfg.height * t.cfg.width;
-  t.labels = be->alloc(pixels);
-  t.predictions = be->alloc(pixels);
+  t.labels = be->alloc(FP_U8, pixels);
+  t.predictions = be->alloc(FP_U8, pixels);
   t.host_predictions = fp_malloc(pixels);
 
   if (t.rank == 0) make_directory(t.cfg.checkpoint_dir);
@@ -351,12 +376,14 @@ int main(int argc, char **argv) {
   if (t.rank != 0) confusion_reset(&train_conf); /* rank 0 carries the unfinished epoch's */
   broadcast_state(&t);
   open_step_log(&t, t.opt->step);
+  char where[400];
+  runtime_describe(&rt, where, sizeof where);
   if (t.rank == 0)
     printf("train: %s %dx%d, %d classes, batch %d x %d ranks, %ld steps/epoch, %d epochs, %zu "
-           "parameters, %d threads/rank, backend %s%s\n",
+           "parameters, %d threads/rank%s\ntrain: %s\n",
            t.cfg.arch, t.cfg.height, t.cfg.width, classes, t.cfg.batch, t.world_size,
            t.steps_per_epoch, t.cfg.epochs, t.model->param_list.total, omp_get_max_threads(),
-           be->name, t.model->sync_bn ? ", synchronized BN" : "");
+           t.model->sync_bn ? ", synchronized BN" : "", where);
 
   int stop = 0;
   progress prog;
@@ -371,22 +398,28 @@ int main(int argc, char **argv) {
     double epoch_start_s = progress_now();
     loader_batch batch;
     while (loader_next(t.train_loader, &batch)) {
-      double loss = forward_loss(&t, &batch, &stop);
-      if (!isfinite(loss)) {
-        if (t.rank == 0)
-          fprintf(stderr,
-                  "error: loss is %f at step %ld (epoch %ld); stopping. The last good checkpoint "
-                  "is kept: %s\n",
-                  loss, t.opt->step + 1, epoch + 1, t.last_path);
-        collective_destroy(t.comm);
-        return EXIT_NON_FINITE_LOSS;
-      }
+      double global_weight = 0.0;
+      double local_weight = forward_loss(&t, &batch, &stop, &global_weight);
       be->argmax_channels(&t.model->logits, t.predictions);
-      be->copy_to_host(t.host_predictions, t.predictions, pixels);
+      be->download(t.host_predictions, t.predictions, FP_U8, pixels);
       confusion_add(&train_conf, batch.masks, t.host_predictions, pixels, t.cfg.ignore_label);
       unet_backward(t.model);
       if (t.dp) data_parallel_finish(t.dp);
-      step_report report = optimizer_step(t.opt, t.model->params, t.model->grads);
+      step_report report;
+      report.lr = optimizer_step(t.opt, t.model);
+      double scalars[SCALAR_COUNT];
+      unet_read_scalars(t.model, scalars); /* the step's one read-back */
+      report.grad_norm = scalars[SCALAR_GRAD_NORM];
+      double loss = global_loss(&t, scalars[SCALAR_LOSS], local_weight, global_weight);
+      if (!isfinite(loss) || scalars[SCALAR_NONFINITE] != 0.0) {
+        if (t.rank == 0)
+          fprintf(stderr,
+                  "error: loss is %f and gradient norm %f at step %ld (epoch %ld); stopping. The "
+                  "last good checkpoint is kept: %s\n",
+                  loss, report.grad_norm, t.opt->step, epoch + 1, t.last_path);
+        collective_destroy(t.comm);
+        return EXIT_NON_FINITE_LOSS;
+      }
       epoch_loss_sum += loss;
       log_step(&t, epoch, loss, &report);
       progress_advance(&prog, (long)t.cfg.batch * t.world_size);

@@ -1,0 +1,173 @@
+/* The op table (version 2): everything the model, loss and optimiser do to numbers goes through
+ * one of these, so model code is written once for every backend (cpu = oneDNN; cuda = cuDNN,
+ * cuBLAS and kernels).
+ *
+ * Memory contract:
+ *  - Every pointer given to an op is backend memory from alloc or tensor_alloc, in tests too
+ *    (labels, class weights, scalars). Host data crosses only through upload/download and
+ *    tensor_from_nchw/tensor_to_nchw.
+ *  - The backend decides a tensor's layout and size: tensor_alloc, or tensor_bytes to size a
+ *    buffer that several shapes share. Flat buffers (parameters, gradients, statistics,
+ *    optimiser state) are plain arrays of `count` elements; conv weights are OIHW, PyTorch's
+ *    layout.
+ *  - The backend owns its scratch and workspaces: no op allocates per call.
+ *
+ * Precision contract (mixed precision): activations (x, y, dx, dy) have the tensor's dtype (f32
+ * or bf16). Weights passed to conv2d and inner_product have the dtype of the activations they
+ * multiply (the model keeps a bf16 copy of its f32 master weights). Biases, batch-norm
+ * parameters and statistics, every parameter gradient, optimiser state and scalars are f32 (or
+ * f64 for scalars) whatever the activations are.
+ *
+ * Scalars that steer a training step (loss, gradient norm, clip factor, non-finite flag,
+ * learning rate, step) live in backend memory, `double scalars[SCALAR_COUNT]`, written by the
+ * ops below and read back explicitly once per step, so a whole step can later be captured as a
+ * device graph.
+ *
+ * Output semantics: every op overwrites its outputs (never accumulates). Where a value feeds
+ * several consumers, the model adds the gradients with `add`. */
+#ifndef FP_BACKEND_H
+#define FP_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tensor.h"
+
+typedef struct conv_desc {
+  int in_channels, out_channels;
+  int kernel, stride, pad; /* square kernel, symmetric padding */
+} conv_desc;
+
+static inline int conv_out_size(const conv_desc *d, int in) {
+  return (in + 2 * d->pad - d->kernel) / d->stride + 1;
+}
+
+typedef struct pool_desc {
+  int kernel, stride, pad;
+} pool_desc;
+
+typedef struct adam_config {
+  float beta1, beta2, eps, weight_decay;
+  int decoupled_weight_decay; /* 1: AdamW, 0: Adam with L2 added to the gradient */
+} adam_config;
+
+/* Slots of the per-step scalar array (f64, backend memory). */
+enum step_scalar {
+  SCALAR_LOSS,        /* weighted mean cross-entropy of this rank's batch */
+  SCALAR_LOSS_WEIGHT, /* sum of the class weights of the labelled pixels (the mean's divisor) */
+  SCALAR_GRAD_NORM,   /* L2 norm of the gradient buffer, before clipping */
+  SCALAR_CLIP_FACTOR, /* what adam_update multiplies the gradients by (1: no clipping) */
+  SCALAR_NONFINITE,   /* 1 when the gradient norm is NaN or infinite */
+  SCALAR_LR,          /* learning rate of the next adam_update */
+  SCALAR_STEP,        /* Adam's step count for the next update, 1 on the first */
+  SCALAR_COUNT
+};
+
+typedef struct backend {
+  const char *name;
+
+  /* Whether the backend computes `type` with native kernels on this machine (1) or not (0);
+   * `why` receives a one-line reason either way (e.g. the CPU's ISA). */
+  int (*dtype_supported)(fp_dtype type, char *why, size_t why_size);
+
+  /* flat memory: `count` elements of `type`, zero-filled; aborts on failure */
+  void *(*alloc)(fp_dtype type, size_t count);
+  void (*release)(void *p);
+  void (*fill_zero)(void *p, fp_dtype type, size_t count);
+  void (*upload)(void *dst, const void *host_src, fp_dtype type, size_t count);
+  void (*download)(void *host_dst, const void *src, fp_dtype type, size_t count);
+  void (*copy)(void *dst, const void *src, fp_dtype type, size_t count);
+  /* dst[i] = src[i] converted (f32 <-> bf16, rounding to nearest even) */
+  void (*convert)(void *dst, fp_dtype dst_type, const void *src, fp_dtype src_type, size_t count);
+
+  /* tensors: t's shape and dtype are set by the caller; tensor_alloc sets t->data (zeroed) */
+  size_t (*tensor_bytes)(const tensor *t);
+  void (*tensor_alloc)(tensor *t);
+  void (*tensor_release)(tensor *t);
+  /* host float32 NCHW <-> the stored layout and dtype */
+  void (*tensor_from_nchw)(tensor *t, const float *host_nchw);
+  void (*tensor_to_nchw)(const tensor *t, float *host_nchw);
+
+  /* convolution; bias (f32) may be NULL (grad_bias then ignored) */
+  void (*conv2d_forward)(const conv_desc *d, const tensor *x, const void *weights,
+                         const float *bias, tensor *y);
+  void (*conv2d_backward_data)(const conv_desc *d, const tensor *dy, const void *weights,
+                               tensor *dx);
+  void (*conv2d_backward_weights)(const conv_desc *d, const tensor *x, const tensor *dy,
+                                  float *grad_weights, float *grad_bias);
+
+  /* batch norm over N,H,W per channel; batch_var is the biased variance; y may alias x */
+  void (*batchnorm_forward_training)(const tensor *x, const float *gamma, const float *beta,
+                                     float eps, tensor *y, float *batch_mean, float *batch_var);
+  void (*batchnorm_forward_inference)(const tensor *x, const float *gamma, const float *beta,
+                                      const float *running_mean, const float *running_var,
+                                      float eps, tensor *y);
+  void (*batchnorm_backward)(const tensor *x, const tensor *dy, const float *gamma,
+                             const float *batch_mean, const float *batch_var, float eps, tensor *dx,
+                             float *grad_gamma, float *grad_beta);
+  /* running = (1-momentum)*running + momentum*batch, variance unbiased by
+   * count/(count-1) as PyTorch does */
+  void (*batchnorm_update_running)(float *running_mean, float *running_var, const float *batch_mean,
+                                   const float *batch_var, int channels, float momentum,
+                                   size_t count_per_channel);
+
+  /* relu: y may alias x; backward reads the forward output y, dx may alias dy */
+  void (*relu_forward)(const tensor *x, tensor *y);
+  void (*relu_backward)(const tensor *y, const tensor *dy, tensor *dx);
+
+  void (*maxpool_forward)(const pool_desc *d, const tensor *x, tensor *y);
+  void (*maxpool_backward)(const pool_desc *d, const tensor *x, const tensor *dy, tensor *dx);
+
+  /* nearest-neighbour x2 upsampling; backward sums each 2x2 block */
+  void (*upsample2x_forward)(const tensor *x, tensor *y);
+  void (*upsample2x_backward)(const tensor *dy, tensor *dx);
+
+  /* channel concat of a then b, and its backward (split) */
+  void (*concat_channels)(const tensor *a, const tensor *b, tensor *y);
+  void (*split_channels)(const tensor *dy, tensor *da, tensor *db);
+
+  /* y = a + b (y may alias a or b) */
+  void (*add)(const tensor *a, const tensor *b, tensor *y);
+
+  /* global average pool to [N,C,1,1] and its backward */
+  void (*global_avgpool_forward)(const tensor *x, tensor *y);
+  void (*global_avgpool_backward)(const tensor *dy, tensor *dx);
+
+  /* fully connected: x [N,in] (any tensor, flattened per sample in NCHW order), weights
+   * [out,in] in x's dtype, bias [out] f32 -> y [N,out,1,1] */
+  void (*inner_product_forward)(const tensor *x, const void *weights, const float *bias, tensor *y);
+  void (*inner_product_backward)(const tensor *x, const tensor *dy, const void *weights, tensor *dx,
+                                 float *grad_weights, float *grad_bias);
+
+  /* Softmax cross-entropy over channels, in f32 whatever the logits' dtype, with per-class
+   * weights and an ignore label, reduced like PyTorch's mean: sum(w[t]*nll)/sum(w[t]) over
+   * pixels whose label t != ignore_label. Writes scalars[SCALAR_LOSS] and
+   * scalars[SCALAR_LOSS_WEIGHT], and (if grad_logits is not NULL) grad_scale * d loss / d logits.
+   * labels: u8 [N,H,W]; class_weights: f32 [C]. */
+  void (*softmax_cross_entropy)(const tensor *logits, const uint8_t *labels,
+                                const float *class_weights, int ignore_label, float grad_scale,
+                                tensor *grad_logits, double *scalars);
+  /* per-pixel argmax over channels -> u8 [N,H,W] */
+  void (*argmax_channels)(const tensor *logits, uint8_t *predictions);
+  /* per-pixel softmax over channels (inference); probabilities has the logits' shape and may
+   * have another dtype. A channel at -inf gets probability 0; at least one channel per pixel
+   * must be finite. */
+  void (*softmax_channels)(const tensor *logits, tensor *probabilities);
+
+  /* Writes scalars[SCALAR_GRAD_NORM], scalars[SCALAR_NONFINITE] and scalars[SCALAR_CLIP_FACTOR]
+   * = clip_norm/(norm+1e-6) when 0 < clip_norm < norm, else 1
+   * (torch.nn.utils.clip_grad_norm_). */
+  void (*gradient_norm)(const float *grads, size_t count, double clip_norm, double *scalars);
+  /* One Adam/AdamW step on f32 master weights with the gradients times the clip factor, at
+   * scalars[SCALAR_LR] and step scalars[SCALAR_STEP]; same arithmetic as torch.optim (1.13). */
+  void (*adam_update)(float *params, const float *grads, float *exp_avg, float *exp_avg_sq,
+                      size_t count, const adam_config *cfg, const double *scalars);
+  /* how many distinct primitives fell back to a reference (slow) implementation */
+  int (*reference_primitive_count)(void);
+} backend;
+
+/* The backend named `name`: "cpu", or "auto" (the best one built and usable here: today cpu).
+ * Returns NULL and fills `why` when there is none by that name or it cannot run here. */
+const backend *backend_open(const char *name, char *why, size_t why_size);
+
+#endif

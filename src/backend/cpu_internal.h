@@ -1,0 +1,153 @@
+/* Shared by the CPU backend's files (never included above src/backend): the oneDNN engine and
+ * stream, memory descriptors, primitive creation and execution, reorders and staging buffers.
+ *
+ * Activations are stored channel-blocked (nChw8c, or nChw16c on AVX-512) when the channel count
+ * allows, else plain NCHW, in the tensor's dtype. Every primitive is created once per shape and
+ * dtype with format `any` for all its memory descriptors (creating backward primitives with the
+ * forward's concrete weights format makes oneDNN fall back to reference code; see shared/notes),
+ * and reorders run only where a primitive's chosen format differs from the stored one. */
+#ifndef FP_CPU_INTERNAL_H
+#define FP_CPU_INTERNAL_H
+
+#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
+#include <string.h>
+
+#include "backend.h"
+#include "check.h"
+#include "primitive_cache.h"
+
+#define DNNL_CHECK(call)                                                                           \
+  do {                                                                                             \
+    dnnl_status_t status_ = (call);                                                                \
+    if (status_ != dnnl_success)                                                                   \
+      FP_FATAL("oneDNN: %s failed: %s", #call, dnnl_status2str(status_));                          \
+  } while (0)
+
+typedef struct cpu_state {
+  dnnl_engine_t engine;
+  dnnl_stream_t stream;
+  int channel_block;
+  primitive_cache cache;
+  int reference_primitives;
+  int allow_winograd;
+  /* grow-only workspaces of the loss and argmax (plain f32 copies of logits and gradients) */
+  void *workspace[2];
+  size_t workspace_bytes[2];
+} cpu_state;
+
+extern cpu_state cpu;
+
+/* Keys of the primitive cache: op kind first, then whatever identifies the primitive. */
+enum op_kind {
+  OP_REORDER = 1,
+  OP_CONV,
+  OP_BN,
+  OP_RELU,
+  OP_MAXPOOL,
+  OP_UPSAMPLE,
+  OP_CONCAT,
+  OP_ADD,
+  OP_AVGPOOL,
+  OP_INNER_PRODUCT,
+  OP_SOFTMAX,
+};
+
+typedef struct shape_key {
+  int kind, dtype, n, c, h, w, extra[4];
+} shape_key;
+
+shape_key make_shape_key(int kind, const tensor *t);
+
+void *cpu_alloc_bytes(size_t bytes);
+/* A workspace of at least `bytes`, owned by the backend, valid until the next call with the
+ * same slot. */
+void *cpu_workspace(int slot, size_t bytes);
+
+dnnl_data_type_t dnnl_type(fp_dtype type);
+dnnl_memory_desc_t md_by_tag(int ndims, const dnnl_dim_t *dims, dnnl_data_type_t type,
+                             dnnl_format_tag_t tag);
+dnnl_memory_desc_t md_4d(fp_dtype type, int n, int c, int h, int w, dnnl_format_tag_t tag);
+dnnl_memory_desc_t activation_md(const tensor *t);
+dnnl_memory_desc_t plain_md(const tensor *t, fp_dtype type); /* NCHW in `type` */
+dnnl_memory_desc_t any_md(const tensor *t);
+dnnl_memory_desc_t vector_md(int length); /* f32 */
+dnnl_memory_desc_t query_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what);
+
+/* Creates the primitive and records whether oneDNN picked reference code. */
+dnnl_primitive_t make_primitive(const void *op_desc, const_dnnl_primitive_desc_t hint,
+                                dnnl_primitive_desc_t *pd_out);
+
+typedef struct exec_arg {
+  int arg;
+  const dnnl_memory_desc_t *md;
+  const void *ptr;
+} exec_arg;
+
+void execute(dnnl_primitive_t prim, int count, const exec_arg *args);
+
+void reorder(const dnnl_memory_desc_t *src_md, const void *src, const dnnl_memory_desc_t *dst_md,
+             void *dst);
+
+/* A buffer in a primitive's own format (and type), used when it differs from the stored one. */
+typedef struct staging {
+  dnnl_memory_desc_t stored, wanted;
+  int differs;
+  void *buffer;
+} staging;
+
+void staging_init(staging *s, dnnl_memory_desc_t stored, dnnl_memory_desc_t wanted);
+/* Input: a pointer to the data in the wanted format. */
+const void *staging_in(staging *s, const void *stored_ptr);
+/* Output: where the primitive should write; staging_out_done copies it back. */
+void *staging_out(staging *s, void *stored_ptr);
+void staging_out_done(staging *s, void *stored_ptr);
+
+#define FP_SAME_SHAPE(a, b)                                                                        \
+  ((a)->n == (b)->n && (a)->c == (b)->c && (a)->h == (b)->h && (a)->w == (b)->w)
+
+/* The op implementations, one file per concern; cpu_backend.c puts them in the table. */
+void cpu_conv2d_forward(const conv_desc *d, const tensor *x, const void *weights, const float *bias,
+                        tensor *y);
+void cpu_conv2d_backward_data(const conv_desc *d, const tensor *dy, const void *weights,
+                              tensor *dx);
+void cpu_conv2d_backward_weights(const conv_desc *d, const tensor *x, const tensor *dy,
+                                 float *grad_weights, float *grad_bias);
+void cpu_inner_product_forward(const tensor *x, const void *weights, const float *bias, tensor *y);
+void cpu_inner_product_backward(const tensor *x, const tensor *dy, const void *weights, tensor *dx,
+                                float *grad_weights, float *grad_bias);
+
+void cpu_batchnorm_forward_training(const tensor *x, const float *gamma, const float *beta,
+                                    float eps, tensor *y, float *batch_mean, float *batch_var);
+void cpu_batchnorm_forward_inference(const tensor *x, const float *gamma, const float *beta,
+                                     const float *running_mean, const float *running_var, float eps,
+                                     tensor *y);
+void cpu_batchnorm_backward(const tensor *x, const tensor *dy, const float *gamma,
+                            const float *batch_mean, const float *batch_var, float eps, tensor *dx,
+                            float *grad_gamma, float *grad_beta);
+void cpu_batchnorm_update_running(float *running_mean, float *running_var, const float *batch_mean,
+                                  const float *batch_var, int channels, float momentum,
+                                  size_t count_per_channel);
+
+void cpu_relu_forward(const tensor *x, tensor *y);
+void cpu_relu_backward(const tensor *y, const tensor *dy, tensor *dx);
+void cpu_maxpool_forward(const pool_desc *d, const tensor *x, tensor *y);
+void cpu_maxpool_backward(const pool_desc *d, const tensor *x, const tensor *dy, tensor *dx);
+void cpu_global_avgpool_forward(const tensor *x, tensor *y);
+void cpu_global_avgpool_backward(const tensor *dy, tensor *dx);
+void cpu_upsample2x_forward(const tensor *x, tensor *y);
+void cpu_upsample2x_backward(const tensor *dy, tensor *dx);
+void cpu_concat_channels(const tensor *a, const tensor *b, tensor *y);
+void cpu_split_channels(const tensor *dy, tensor *da, tensor *db);
+void cpu_add(const tensor *a, const tensor *b, tensor *y);
+void cpu_softmax_channels(const tensor *logits, tensor *probabilities);
+
+void cpu_softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
+                               const float *class_weights, int ignore_label, float grad_scale,
+                               tensor *grad_logits, double *scalars);
+void cpu_argmax_channels(const tensor *logits, uint8_t *predictions);
+void cpu_gradient_norm(const float *grads, size_t count, double clip_norm, double *scalars);
+void cpu_adam_update(float *params, const float *grads, float *exp_avg, float *exp_avg_sq,
+                     size_t count, const adam_config *cfg, const double *scalars);
+
+#endif

@@ -1,0 +1,147 @@
+/* CPU backend: what oneDNN lacks, as threaded loops: the weighted softmax cross-entropy and
+ * argmax over channels (in f32 whatever the logits' dtype), the gradient norm and Adam. */
+#include <math.h>
+
+#include "cpu_internal.h"
+
+enum { WORKSPACE_LOGITS, WORKSPACE_GRAD };
+
+/* Logits arrive in the stored layout and type; the loss kernels read plain f32 NCHW. */
+static const float *logits_as_nchw(const tensor *logits) {
+  dnnl_memory_desc_t plain = plain_md(logits, FP_F32), stored = activation_md(logits);
+  if (dnnl_memory_desc_equal(&plain, &stored)) return logits->data;
+  float *copy = cpu_workspace(WORKSPACE_LOGITS, tensor_count(logits) * sizeof(float));
+  reorder(&stored, logits->data, &plain, copy);
+  return copy;
+}
+
+enum { LOSS_TILE = 64 };
+
+/* One tile of up to LOSS_TILE neighbouring pixels of one image, so that every
+ * inner loop runs over contiguous pixels and vectorises. grad (may be NULL)
+ * receives weight * (softmax - onehot), unnormalised. */
+static void loss_tile(const float *x, const uint8_t *labels, size_t plane, int classes, int count,
+                      const float *class_weights, int ignore_label, float *grad,
+                      double *weighted_nll, double *weight_sum) {
+  float max_logit[LOSS_TILE], sum[LOSS_TILE], weight[LOSS_TILE];
+  for (int i = 0; i < count; i++) max_logit[i] = x[i];
+  for (int k = 1; k < classes; k++)
+    for (int i = 0; i < count; i++) max_logit[i] = fmaxf(max_logit[i], x[k * plane + i]);
+  for (int i = 0; i < count; i++) sum[i] = 0.0f;
+  for (int k = 0; k < classes; k++)
+    for (int i = 0; i < count; i++) sum[i] += expf(x[k * plane + i] - max_logit[i]);
+  for (int i = 0; i < count; i++) {
+    int label = labels[i];
+    weight[i] = label == ignore_label ? 0.0f : class_weights[label];
+    if (label == ignore_label) continue;
+    float nll = logf(sum[i]) - (x[label * plane + i] - max_logit[i]);
+    *weighted_nll += (double)weight[i] * nll;
+    *weight_sum += weight[i];
+  }
+  if (!grad) return;
+  for (int k = 0; k < classes; k++)
+    for (int i = 0; i < count; i++)
+      grad[k * plane + i] = weight[i] * (expf(x[k * plane + i] - max_logit[i]) / sum[i]);
+  for (int i = 0; i < count; i++)
+    if (labels[i] != ignore_label) grad[labels[i] * plane + i] -= weight[i];
+}
+
+static void scale_floats(float *x, size_t count, float factor) {
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < count; i++) x[i] *= factor;
+}
+
+void cpu_softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
+                               const float *class_weights, int ignore_label, float grad_scale,
+                               tensor *grad_logits, double *scalars) {
+  const int classes = logits->c;
+  const size_t plane = (size_t)logits->h * logits->w;
+  const size_t pixels = plane * logits->n;
+  for (size_t p = 0; p < pixels; p++)
+    FP_CHECK(labels[p] == ignore_label || labels[p] < classes,
+             "label %d at pixel %zu is outside the %d classes", labels[p], p, classes);
+  const float *x = logits_as_nchw(logits);
+  dnnl_memory_desc_t plain = plain_md(logits, FP_F32), grad_stored = plain;
+  float *grad = NULL;
+  if (grad_logits) {
+    FP_CHECK(FP_SAME_SHAPE(logits, grad_logits), "loss: gradient and logits differ in shape");
+    grad_stored = activation_md(grad_logits);
+    grad = dnnl_memory_desc_equal(&plain, &grad_stored)
+               ? grad_logits->data
+               : cpu_workspace(WORKSPACE_GRAD, tensor_count(logits) * sizeof(float));
+  }
+  const size_t tiles_per_image = (plane + LOSS_TILE - 1) / LOSS_TILE;
+  const size_t tiles = tiles_per_image * logits->n;
+  double weighted_nll = 0.0, weight_sum = 0.0;
+#pragma omp parallel for reduction(+ : weighted_nll, weight_sum) schedule(static)
+  for (size_t t = 0; t < tiles; t++) {
+    size_t n = t / tiles_per_image, first = (t % tiles_per_image) * LOSS_TILE;
+    int count = (int)(plane - first < LOSS_TILE ? plane - first : LOSS_TILE);
+    size_t offset = n * classes * plane + first;
+    loss_tile(x + offset, labels + n * plane + first, plane, classes, count, class_weights,
+              ignore_label, grad ? grad + offset : NULL, &weighted_nll, &weight_sum);
+  }
+  scalars[SCALAR_LOSS] = weight_sum > 0.0 ? weighted_nll / weight_sum : 0.0;
+  scalars[SCALAR_LOSS_WEIGHT] = weight_sum;
+  if (grad) {
+    /* one rounding of (1/weight_sum) * grad_scale, then one multiply, as before the scale
+     * existed when grad_scale is 1 */
+    float factor = weight_sum > 0.0 ? (float)(1.0 / weight_sum) : 0.0f;
+    scale_floats(grad, tensor_count(logits), factor);
+    if (grad_scale != 1.0f) scale_floats(grad, tensor_count(logits), grad_scale);
+    if (grad != grad_logits->data) reorder(&plain, grad, &grad_stored, grad_logits->data);
+  }
+}
+
+void cpu_argmax_channels(const tensor *logits, uint8_t *predictions) {
+  const int classes = logits->c;
+  const size_t plane = (size_t)logits->h * logits->w;
+  const size_t pixels = plane * logits->n;
+  const float *x = logits_as_nchw(logits);
+#pragma omp parallel for schedule(static)
+  for (size_t p = 0; p < pixels; p++) {
+    const float *xp = x + (p / plane) * classes * plane + p % plane;
+    int best = 0;
+    for (int k = 1; k < classes; k++)
+      if (xp[k * plane] > xp[best * plane]) best = k;
+    predictions[p] = (uint8_t)best;
+  }
+}
+
+/* -------------------------------------------------------------- optimiser */
+
+void cpu_gradient_norm(const float *grads, size_t count, double clip_norm, double *scalars) {
+  double sum = 0.0;
+#pragma omp parallel for reduction(+ : sum) schedule(static)
+  for (size_t i = 0; i < count; i++) sum += (double)grads[i] * grads[i];
+  double norm = sqrt(sum);
+  scalars[SCALAR_GRAD_NORM] = norm;
+  scalars[SCALAR_NONFINITE] = isfinite(norm) ? 0.0 : 1.0;
+  scalars[SCALAR_CLIP_FACTOR] =
+      clip_norm > 0.0 && norm > clip_norm ? (double)(float)(clip_norm / (norm + 1e-6)) : 1.0;
+}
+
+/* Same arithmetic, in the same order, as torch.optim.Adam/AdamW (1.13), on gradients multiplied
+ * by the clip factor as clip_grad_norm_ multiplies them in place. */
+void cpu_adam_update(float *params, const float *grads, float *exp_avg, float *exp_avg_sq,
+                     size_t count, const adam_config *cfg, const double *scalars) {
+  const float lr = (float)scalars[SCALAR_LR], clip = (float)scalars[SCALAR_CLIP_FACTOR];
+  const float step = (float)scalars[SCALAR_STEP];
+  const float beta1 = cfg->beta1, beta2 = cfg->beta2, eps = cfg->eps;
+  const float bias_correction1 = 1.0f - powf(beta1, step);
+  const float bias_correction2_sqrt = sqrtf(1.0f - powf(beta2, step));
+  const float step_size = lr / bias_correction1;
+  const float decay = cfg->decoupled_weight_decay ? 1.0f - lr * cfg->weight_decay : 1.0f;
+  const float l2 = cfg->decoupled_weight_decay ? 0.0f : cfg->weight_decay;
+  const int clipped = clip != 1.0f;
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < count; i++) {
+    float p = params[i] * decay;
+    float g = (clipped ? grads[i] * clip : grads[i]) + l2 * params[i];
+    float m = exp_avg[i] * beta1 + (1.0f - beta1) * g;
+    float v = exp_avg_sq[i] * beta2 + (1.0f - beta2) * g * g;
+    exp_avg[i] = m;
+    exp_avg_sq[i] = v;
+    params[i] = p - step_size * (m / (sqrtf(v) / bias_correction2_sqrt + eps));
+  }
+}

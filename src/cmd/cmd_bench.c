@@ -1,0 +1,149 @@
+/* bench: training-step and inference throughput on synthetic data. */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "cli.h"
+#include "optim.h"
+#include "progress.h"
+#include "rng.h"
+#include "runtime.h"
+#include "unet.h"
+
+static void usage(FILE *out) {
+  fprintf(out, "usage: bench [--arch r18|r34] [--height H] [--width W] [--batch B] [--threads T]\n"
+               "             [--classes K] [--warmup N] [--steps N] [--infer-batches N]\n"
+               "             [--backend auto|cpu] [--precision auto|fp32|bf16]\n"
+               "Times training steps (forward, weighted cross-entropy, backward, AdamW) of a\n"
+               "training model and inference batches (forward, argmax) of an inference-only model\n"
+               "of the U-Net on synthetic data and prints one line:\n"
+               "  engine=c ... precision=<fp32|bf16> train_img_s=<x> infer_img_s=<y> ...\n"
+               "Defaults: r34 288x192, batch 8, 59 classes, 2 warm-up steps, 5 timed steps,\n"
+               "5 inference batches, threads = all cores, backend auto, precision auto (bf16\n"
+               "where the CPU has AVX512-BF16 or AMX, else fp32; the reason goes to stderr).\n");
+}
+
+typedef struct bench_data {
+  float *host_input;
+  uint8_t *labels, *predictions; /* backend memory */
+  float *class_weights;          /* backend memory */
+} bench_data;
+
+static bench_data bench_data_create(const backend *be, const unet *m) {
+  bench_data d;
+  size_t input_count = tensor_count(&m->input), pixels = (size_t)m->batch * m->height * m->width;
+  d.host_input = fp_malloc(input_count * sizeof *d.host_input);
+  uint8_t *host_labels = fp_malloc(pixels);
+  float *host_weights = fp_malloc((size_t)m->classes * sizeof *host_weights);
+  rng r;
+  rng_seed(&r, 7);
+  for (size_t i = 0; i < input_count; i++) d.host_input[i] = (float)rng_normal(&r);
+  for (size_t i = 0; i < pixels; i++)
+    host_labels[i] = (uint8_t)(rng_next(&r) % (uint64_t)m->classes);
+  for (int k = 0; k < m->classes; k++) host_weights[k] = k == 0 ? 1.0f : 2.0f;
+  d.labels = be->alloc(FP_U8, pixels);
+  d.predictions = be->alloc(FP_U8, pixels);
+  d.class_weights = be->alloc(FP_F32, (size_t)m->classes);
+  be->upload(d.labels, host_labels, FP_U8, pixels);
+  be->upload(d.class_weights, host_weights, FP_F32, (size_t)m->classes);
+  free(host_labels);
+  free(host_weights);
+  return d;
+}
+
+static void bench_data_free(const backend *be, bench_data *d) {
+  free(d->host_input);
+  be->release(d->labels);
+  be->release(d->predictions);
+  be->release(d->class_weights);
+}
+
+/* Seconds per training step over `steps` after `warmup` untimed ones. */
+static double time_training(const backend *be, unet_config config, int warmup, int steps) {
+  config.mode = UNET_TRAINING;
+  unet *m = unet_create(be, &config, 1);
+  bench_data d = bench_data_create(be, m);
+  be->tensor_from_nchw(&m->input, d.host_input);
+  adam_config adam = {0.9f, 0.999f, 1e-8f, 1e-4f, 1};
+  schedule_config schedule = {1e-3, 0.1, warmup + steps};
+  optimizer *opt = optimizer_create(be, m->param_list.total, adam, schedule, 1.0);
+  double seconds = 0.0, scalars[SCALAR_COUNT];
+  for (int s = 0; s < warmup + steps; s++) {
+    double start = progress_now();
+    unet_forward(m, 1);
+    be->softmax_cross_entropy(&m->logits, d.labels, d.class_weights, 255, 1.0f, &m->grad_logits,
+                              m->scalars);
+    unet_backward(m);
+    optimizer_step(opt, m);
+    unet_read_scalars(m, scalars);
+    if (s >= warmup) seconds += progress_now() - start;
+  }
+  optimizer_destroy(opt);
+  bench_data_free(be, &d);
+  unet_destroy(m);
+  return seconds / steps;
+}
+
+/* Seconds per inference batch over `batches` after one untimed one. */
+static double time_inference(const backend *be, unet_config config, int batches) {
+  config.mode = UNET_INFERENCE;
+  unet *m = unet_create(be, &config, 1);
+  bench_data d = bench_data_create(be, m);
+  be->tensor_from_nchw(&m->input, d.host_input);
+  double seconds = 0.0;
+  for (int b = 0; b < 1 + batches; b++) {
+    double start = progress_now();
+    unet_forward(m, 0);
+    be->argmax_channels(&m->logits, d.predictions);
+    if (b >= 1) seconds += progress_now() - start;
+  }
+  bench_data_free(be, &d);
+  unet_destroy(m);
+  return seconds / batches;
+}
+
+int main(int argc, char **argv) {
+  const char *arch_name = "r34", *backend_name = "auto", *precision_name = "auto";
+  int height = 288, width = 192, batch = 8, threads = 0, classes = 59;
+  int warmup = 2, steps = 5, infer_batches = 5;
+  cli_option options[] = {
+      {"--arch", CLI_STRING, &arch_name, 0, 0},
+      {"--height", CLI_INT, &height, 32, 8192},
+      {"--width", CLI_INT, &width, 32, 8192},
+      {"--batch", CLI_INT, &batch, 1, 4096},
+      {"--threads", CLI_INT, &threads, 0, 1024},
+      {"--classes", CLI_INT, &classes, 2, 255},
+      {"--warmup", CLI_INT, &warmup, 0, 1000},
+      {"--steps", CLI_INT, &steps, 1, 100000},
+      {"--infer-batches", CLI_INT, &infer_batches, 1, 100000},
+      {"--backend", CLI_STRING, &backend_name, 0, 0},
+      {"--precision", CLI_STRING, &precision_name, 0, 0},
+  };
+  if (cli_parse(argc, argv, options, sizeof options / sizeof options[0], usage) != argc) {
+    usage(stderr);
+    return 2;
+  }
+  unet_arch arch;
+  if (unet_arch_parse(arch_name, &arch) != 0) {
+    fprintf(stderr, "bench: --arch must be r18 or r34, not '%s'\n", arch_name);
+    return 2;
+  }
+  if (threads > 0) omp_set_num_threads(threads);
+  runtime rt = runtime_open(backend_name, precision_name, "command line", 0);
+  char where[400];
+  runtime_describe(&rt, where, sizeof where);
+  fprintf(stderr, "bench: %s\n", where);
+
+  unet_config config = {arch, classes, batch, height, width, rt.compute, UNET_TRAINING};
+  double step_s = time_training(rt.be, config, warmup, steps);
+  double batch_s = time_inference(rt.be, config, infer_batches);
+  printf("engine=c arch=%s height=%d width=%d batch=%d threads=%d backend=%s precision=%s "
+         "train_img_s=%.3f infer_img_s=%.3f train_step_s=%.3f infer_batch_s=%.3f "
+         "reference_primitives=%d\n",
+         arch_name, height, width, batch, omp_get_max_threads(), rt.be->name,
+         rt.compute == FP_BF16 ? "bf16" : "fp32", batch / step_s, batch / batch_s, step_s, batch_s,
+         rt.be->reference_primitive_count());
+  return 0;
+}

@@ -1,0 +1,51 @@
+#include "runtime.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+
+static collective_kind collective_for(const char *backend_name) {
+  return !strcmp(backend_name, "cuda") ? COLLECTIVE_NCCL : COLLECTIVE_MPI;
+}
+
+static fp_dtype choose_precision(const backend *be, const char *name, const char *origin,
+                                 char *reason, size_t reason_size) {
+  char why[200];
+  if (!strcmp(name, "fp32")) {
+    snprintf(reason, reason_size, "asked for fp32");
+    return FP_F32;
+  }
+  int bf16_native = be->dtype_supported(FP_BF16, why, sizeof why);
+  if (!strcmp(name, "bf16")) {
+    if (!bf16_native)
+      FP_FATAL("%s: precision bf16 (model.precision=bf16 / --precision bf16) is not available on "
+               "backend %s: %s; use fp32 or auto",
+               origin, be->name, why);
+    snprintf(reason, reason_size, "asked for bf16; %s", why);
+    return FP_BF16;
+  }
+  FP_CHECK(!strcmp(name, "auto"),
+           "%s: precision '%s' (model.precision / --precision) must be auto, fp32 or bf16", origin,
+           name);
+  snprintf(reason, reason_size, "auto: %s", why);
+  return bf16_native ? FP_BF16 : FP_F32;
+}
+
+runtime runtime_open(const char *backend_name, const char *precision_name, const char *origin,
+                     int with_collective) {
+  runtime rt;
+  memset(&rt, 0, sizeof rt);
+  char why[256];
+  rt.be = backend_open(backend_name, why, sizeof why);
+  if (!rt.be) FP_FATAL("%s: backend (model.backend / --backend): %s", origin, why);
+  if (with_collective) rt.comm = collective_init(collective_for(backend_name));
+  rt.compute = choose_precision(rt.be, precision_name, origin, rt.precision_reason,
+                                sizeof rt.precision_reason);
+  return rt;
+}
+
+void runtime_describe(const runtime *rt, char *text, size_t size) {
+  snprintf(text, size, "backend=%s precision=%s (%s)", rt->be->name,
+           rt->compute == FP_BF16 ? "bf16" : "fp32", rt->precision_reason);
+}

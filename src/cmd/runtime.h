@@ -1,0 +1,30 @@
+/* Choosing where a command computes: the backend and, with it, the collective its ranks use
+ * (cpu -> MPI over host memory; cuda -> NCCL over device memory), and the compute precision.
+ * Every command goes through runtime_open with the names from its job file or command line. */
+#ifndef FP_RUNTIME_H
+#define FP_RUNTIME_H
+
+#include "backend.h"
+#include "collective.h"
+
+/* The job-file / command-line words for model.backend and model.precision. */
+#define RUNTIME_BACKEND_WORDS "auto|cpu|cuda"
+#define RUNTIME_PRECISION_WORDS "auto|fp32|bf16"
+
+typedef struct runtime {
+  const backend *be;
+  collective *comm; /* NULL unless runtime_open was asked for one */
+  fp_dtype compute;
+  char precision_reason[256]; /* why `compute` was taken, for the command's first line */
+} runtime;
+
+/* backend_name: auto|cpu|cuda; precision_name: auto|fp32|bf16. auto takes bf16 where the
+ * backend computes it natively and fp32 elsewhere; an explicit bf16 the backend cannot run
+ * natively is refused. Errors name `origin` (the job file or "command line") and exit 1.
+ * with_collective: also start the collective that goes with the backend. */
+runtime runtime_open(const char *backend_name, const char *precision_name, const char *origin,
+                     int with_collective);
+/* "precision=bf16 (the CPU has AVX512-BF16 ...)" */
+void runtime_describe(const runtime *rt, char *text, size_t size);
+
+#endif

@@ -1,0 +1,404 @@
+/* Building the U-Net: parameter registration (PyTorch's names), the twin's initialisation, and
+ * activation allocation for training or inference. Forward and backward are in unet.c. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+#include "rng.h"
+#include "unet.h"
+
+static const int stage_channels[4] = {64, 128, 256, 512};
+static const int decoder_channels[5] = {256, 128, 64, 32, 16};
+
+int unet_arch_parse(const char *name, unet_arch *arch) {
+  if (!strcmp(name, "r18"))
+    *arch = UNET_R18;
+  else if (!strcmp(name, "r34"))
+    *arch = UNET_R34;
+  else
+    return -1;
+  return 0;
+}
+
+const char *unet_arch_name(unet_arch arch) {
+  return arch == UNET_R18 ? "r18" : "r34";
+}
+
+static const int *stage_block_counts(unet_arch arch) {
+  static const int r18[4] = {2, 2, 2, 2}, r34[4] = {3, 4, 6, 3};
+  return arch == UNET_R18 ? r18 : r34;
+}
+
+/* ----------------------------------------------------------- registration */
+
+static size_t tensor_list_add(tensor_list *list, const char *name, int ndims, const int *dims) {
+  if (list->count == list->capacity) {
+    list->capacity = list->capacity ? 2 * list->capacity : 64;
+    named_tensor *grown = fp_calloc((size_t)list->capacity, sizeof *grown);
+    if (list->items) memcpy(grown, list->items, (size_t)list->count * sizeof *grown);
+    free(list->items);
+    list->items = grown;
+  }
+  named_tensor *t = &list->items[list->count++];
+  FP_CHECK(strlen(name) < NAMED_TENSOR_NAME_MAX, "tensor name too long: %s", name);
+  strcpy(t->name, name);
+  t->ndims = ndims;
+  t->count = 1;
+  for (int i = 0; i < ndims; i++) {
+    t->dims[i] = dims[i];
+    t->count *= (size_t)dims[i];
+  }
+  t->offset = list->total;
+  list->total += t->count;
+  return t->offset;
+}
+
+const named_tensor *tensor_list_find(const tensor_list *list, const char *name) {
+  for (int i = 0; i < list->count; i++)
+    if (!strcmp(list->items[i].name, name)) return &list->items[i];
+  return NULL;
+}
+
+/* out = prefix + suffix, aborting if the name does not fit */
+static void name_join(char *out, const char *prefix, const char *suffix) {
+  size_t a = strlen(prefix), b = strlen(suffix);
+  FP_CHECK(a + b < NAMED_TENSOR_NAME_MAX, "tensor name too long: %s%s", prefix, suffix);
+  memcpy(out, prefix, a);
+  memcpy(out + a, suffix, b + 1);
+}
+
+/* Gives t its shape and records it; memory comes in allocate_activations. */
+static void add_activation(unet *m, tensor *t, activation_kind kind, const tensor *alias_of, int c,
+                           int h, int w) {
+  *t = tensor_shape(m->compute, m->batch, c, h, w);
+  if (m->activation_count == m->activation_capacity) {
+    m->activation_capacity = m->activation_capacity ? 2 * m->activation_capacity : 128;
+    activation *grown = fp_calloc((size_t)m->activation_capacity, sizeof *grown);
+    if (m->activations) memcpy(grown, m->activations, (size_t)m->activation_count * sizeof *grown);
+    free(m->activations);
+    m->activations = grown;
+  }
+  m->activations[m->activation_count++] = (activation){t, kind, alias_of};
+}
+
+static void conv_layer_init(unet *m, conv_layer *layer, const char *name, conv_desc desc,
+                            int has_bias) {
+  char full[NAMED_TENSOR_NAME_MAX];
+  int weight_dims[4] = {desc.out_channels, desc.in_channels, desc.kernel, desc.kernel};
+  layer->desc = desc;
+  layer->has_bias = has_bias;
+  name_join(full, name, ".weight");
+  layer->weight = tensor_list_add(&m->param_list, full, 4, weight_dims);
+  if (has_bias) {
+    name_join(full, name, ".bias");
+    layer->bias = tensor_list_add(&m->param_list, full, 1, &desc.out_channels);
+  }
+}
+
+static void bn_layer_init(unet *m, bn_layer *bn, const char *name, int channels) {
+  char full[NAMED_TENSOR_NAME_MAX];
+  bn->channels = channels;
+  name_join(full, name, ".weight");
+  bn->gamma = tensor_list_add(&m->param_list, full, 1, &channels);
+  name_join(full, name, ".bias");
+  bn->beta = tensor_list_add(&m->param_list, full, 1, &channels);
+  name_join(full, name, ".running_mean");
+  bn->running_mean = tensor_list_add(&m->buffer_list, full, 1, &channels);
+  name_join(full, name, ".running_var");
+  bn->running_var = tensor_list_add(&m->buffer_list, full, 1, &channels);
+  bn->batch_mean = m->batch_stat_count;
+  bn->batch_var = m->batch_stat_count + (size_t)channels;
+  m->batch_stat_count += 2 * (size_t)channels;
+}
+
+/* kept: the output is a feature a later decoder block reads (its own buffer in either mode).
+ * Inferring, batch norm runs in place, so out shares conv_out's buffer unless kept. */
+static void conv_bn_init(unet *m, conv_bn *u, const char *conv_name, const char *bn_name,
+                         const tensor *x, int out_channels, int kernel, int stride, int relu,
+                         int kept) {
+  conv_desc desc = {x->c, out_channels, kernel, stride, kernel / 2};
+  conv_layer_init(m, &u->conv, conv_name, desc, 0);
+  bn_layer_init(m, &u->bn, bn_name, out_channels);
+  u->relu = relu;
+  int h = conv_out_size(&desc, x->h), w = conv_out_size(&desc, x->w);
+  add_activation(m, &u->conv_out, ACTIVATION_TRANSIENT, NULL, out_channels, h, w);
+  if (kept)
+    add_activation(m, &u->out, ACTIVATION_KEPT, NULL, out_channels, h, w);
+  else if (m->mode == UNET_INFERENCE)
+    add_activation(m, &u->out, ACTIVATION_ALIAS, &u->conv_out, out_channels, h, w);
+  else
+    add_activation(m, &u->out, ACTIVATION_TRANSIENT, NULL, out_channels, h, w);
+  add_activation(m, &u->grad_conv_out, ACTIVATION_SCRATCH, NULL, out_channels, h, w);
+}
+
+static void basic_block_init(unet *m, basic_block *b, const char *name, const tensor *x,
+                             int out_channels, int stride, int output_kept) {
+  char conv[NAMED_TENSOR_NAME_MAX], bn[NAMED_TENSOR_NAME_MAX];
+  name_join(conv, name, ".conv1");
+  name_join(bn, name, ".bn1");
+  conv_bn_init(m, &b->conv1, conv, bn, x, out_channels, 3, stride, 1, 0);
+  name_join(conv, name, ".conv2");
+  name_join(bn, name, ".bn2");
+  conv_bn_init(m, &b->conv2, conv, bn, &b->conv1.out, out_channels, 3, 1, 0, output_kept);
+  b->has_downsample = stride != 1 || x->c != out_channels;
+  if (b->has_downsample) {
+    name_join(conv, name, ".downsample.0");
+    name_join(bn, name, ".downsample.1");
+    conv_bn_init(m, &b->downsample, conv, bn, x, out_channels, 1, stride, 0, 0);
+    add_activation(m, &b->grad_identity, ACTIVATION_GRADIENT, NULL, x->c, x->h, x->w);
+  }
+  const tensor *y = &b->conv2.out;
+  add_activation(m, &b->grad_mid, ACTIVATION_GRADIENT, NULL, out_channels, y->h, y->w);
+  add_activation(m, &b->grad_out, ACTIVATION_GRADIENT, NULL, out_channels, y->h, y->w);
+}
+
+static void decoder_block_init(unet *m, decoder_block *d, int index, const tensor *x,
+                               const tensor *skip, int out_channels) {
+  char conv[NAMED_TENSOR_NAME_MAX], bn[NAMED_TENSOR_NAME_MAX];
+  d->has_skip = skip != NULL;
+  add_activation(m, &d->upsampled, ACTIVATION_TRANSIENT, NULL, x->c, 2 * x->h, 2 * x->w);
+  add_activation(m, &d->grad_upsampled, ACTIVATION_GRADIENT, NULL, x->c, 2 * x->h, 2 * x->w);
+  const tensor *conv_in = &d->upsampled;
+  if (skip) {
+    FP_CHECK(skip->h == 2 * x->h && skip->w == 2 * x->w, "decoder skip size mismatch");
+    int c = x->c + skip->c;
+    add_activation(m, &d->concatenated, ACTIVATION_TRANSIENT, NULL, c, skip->h, skip->w);
+    add_activation(m, &d->grad_concatenated, ACTIVATION_GRADIENT, NULL, c, skip->h, skip->w);
+    conv_in = &d->concatenated;
+  }
+  snprintf(conv, sizeof conv, "decoder.blocks.%d.conv1.0", index);
+  snprintf(bn, sizeof bn, "decoder.blocks.%d.conv1.1", index);
+  conv_bn_init(m, &d->conv1, conv, bn, conv_in, out_channels, 3, 1, 1, 0);
+  snprintf(conv, sizeof conv, "decoder.blocks.%d.conv2.0", index);
+  snprintf(bn, sizeof bn, "decoder.blocks.%d.conv2.1", index);
+  conv_bn_init(m, &d->conv2, conv, bn, &d->conv1.out, out_channels, 3, 1, 1, 0);
+  const tensor *y = &d->conv2.out;
+  add_activation(m, &d->grad_mid, ACTIVATION_GRADIENT, NULL, out_channels, y->h, y->w);
+  add_activation(m, &d->grad_out, ACTIVATION_GRADIENT, NULL, out_channels, y->h, y->w);
+}
+
+static void build_layers(unet *m) {
+  add_activation(m, &m->input, ACTIVATION_KEPT, NULL, 3, m->height, m->width);
+  conv_bn_init(m, &m->stem, "encoder.conv1", "encoder.bn1", &m->input, 64, 7, 2, 1, 1);
+  const tensor *stem = &m->stem.out;
+  add_activation(m, &m->grad_stem_out, ACTIVATION_GRADIENT, NULL, 64, stem->h, stem->w);
+  add_activation(m, &m->grad_stem_pool, ACTIVATION_GRADIENT, NULL, 64, stem->h, stem->w);
+  m->pool = (pool_desc){3, 2, 1};
+  add_activation(m, &m->pooled, ACTIVATION_TRANSIENT, NULL, 64, stem->h / 2, stem->w / 2);
+  add_activation(m, &m->grad_pooled, ACTIVATION_GRADIENT, NULL, 64, stem->h / 2, stem->w / 2);
+
+  const int *counts = stage_block_counts(m->arch);
+  const tensor *x = &m->pooled;
+  for (int s = 0; s < 4; s++) {
+    encoder_stage *stage = &m->stages[s];
+    stage->block_count = counts[s];
+    stage->blocks = fp_calloc((size_t)counts[s], sizeof *stage->blocks);
+    if (s > 0) add_activation(m, &stage->grad_input, ACTIVATION_GRADIENT, NULL, x->c, x->h, x->w);
+    for (int b = 0; b < counts[s]; b++) {
+      char name[NAMED_TENSOR_NAME_MAX];
+      snprintf(name, sizeof name, "encoder.layer%d.%d", s + 1, b);
+      int skip_feature = s < 3 && b == counts[s] - 1; /* layer1..3 outputs feed the decoder */
+      basic_block_init(m, &stage->blocks[b], name, x, stage_channels[s], (b == 0 && s > 0) ? 2 : 1,
+                       skip_feature);
+      x = &stage->blocks[b].conv2.out;
+    }
+  }
+  const tensor *skips[5] = {unet_stage_output(m, 2), unet_stage_output(m, 1),
+                            unet_stage_output(m, 0), &m->stem.out, NULL};
+  for (int i = 0; i < 5; i++) {
+    decoder_block_init(m, &m->decoder[i], i, x, skips[i], decoder_channels[i]);
+    x = &m->decoder[i].conv2.out;
+  }
+  conv_layer_init(m, &m->head, "segmentation_head.0", (conv_desc){x->c, m->classes, 3, 1, 1}, 1);
+  add_activation(m, &m->logits, ACTIVATION_KEPT, NULL, m->classes, m->height, m->width);
+  add_activation(m, &m->grad_logits, ACTIVATION_GRADIENT, NULL, m->classes, m->height, m->width);
+}
+
+/* Training: every activation its own buffer, scratch shared. Inference: gradients and scratch
+ * absent, transients take the ring's slots in the order forward writes them, so a slot is
+ * reused only UNET_RING_SLOTS transients later, when forward no longer reads it. */
+static void allocate_activations(unet *m) {
+  const backend *be = m->be;
+  size_t ring_bytes = 0;
+
+  for (int i = 0; i < m->activation_count; i++) {
+    const activation *a = &m->activations[i];
+    size_t bytes = be->tensor_bytes(a->t);
+    if (a->kind == ACTIVATION_SCRATCH && bytes > m->scratch_bytes) m->scratch_bytes = bytes;
+    if (a->kind == ACTIVATION_TRANSIENT && bytes > ring_bytes) ring_bytes = bytes;
+  }
+  int training = m->mode == UNET_TRAINING, next_slot = 0;
+  if (training)
+    m->scratch = be->alloc(FP_U8, m->scratch_bytes);
+  else
+    for (int s = 0; s < UNET_RING_SLOTS; s++) m->ring[s] = be->alloc(FP_U8, ring_bytes);
+  m->ring_bytes = training ? 0 : ring_bytes;
+  for (int i = 0; i < m->activation_count; i++) {
+    activation *a = &m->activations[i];
+    switch (a->kind) {
+    case ACTIVATION_KEPT:
+      be->tensor_alloc(a->t);
+      break;
+    case ACTIVATION_TRANSIENT:
+      if (training)
+        be->tensor_alloc(a->t);
+      else
+        a->t->data = m->ring[next_slot++ % UNET_RING_SLOTS];
+      break;
+    case ACTIVATION_GRADIENT:
+      if (training) be->tensor_alloc(a->t);
+      break;
+    case ACTIVATION_SCRATCH:
+      a->t->data = m->scratch;
+      break;
+    case ACTIVATION_ALIAS:
+      a->t->data = a->alias_of->data;
+      break;
+    }
+  }
+}
+
+static int owns_buffer(const unet *m, activation_kind kind) {
+  return kind == ACTIVATION_KEPT || (m->mode == UNET_TRAINING &&
+                                     (kind == ACTIVATION_TRANSIENT || kind == ACTIVATION_GRADIENT));
+}
+
+size_t unet_activation_bytes(const unet *m) {
+  size_t total = m->scratch_bytes * (m->mode == UNET_TRAINING) + m->ring_bytes * UNET_RING_SLOTS;
+  for (int i = 0; i < m->activation_count; i++)
+    if (owns_buffer(m, m->activations[i].kind)) total += m->be->tensor_bytes(m->activations[i].t);
+  return total;
+}
+
+/* ---------------------------------------------------------- initialisation */
+
+static int has_prefix(const char *s, const char *prefix) {
+  return !strncmp(s, prefix, strlen(prefix));
+}
+
+static int has_suffix(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* The twin's init: encoder convs kaiming-normal (fan_out, relu), decoder convs
+ * kaiming-uniform (fan_in, relu), head xavier-uniform, biases 0, BN 1/0. */
+static void init_parameters(unet *m, uint64_t seed) {
+  rng r;
+  rng_seed(&r, seed);
+  float *host = fp_calloc(m->param_list.total, sizeof *host);
+  for (int i = 0; i < m->param_list.count; i++) {
+    const named_tensor *t = &m->param_list.items[i];
+    float *p = host + t->offset;
+    if (t->ndims == 4) {
+      double receptive = (double)t->dims[2] * t->dims[3];
+      double fan_in = t->dims[1] * receptive, fan_out = t->dims[0] * receptive;
+      if (has_prefix(t->name, "encoder.")) {
+        double std = sqrt(2.0 / fan_out);
+        for (size_t k = 0; k < t->count; k++) p[k] = (float)(std * rng_normal(&r));
+      } else {
+        double bound =
+            has_prefix(t->name, "decoder.") ? sqrt(6.0 / fan_in) : sqrt(6.0 / (fan_in + fan_out));
+        for (size_t k = 0; k < t->count; k++) p[k] = (float)(bound * (2.0 * rng_uniform(&r) - 1.0));
+      }
+    } else if (has_suffix(t->name, ".weight")) {
+      for (size_t k = 0; k < t->count; k++) p[k] = 1.0f;
+    }
+  }
+  m->be->upload(m->params, host, FP_F32, m->param_list.total);
+  memset(host, 0, m->param_list.total * sizeof *host);
+  for (int i = 0; i < m->buffer_list.count; i++) {
+    const named_tensor *t = &m->buffer_list.items[i];
+    if (has_suffix(t->name, ".running_var"))
+      for (size_t k = 0; k < t->count; k++) host[t->offset + k] = 1.0f;
+  }
+  m->be->upload(m->buffers, host, FP_F32, m->buffer_list.total);
+  free(host);
+  unet_weights_changed(m);
+}
+
+unet *unet_create(const backend *be, const unet_config *config, uint64_t seed) {
+  int height = config->height, width = config->width;
+  FP_CHECK(height % 32 == 0 && width % 32 == 0 && height > 0 && width > 0,
+           "model input %dx%d: height and width must be positive multiples of 32", height, width);
+  FP_CHECK(config->classes >= 2 && config->classes <= 255, "model: %d classes (2..255 supported)",
+           config->classes);
+  FP_CHECK(config->batch >= 1, "model: batch %d", config->batch);
+  FP_CHECK(config->compute == FP_F32 || config->compute == FP_BF16,
+           "model: compute precision %s (f32 or bf16)", fp_dtype_name(config->compute));
+  unet *m = fp_calloc(1, sizeof *m);
+  m->be = be;
+  m->arch = config->arch;
+  m->classes = config->classes;
+  m->batch = config->batch;
+  m->height = height;
+  m->width = width;
+  m->compute = config->compute;
+  m->mode = config->mode;
+  m->bn_momentum = 0.1f;
+  m->bn_eps = 1e-5f;
+  build_layers(m);
+  allocate_activations(m);
+  m->params = be->alloc(FP_F32, m->param_list.total);
+  if (m->mode == UNET_TRAINING) {
+    m->grads = be->alloc(FP_F32, m->param_list.total);
+    m->batch_stats = be->alloc(FP_F32, m->batch_stat_count);
+  }
+  m->buffers = be->alloc(FP_F32, m->buffer_list.total);
+  m->compute_params =
+      m->compute == FP_F32 ? (void *)m->params : be->alloc(m->compute, m->param_list.total);
+  m->scalars = be->alloc(FP_F64, SCALAR_COUNT);
+  init_parameters(m, seed);
+  return m;
+}
+
+void unet_weights_changed(unet *m) {
+  m->compute_params_stale = m->compute != FP_F32;
+}
+
+void unet_read_scalars(const unet *m, double scalars[SCALAR_COUNT]) {
+  m->be->download(scalars, m->scalars, FP_F64, SCALAR_COUNT);
+}
+
+const void *unet_compute_weights(const unet *m, size_t offset) {
+  return (const char *)m->compute_params + offset * fp_dtype_size(m->compute);
+}
+
+/* Channels of the widest batch-norm layer (layer4). */
+static const size_t widest_layer = 512;
+
+void unet_enable_sync_bn(unet *m) {
+  FP_CHECK(m->parallel.sum_across_ranks && m->parallel.world_size >= 1,
+           "synchronized batch norm needs the model's parallel hooks");
+  FP_CHECK(m->mode == UNET_TRAINING, "synchronized batch norm needs a training model");
+  if (m->sync_bn) return;
+  m->sync_bn = 1;
+  m->sync_scratch = m->be->alloc(FP_U8, m->scratch_bytes);
+  m->sync_scale = m->be->alloc(FP_F32, widest_layer);
+  m->sync_shift = m->be->alloc(FP_F32, widest_layer);
+  m->host_stats = fp_malloc(6 * widest_layer * sizeof *m->host_stats);
+}
+
+/* ----------------------------------------------------------------- destroy */
+
+void unet_destroy(unet *m) {
+  if (!m) return;
+  const backend *be = m->be;
+  for (int i = 0; i < m->activation_count; i++)
+    if (owns_buffer(m, m->activations[i].kind)) be->tensor_release(m->activations[i].t);
+  free(m->activations);
+  for (int s = 0; s < 4; s++) free(m->stages[s].blocks);
+  for (int s = 0; s < UNET_RING_SLOTS; s++)
+    if (m->ring[s]) be->release(m->ring[s]);
+  void *buffers[] = {m->scratch, m->grads,        m->batch_stats, m->buffers,
+                     m->scalars, m->sync_scratch, m->sync_scale,  m->sync_shift};
+  for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
+    if (buffers[i]) be->release(buffers[i]);
+  if (m->compute_params != m->params) be->release(m->compute_params);
+  be->release(m->params);
+  free(m->host_stats);
+  free(m->param_list.items);
+  free(m->buffer_list.items);
+  free(m);
+}
