@@ -600,7 +600,7 @@ int main(void) {
   printf("gradcheck: %d passed, %d failed\n", count - failures, failures);
   char why[256];
   int bf16_failures = 0;
-  if (be->dtype_supported(FP_BF16, why, sizeof why)) {
+  if (be->dtype_support(FP_BF16, why, sizeof why) != DTYPE_NOT_NATIVE) {
     for (int i = 0; i < count; i++) {
       select_unary(&cases[i]);
       bf16_failures += compare_bf16(&cases[i], &r);

@@ -71,7 +71,7 @@ int main(void) {
   char why[256];
   fp_dtype precisions[2] = {FP_F32, FP_BF16};
   for (int p = 0; p < 2; p++) {
-    if (!be->dtype_supported(precisions[p], why, sizeof why)) {
+    if (be->dtype_support(precisions[p], why, sizeof why) == DTYPE_NOT_NATIVE) {
       printf("%s not checked: %s\n", fp_dtype_name(precisions[p]), why);
       continue;
     }

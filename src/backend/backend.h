@@ -63,12 +63,18 @@ enum step_scalar {
   SCALAR_COUNT
 };
 
+/* How well a backend computes in an element type on this machine. */
+typedef enum dtype_support {
+  DTYPE_NOT_NATIVE, /* only as emulated or reference code: refused */
+  DTYPE_NATIVE,     /* native kernels, but no faster than f32 here: on request only */
+  DTYPE_FASTER      /* native kernels faster than f32: what `auto` precision takes */
+} dtype_support;
+
 typedef struct backend {
   const char *name;
 
-  /* Whether the backend computes `type` with native kernels on this machine (1) or not (0);
-   * `why` receives a one-line reason either way (e.g. the CPU's ISA). */
-  int (*dtype_supported)(fp_dtype type, char *why, size_t why_size);
+  /* `why` receives a one-line reason (e.g. the CPU's ISA and what was measured on it). */
+  dtype_support (*dtype_support)(fp_dtype type, char *why, size_t why_size);
 
   /* flat memory: `count` elements of `type`, zero-filled; aborts on failure */
   void *(*alloc)(fp_dtype type, size_t count);

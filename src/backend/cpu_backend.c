@@ -242,30 +242,35 @@ static void cpu_convert(void *dst, fp_dtype dst_type, const void *src, fp_dtype 
   reorder(&from, src, &to, dst);
 }
 
-/* bf16 runs on AVX512-BF16 (vdpbf16ps) or AMX; below that oneDNN 2.6 emulates it or falls back
- * to reference code, which is slower than f32 (shared/notes/onednn-on-these-machines.md). */
-static int cpu_dtype_supported(fp_dtype type, char *why, size_t why_size) {
+/* bf16: with AMX, oneDNN 2.6's bf16 convolutions run several times faster than f32 (PyTorch
+ * autocast on a Sapphire Rapids: inference 2.4x, shared/notes). With AVX512-BF16 alone they are
+ * native (jit_bf16, brgconv) but slower than f32 here: on a 2-core Emerald Rapids without AMX a
+ * 64->64 3x3 layer ran at 150 GFLOP/s in bf16 against 245 in f32, and f32 has Winograd on top
+ * (results/bench_bf16_r34_288x192.md). Below AVX512-BF16 bf16 is emulated or reference code. */
+static dtype_support cpu_dtype_support(fp_dtype type, char *why, size_t why_size) {
   dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
   switch (type) {
-  case FP_F32:
-    snprintf(why, why_size, "f32 runs everywhere");
-    return 1;
-  case FP_BF16:
-    if (isa >= dnnl_cpu_isa_avx512_core_amx) {
-      snprintf(why, why_size, "the CPU has AMX-BF16 (oneDNN ISA avx512_core_amx)");
-      return 1;
-    }
-    if (isa >= dnnl_cpu_isa_avx512_core_bf16) {
-      snprintf(why, why_size, "the CPU has AVX512-BF16 (oneDNN ISA avx512_core_bf16)");
-      return 1;
-    }
-    snprintf(why, why_size,
-             "the CPU has neither AVX512-BF16 nor AMX-BF16, so oneDNN would run bf16 as slow "
-             "emulated or reference code");
-    return 0;
-  default:
-    snprintf(why, why_size, "the CPU backend does not compute in %s", fp_dtype_name(type));
-    return 0;
+    case FP_F32:
+      snprintf(why, why_size, "f32 runs everywhere");
+      return DTYPE_FASTER;
+    case FP_BF16:
+      if (isa >= dnnl_cpu_isa_avx512_core_amx) {
+        snprintf(why, why_size, "the CPU has AMX-BF16 (oneDNN ISA avx512_core_amx)");
+        return DTYPE_FASTER;
+      }
+      if (isa >= dnnl_cpu_isa_avx512_core_bf16) {
+        snprintf(why, why_size,
+                 "the CPU has AVX512-BF16 but no AMX: oneDNN's bf16 convolutions are native but "
+                 "slower than f32 here");
+        return DTYPE_NATIVE;
+      }
+      snprintf(why, why_size,
+               "the CPU has neither AVX512-BF16 nor AMX-BF16, so oneDNN would run bf16 as slow "
+               "emulated or reference code");
+      return DTYPE_NOT_NATIVE;
+    default:
+      snprintf(why, why_size, "the CPU backend does not compute in %s", fp_dtype_name(type));
+      return DTYPE_NOT_NATIVE;
   }
 }
 
@@ -288,7 +293,7 @@ const backend *backend_cpu(void) {
     primitive_cache_init(&cpu.cache);
     table = (backend){
         .name = "cpu-onednn",
-        .dtype_supported = cpu_dtype_supported,
+        .dtype_support = cpu_dtype_support,
         .alloc = cpu_alloc,
         .release = cpu_release,
         .fill_zero = cpu_fill_zero,

@@ -30,7 +30,7 @@ static const ini_key keys[] = {
      .help = "where to compute: cpu (oneDNN); auto = the best one built and usable here"},
     {"model.precision", INI_ENUM, FIELD(precision), "auto", .words = RUNTIME_PRECISION_WORDS,
      .help = "fp32 or bf16 activations and weights; auto = bf16 where the backend runs it "
-             "natively (CPU: AVX512-BF16 or AMX), else fp32"},
+             "faster than fp32 (CPU: AMX-BF16), else fp32"},
     {"output.dir", INI_STRING, FIELD(dir), "",
      .help = "output directory: master.h5, shards/, the manifest (required; created if missing)"},
     {"output.job_id", INI_STRING, FIELD(job_id), "",

@@ -22,7 +22,7 @@ static void usage(FILE *out) {
                "  engine=c ... precision=<fp32|bf16> train_img_s=<x> infer_img_s=<y> ...\n"
                "Defaults: r34 288x192, batch 8, 59 classes, 2 warm-up steps, 5 timed steps,\n"
                "5 inference batches, threads = all cores, backend auto, precision auto (bf16\n"
-               "where the CPU has AVX512-BF16 or AMX, else fp32; the reason goes to stderr).\n");
+               "where the CPU has AMX-BF16, else fp32; the reason goes to stderr).\n");
 }
 
 typedef struct bench_data {

@@ -26,7 +26,7 @@ static void usage(FILE *out) {
           "background, mIoU including background, the IoU of the foreground/background mask\n"
           "and every class's IoU (classes absent from both truth and prediction are skipped).\n"
           "Defaults: --split val, --batch 8, --limit 0 (all), threads = all cores,\n"
-          "--backend auto, --precision auto (bf16 where the CPU has AVX512-BF16 or AMX).\n"
+          "--backend auto, --precision auto (bf16 where the CPU has AMX-BF16, else fp32).\n"
           "With --prior-csv (id,product_type per image) and --prior-table (product type ->\n"
           "allowed classes, jobs/category_prior/README.md) it also reports the same metrics\n"
           "with the category prior applied to the logits, and each class's IoU without and\n"

@@ -40,7 +40,7 @@ static const ini_key keys[] = {
     {"model.precision", INI_ENUM, FIELD(precision), "auto", .words = RUNTIME_PRECISION_WORDS,
      .help = "fp32, or bf16 mixed precision (bf16 activations and weight copies, f32 master "
              "weights, loss, gradients and optimiser); auto = bf16 where the backend runs it "
-             "natively (CPU: AVX512-BF16 or AMX), else fp32"},
+             "faster than fp32 (CPU: AMX-BF16), else fp32"},
     {"train.batch", INI_INT, FIELD(batch), "8", 1, 1024, .help = "images per step (per rank)"},
     {"train.epochs", INI_INT, FIELD(epochs), "30", 1, 100000,
      .help = "passes over the training images"},

@@ -16,9 +16,9 @@ static fp_dtype choose_precision(const backend *be, const char *name, const char
     snprintf(reason, reason_size, "asked for fp32");
     return FP_F32;
   }
-  int bf16_native = be->dtype_supported(FP_BF16, why, sizeof why);
+  dtype_support bf16 = be->dtype_support(FP_BF16, why, sizeof why);
   if (!strcmp(name, "bf16")) {
-    if (!bf16_native)
+    if (bf16 == DTYPE_NOT_NATIVE)
       FP_FATAL("%s: precision bf16 (model.precision=bf16 / --precision bf16) is not available on "
                "backend %s: %s; use fp32 or auto",
                origin, be->name, why);
@@ -29,7 +29,7 @@ static fp_dtype choose_precision(const backend *be, const char *name, const char
            "%s: precision '%s' (model.precision / --precision) must be auto, fp32 or bf16", origin,
            name);
   snprintf(reason, reason_size, "auto: %s", why);
-  return bf16_native ? FP_BF16 : FP_F32;
+  return bf16 == DTYPE_FASTER ? FP_BF16 : FP_F32;
 }
 
 runtime runtime_open(const char *backend_name, const char *precision_name, const char *origin,
