@@ -68,6 +68,8 @@ static void request_stop(int signal_number) {
 
 typedef struct trainer {
   train_config cfg;
+  const char *job; /* the job file's path, for messages */
+  runtime rt;
   const backend *be;
   collective *comm;
   int rank, world_size;
@@ -81,7 +83,13 @@ typedef struct trainer {
   uint8_t *predictions;      /* backend memory, one batch */
   uint8_t *host_predictions;
   const char **class_names;
+  int classes;
+  size_t pixels; /* per batch */
   long steps_per_epoch;
+  confusion train_conf, val_conf;
+  double best_miou, epoch_loss_sum; /* the sum over the current epoch's steps */
+  int stop;                         /* a rank was asked to stop */
+  progress prog;
   FILE *step_log; /* rank 0 only */
   char config_text[16384];
   char last_path[1100], best_path[1100], step_log_path[1100];
@@ -294,6 +302,215 @@ static void broadcast_state(trainer *t) {
   unet_weights_changed(m);
 }
 
+/* The job, the runtime, the data, the model, the optimiser and the step's buffers. */
+static void setup(trainer *t, int argc, char **argv) {
+  t->job = argv[1];
+  train_config_defaults(&t->cfg);
+  train_config_load(&t->cfg, t->job, argc - 2, argv + 2);
+  train_config_validate(&t->cfg, t->job);
+  t->rt = runtime_open(t->cfg.backend, t->cfg.precision, t->job, 1);
+  t->comm = t->rt.comm;
+  t->be = t->rt.be;
+  t->rank = collective_rank(t->comm);
+  t->world_size = collective_size(t->comm);
+  train_config_to_ini(&t->cfg, t->config_text, sizeof t->config_text);
+  FP_CHECK(collective_all_equal_u64(t->comm, text_hash(t->config_text)),
+           "the ranks were started with different job settings (%s and overrides); every rank "
+           "must run the same job",
+           t->job);
+  if (t->cfg.threads > 0) omp_set_num_threads(t->cfg.threads);
+  signal(SIGTERM, request_stop);
+  signal(SIGUSR1, request_stop);
+
+  t->classes = dataset_classes(t, t->job);
+  unet_arch arch;
+  FP_CHECK(unet_arch_parse(t->cfg.arch, &arch) == 0, "%s: model.arch '%s'", t->job, t->cfg.arch);
+  const backend *be = t->be;
+  open_loaders(t);
+  unet_config model_config = {arch,         t->classes,    t->cfg.batch, t->cfg.height,
+                              t->cfg.width, t->rt.compute, UNET_TRAINING};
+  t->model = unet_create(be, &model_config, t->cfg.seed);
+  t->model->bn_momentum = (float)t->cfg.bn_momentum;
+  if (t->world_size > 1) {
+    size_t bucket_floats = (size_t)(t->cfg.bucket_mb * 1024 * 1024 / fp_dtype_size(FP_F32));
+    t->dp = data_parallel_attach(t->model, t->comm, bucket_floats > 0 ? bucket_floats : 1);
+    if (t->cfg.sync_bn) unet_enable_sync_bn(t->model);
+  }
+  adam_config adam = {0.9f, 0.999f, (float)t->cfg.adam_eps, (float)t->cfg.weight_decay,
+                      strcmp(t->cfg.optimizer, "adam") != 0};
+  schedule_config schedule = {t->cfg.lr, t->cfg.warmup, t->steps_per_epoch * t->cfg.epochs};
+  t->opt = optimizer_create(be, t->model->param_list.total, adam, schedule, t->cfg.clip_norm);
+
+  size_t classes = (size_t)t->classes;
+  t->host_class_weights = fp_malloc(classes * sizeof *t->host_class_weights);
+  train_config_class_weights(&t->cfg, t->classes, t->host_class_weights);
+  t->class_weights = be->alloc(FP_F32, classes);
+  be->upload(t->class_weights, t->host_class_weights, FP_F32, classes);
+  t->pixels = (size_t)t->cfg.batch * t->cfg.height * t->cfg.width;
+  t->labels = be->alloc(FP_U8, t->pixels);
+  t->predictions = be->alloc(FP_U8, t->pixels);
+  t->host_predictions = fp_malloc(t->pixels);
+  confusion_init(&t->train_conf, t->classes);
+  confusion_init(&t->val_conf, t->classes);
+}
+
+/* Continues from checkpoint.dir/last.h5 (resume=auto) or starts afresh; every rank then holds
+ * rank 0's state. */
+static void resume_or_start(trainer *t) {
+  if (t->rank == 0) make_directory(t->cfg.checkpoint_dir);
+  snprintf(t->last_path, sizeof t->last_path, "%s/last.h5", t->cfg.checkpoint_dir);
+  snprintf(t->best_path, sizeof t->best_path, "%s/best.h5", t->cfg.checkpoint_dir);
+  snprintf(t->step_log_path, sizeof t->step_log_path, "%s/steps.csv", t->cfg.checkpoint_dir);
+  t->best_miou = -1.0;
+  if (!strcmp(t->cfg.resume, "auto") && access(t->last_path, F_OK) == 0) {
+    checkpoint_info info = checkpoint_load(t->last_path, t->model, t->opt, t->train_conf.counts);
+    long global_batch = (long)t->cfg.batch * t->world_size;
+    if (info.global_batch != 0 && info.global_batch != global_batch)
+      FP_FATAL("%s: checkpoint field 'global_batch' is %ld but this run's is %ld (train.batch %d "
+               "x %d ranks); resume with the same global batch so that the data order continues "
+               "(any rank count with that product works)",
+               t->last_path, info.global_batch, global_batch, t->cfg.batch, t->world_size);
+    t->best_miou = info.best_metric;
+    t->epoch_loss_sum = info.epoch_loss_sum;
+    if (t->rank == 0)
+      printf("resumed from %s: step %ld (epoch %ld, batch %ld of %ld)\n", t->last_path, info.step,
+             info.step / t->steps_per_epoch + 1, info.step % t->steps_per_epoch,
+             t->steps_per_epoch);
+  }
+  if (t->rank != 0) confusion_reset(&t->train_conf); /* rank 0 carries the unfinished epoch's */
+  broadcast_state(t);
+  open_step_log(t, t->opt->step);
+  char where[400];
+  runtime_describe(&t->rt, where, sizeof where);
+  if (t->rank == 0)
+    printf("train: %s %dx%d, %d classes, batch %d x %d ranks, %ld steps/epoch, %d epochs, %zu "
+           "parameters, %d threads/rank%s\ntrain: %s\n",
+           t->cfg.arch, t->cfg.height, t->cfg.width, t->classes, t->cfg.batch, t->world_size,
+           t->steps_per_epoch, t->cfg.epochs, t->model->param_list.total, omp_get_max_threads(),
+           t->model->sync_bn ? ", synchronized BN" : "", where);
+}
+
+/* One optimiser step. Returns 0 to go on, or the exit status to stop with. */
+static int train_step(trainer *t, long epoch, const loader_batch *batch) {
+  const backend *be = t->be;
+  double global_weight = 0.0;
+  double local_weight = forward_loss(t, batch, &t->stop, &global_weight);
+  be->argmax_channels(&t->model->logits, t->predictions);
+  be->download(t->host_predictions, t->predictions, FP_U8, t->pixels);
+  confusion_add(&t->train_conf, batch->masks, t->host_predictions, t->pixels,
+                t->cfg.ignore_label);
+  unet_backward(t->model);
+  if (t->dp) data_parallel_finish(t->dp);
+  step_report report;
+  report.lr = optimizer_step(t->opt, t->model);
+  double scalars[SCALAR_COUNT];
+  unet_read_scalars(t->model, scalars); /* the step's one read-back */
+  report.grad_norm = scalars[SCALAR_GRAD_NORM];
+  double loss = global_loss(t, scalars[SCALAR_LOSS], local_weight, global_weight);
+  if (!isfinite(loss) || scalars[SCALAR_NONFINITE] != 0.0) {
+    if (t->rank == 0)
+      fprintf(stderr,
+              "error: loss is %f and gradient norm %f at step %ld (epoch %ld); stopping. The "
+              "last good checkpoint is kept: %s\n",
+              loss, report.grad_norm, t->opt->step, epoch + 1, t->last_path);
+    return EXIT_NON_FINITE_LOSS;
+  }
+  t->epoch_loss_sum += loss;
+  log_step(t, epoch, loss, &report);
+  progress_advance(&t->prog, (long)t->cfg.batch * t->world_size);
+  long epoch_step = t->opt->step - epoch * t->steps_per_epoch;
+  if (t->rank == 0 && (epoch_step % t->cfg.log_every == 0 || epoch_step == t->steps_per_epoch))
+    progress_print(&t->prog, "epoch %ld step %ld/%ld loss %.4f lr %.2e grad_norm %.3f", epoch + 1,
+                   epoch_step, t->steps_per_epoch, loss, report.lr, report.grad_norm);
+  if (t->stop && epoch_step < t->steps_per_epoch) {
+    sum_confusion(t, &t->train_conf);
+    save(t, t->last_path, epoch, t->best_miou, t->epoch_loss_sum, &t->train_conf);
+    if (t->rank == 0)
+      printf("stopped by a signal after step %ld (epoch %ld, batch %ld of %ld); %s holds it and "
+             "resume=auto continues from there\n",
+             t->opt->step, epoch + 1, epoch_step, t->steps_per_epoch, t->last_path);
+    fflush(stdout);
+    collective_barrier(t->comm);
+    return EXIT_PREEMPTED;
+  }
+  return 0;
+}
+
+/* Validation, the epoch's line and checkpoints. Returns 0 to go on, or the exit status. */
+static int end_epoch(trainer *t, long epoch, long first_batch, double epoch_start_s) {
+  double train_img_s = (double)(t->steps_per_epoch - first_batch) * t->cfg.batch *
+                       t->world_size / (progress_now() - epoch_start_s);
+  sum_confusion(t, &t->train_conf);
+  seg_metrics train_metrics = confusion_metrics(&t->train_conf);
+  double val_loss;
+  seg_metrics val = validate(t, &t->val_conf, &val_loss);
+  if (t->rank == 0)
+    printf("epoch %ld/%d train_loss %.4f train_pixel_acc %.4f val_loss %.4f val_pixel_acc %.4f "
+           "val_miou %.4f val_miou_with_bg %.4f val_mask_iou %.4f train_img_s %.2f\n",
+           epoch + 1, t->cfg.epochs, t->epoch_loss_sum / t->steps_per_epoch,
+           train_metrics.pixel_accuracy, val_loss, val.pixel_accuracy, val.miou_foreground,
+           val.miou_all, val.mask_iou, train_img_s);
+  fflush(stdout);
+  int is_best = val.miou_foreground > t->best_miou;
+  if (is_best) t->best_miou = val.miou_foreground;
+  int last_epoch = epoch + 1 == t->cfg.epochs;
+  if ((epoch + 1) % t->cfg.checkpoint_every == 0 || last_epoch || t->stop)
+    save(t, t->last_path, epoch + 1, t->best_miou, 0.0, NULL);
+  if (is_best) save(t, t->best_path, epoch + 1, t->best_miou, 0.0, NULL);
+  if (t->stop && !last_epoch) {
+    if (t->rank == 0)
+      printf("stopped by a signal at the end of epoch %ld; resume=auto continues from %s\n",
+             epoch + 1, t->last_path);
+    collective_barrier(t->comm);
+    return EXIT_PREEMPTED;
+  }
+  return 0;
+}
+
+static int train(trainer *t) {
+  long total_steps = t->steps_per_epoch * t->cfg.epochs;
+  progress_start(&t->prog, "train",
+                 (total_steps - t->opt->step) * (long)t->cfg.batch * t->world_size);
+  for (long epoch = t->opt->step / t->steps_per_epoch; epoch < t->cfg.epochs; epoch++) {
+    long first_batch = t->opt->step - epoch * t->steps_per_epoch;
+    if (first_batch == 0) {
+      confusion_reset(&t->train_conf);
+      t->epoch_loss_sum = 0.0;
+    }
+    loader_start_epoch_at(t->train_loader, (int)epoch, first_batch);
+    double epoch_start_s = progress_now();
+    loader_batch batch;
+    while (loader_next(t->train_loader, &batch)) {
+      int status = train_step(t, epoch, &batch);
+      if (status) return status;
+    }
+    int status = end_epoch(t, epoch, first_batch, epoch_start_s);
+    if (status) return status;
+  }
+  if (t->rank == 0)
+    printf("done: %ld steps, best val_miou %.4f, checkpoints in %s\n", t->opt->step,
+           t->best_miou, t->cfg.checkpoint_dir);
+  return 0;
+}
+
+static void teardown(trainer *t) {
+  if (t->step_log) fclose(t->step_log);
+  t->be->release(t->labels);
+  t->be->release(t->predictions);
+  t->be->release(t->class_weights);
+  free(t->host_predictions);
+  free(t->host_class_weights);
+  for (int k = 0; k < t->classes; k++) free((void *)t->class_names[k]);
+  free(t->class_names);
+  confusion_free(&t->train_conf);
+  confusion_free(&t->val_conf);
+  loader_close(t->train_loader);
+  loader_close(t->val_loader);
+  data_parallel_detach(t->dp);
+  optimizer_destroy(t->opt);
+  unet_destroy(t->model);
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "--help")) {
     usage(stdout);
@@ -303,190 +520,11 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  trainer t = {0};
-  train_config_defaults(&t.cfg);
-  train_config_load(&t.cfg, argv[1], argc - 2, argv + 2);
-  train_config_validate(&t.cfg, argv[1]);
-  runtime rt = runtime_open(t.cfg.backend, t.cfg.precision, argv[1], 1);
-  t.comm = rt.comm;
-  t.be = rt.be;
-  t.rank = collective_rank(t.comm);
-  t.world_size = collective_size(t.comm);
-  train_config_to_ini(&t.cfg, t.config_text, sizeof t.config_text);
-  FP_CHECK(collective_all_equal_u64(t.comm, text_hash(t.config_text)),
-           "the ranks were started with different job settings (%s and overrides); every rank "
-           "must run the same job",
-           argv[1]);
-  if (t.cfg.threads > 0) omp_set_num_threads(t.cfg.threads);
-  signal(SIGTERM, request_stop);
-  signal(SIGUSR1, request_stop);
-
-  int classes = dataset_classes(&t, argv[1]);
-  unet_arch arch;
-  FP_CHECK(unet_arch_parse(t.cfg.arch, &arch) == 0, "%s: model.arch '%s'", argv[1], t.cfg.arch);
-  const backend *be = t.be;
-  open_loaders(&t);
-  long total_steps = t.steps_per_epoch * t.cfg.epochs;
-
-  unet_config model_config = {arch,        classes,    t.cfg.batch, t.cfg.height,
-                              t.cfg.width, rt.compute, UNET_TRAINING};
-  t.model = unet_create(be, &model_config, t.cfg.seed);
-  t.model->bn_momentum = (float)t.cfg.bn_momentum;
-  if (t.world_size > 1) {
-    size_t bucket_floats = (size_t)(t.cfg.bucket_mb * 1024 * 1024 / fp_dtype_size(FP_F32));
-    t.dp = data_parallel_attach(t.model, t.comm, bucket_floats > 0 ? bucket_floats : 1);
-    if (t.cfg.sync_bn) unet_enable_sync_bn(t.model);
-  }
-  adam_config adam = {0.9f, 0.999f, (float)t.cfg.adam_eps, (float)t.cfg.weight_decay,
-                      strcmp(t.cfg.optimizer, "adam") != 0};
-  schedule_config schedule = {t.cfg.lr, t.cfg.warmup, total_steps};
-  t.opt = optimizer_create(be, t.model->param_list.total, adam, schedule, t.cfg.clip_norm);
-
-  t.host_class_weights = fp_malloc((size_t)classes * sizeof *t.host_class_weights);
-  train_config_class_weights(&t.cfg, classes, t.host_class_weights);
-  t.class_weights = be->alloc(FP_F32, (size_t)classes);
-  be->upload(t.class_weights, t.host_class_weights, FP_F32, (size_t)classes);
-  size_t pixels = (size_t)t.cfg.batch * t.cfg.height * t.cfg.width;
-  t.labels = be->alloc(FP_U8, pixels);
-  t.predictions = be->alloc(FP_U8, pixels);
-  t.host_predictions = fp_malloc(pixels);
-
-  if (t.rank == 0) make_directory(t.cfg.checkpoint_dir);
-  snprintf(t.last_path, sizeof t.last_path, "%s/last.h5", t.cfg.checkpoint_dir);
-  snprintf(t.best_path, sizeof t.best_path, "%s/best.h5", t.cfg.checkpoint_dir);
-  snprintf(t.step_log_path, sizeof t.step_log_path, "%s/steps.csv", t.cfg.checkpoint_dir);
-  confusion train_conf, val_conf;
-  confusion_init(&train_conf, classes);
-  confusion_init(&val_conf, classes);
-  double best_miou = -1.0, epoch_loss_sum = 0.0;
-  if (!strcmp(t.cfg.resume, "auto") && access(t.last_path, F_OK) == 0) {
-    checkpoint_info info = checkpoint_load(t.last_path, t.model, t.opt, train_conf.counts);
-    long global_batch = (long)t.cfg.batch * t.world_size;
-    if (info.global_batch != 0 && info.global_batch != global_batch)
-      FP_FATAL("%s: checkpoint field 'global_batch' is %ld but this run's is %ld (train.batch %d "
-               "x %d ranks); resume with the same global batch so that the data order continues "
-               "(any rank count with that product works)",
-               t.last_path, info.global_batch, global_batch, t.cfg.batch, t.world_size);
-    best_miou = info.best_metric;
-    epoch_loss_sum = info.epoch_loss_sum;
-    if (t.rank == 0)
-      printf("resumed from %s: step %ld (epoch %ld, batch %ld of %ld)\n", t.last_path, info.step,
-             info.step / t.steps_per_epoch + 1, info.step % t.steps_per_epoch, t.steps_per_epoch);
-  }
-  if (t.rank != 0) confusion_reset(&train_conf); /* rank 0 carries the unfinished epoch's */
-  broadcast_state(&t);
-  open_step_log(&t, t.opt->step);
-  char where[400];
-  runtime_describe(&rt, where, sizeof where);
-  if (t.rank == 0)
-    printf("train: %s %dx%d, %d classes, batch %d x %d ranks, %ld steps/epoch, %d epochs, %zu "
-           "parameters, %d threads/rank%s\ntrain: %s\n",
-           t.cfg.arch, t.cfg.height, t.cfg.width, classes, t.cfg.batch, t.world_size,
-           t.steps_per_epoch, t.cfg.epochs, t.model->param_list.total, omp_get_max_threads(),
-           t.model->sync_bn ? ", synchronized BN" : "", where);
-
-  int stop = 0;
-  progress prog;
-  progress_start(&prog, "train", (total_steps - t.opt->step) * (long)t.cfg.batch * t.world_size);
-  for (long epoch = t.opt->step / t.steps_per_epoch; epoch < t.cfg.epochs; epoch++) {
-    long first_batch = t.opt->step - epoch * t.steps_per_epoch;
-    if (first_batch == 0) {
-      confusion_reset(&train_conf);
-      epoch_loss_sum = 0.0;
-    }
-    loader_start_epoch_at(t.train_loader, (int)epoch, first_batch);
-    double epoch_start_s = progress_now();
-    loader_batch batch;
-    while (loader_next(t.train_loader, &batch)) {
-      double global_weight = 0.0;
-      double local_weight = forward_loss(&t, &batch, &stop, &global_weight);
-      be->argmax_channels(&t.model->logits, t.predictions);
-      be->download(t.host_predictions, t.predictions, FP_U8, pixels);
-      confusion_add(&train_conf, batch.masks, t.host_predictions, pixels, t.cfg.ignore_label);
-      unet_backward(t.model);
-      if (t.dp) data_parallel_finish(t.dp);
-      step_report report;
-      report.lr = optimizer_step(t.opt, t.model);
-      double scalars[SCALAR_COUNT];
-      unet_read_scalars(t.model, scalars); /* the step's one read-back */
-      report.grad_norm = scalars[SCALAR_GRAD_NORM];
-      double loss = global_loss(&t, scalars[SCALAR_LOSS], local_weight, global_weight);
-      if (!isfinite(loss) || scalars[SCALAR_NONFINITE] != 0.0) {
-        if (t.rank == 0)
-          fprintf(stderr,
-                  "error: loss is %f and gradient norm %f at step %ld (epoch %ld); stopping. The "
-                  "last good checkpoint is kept: %s\n",
-                  loss, report.grad_norm, t.opt->step, epoch + 1, t.last_path);
-        collective_destroy(t.comm);
-        return EXIT_NON_FINITE_LOSS;
-      }
-      epoch_loss_sum += loss;
-      log_step(&t, epoch, loss, &report);
-      progress_advance(&prog, (long)t.cfg.batch * t.world_size);
-      long epoch_step = t.opt->step - epoch * t.steps_per_epoch;
-      if (t.rank == 0 && (epoch_step % t.cfg.log_every == 0 || epoch_step == t.steps_per_epoch))
-        progress_print(&prog, "epoch %ld step %ld/%ld loss %.4f lr %.2e grad_norm %.3f",
-                       epoch + 1, epoch_step, t.steps_per_epoch, loss, report.lr,
-                       report.grad_norm);
-      if (stop && epoch_step < t.steps_per_epoch) {
-        sum_confusion(&t, &train_conf);
-        save(&t, t.last_path, epoch, best_miou, epoch_loss_sum, &train_conf);
-        if (t.rank == 0)
-          printf("stopped by a signal after step %ld (epoch %ld, batch %ld of %ld); %s holds it "
-                 "and resume=auto continues from there\n",
-                 t.opt->step, epoch + 1, epoch_step, t.steps_per_epoch, t.last_path);
-        fflush(stdout);
-        collective_barrier(t.comm);
-        collective_destroy(t.comm);
-        return EXIT_PREEMPTED;
-      }
-    }
-    double train_img_s = (double)(t.steps_per_epoch - first_batch) * t.cfg.batch * t.world_size /
-                         (progress_now() - epoch_start_s);
-    sum_confusion(&t, &train_conf);
-    seg_metrics train_metrics = confusion_metrics(&train_conf);
-    double val_loss;
-    seg_metrics val = validate(&t, &val_conf, &val_loss);
-    if (t.rank == 0)
-      printf("epoch %ld/%d train_loss %.4f train_pixel_acc %.4f val_loss %.4f val_pixel_acc %.4f "
-             "val_miou %.4f val_miou_with_bg %.4f val_mask_iou %.4f train_img_s %.2f\n",
-             epoch + 1, t.cfg.epochs, epoch_loss_sum / t.steps_per_epoch,
-             train_metrics.pixel_accuracy, val_loss, val.pixel_accuracy, val.miou_foreground,
-             val.miou_all, val.mask_iou, train_img_s);
-    fflush(stdout);
-    int is_best = val.miou_foreground > best_miou;
-    if (is_best) best_miou = val.miou_foreground;
-    int last_epoch = epoch + 1 == t.cfg.epochs;
-    if ((epoch + 1) % t.cfg.checkpoint_every == 0 || last_epoch || stop)
-      save(&t, t.last_path, epoch + 1, best_miou, 0.0, NULL);
-    if (is_best) save(&t, t.best_path, epoch + 1, best_miou, 0.0, NULL);
-    if (stop && !last_epoch) {
-      if (t.rank == 0)
-        printf("stopped by a signal at the end of epoch %ld; resume=auto continues from %s\n",
-               epoch + 1, t.last_path);
-      collective_barrier(t.comm);
-      collective_destroy(t.comm);
-      return EXIT_PREEMPTED;
-    }
-  }
-  if (t.rank == 0)
-    printf("done: %ld steps, best val_miou %.4f, checkpoints in %s\n", t.opt->step, best_miou,
-           t.cfg.checkpoint_dir);
-  if (t.step_log) fclose(t.step_log);
-  be->release(t.labels);
-  be->release(t.predictions);
-  be->release(t.class_weights);
-  free(t.host_predictions);
-  free(t.host_class_weights);
-  for (int k = 0; k < classes; k++) free((void *)t.class_names[k]);
-  free(t.class_names);
-  confusion_free(&train_conf);
-  confusion_free(&val_conf);
-  loader_close(t.train_loader);
-  loader_close(t.val_loader);
-  data_parallel_detach(t.dp);
-  optimizer_destroy(t.opt);
-  unet_destroy(t.model);
+  static trainer t; /* large (config text, paths): not on the stack */
+  setup(&t, argc, argv);
+  resume_or_start(&t);
+  int status = train(&t);
+  if (status == 0) teardown(&t);
   collective_destroy(t.comm);
-  return 0;
+  return status;
 }

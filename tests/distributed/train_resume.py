@@ -38,6 +38,7 @@ def main():
     sig = signal.SIGTERM if ranks == 1 else signal.SIGUSR1
 
     whole = os.path.join(work, f"whole_{ranks}")
+    lib.remove_tree(whole)  # a finished run left there would be "resumed" as it is
     lib.run(lib.train_command(build, job, ranks, f"checkpoint.dir={whole}"))
 
     stopped = os.path.join(work, f"stopped_{ranks}")
