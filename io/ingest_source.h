@@ -1,7 +1,7 @@
 /* The sources `ingest` converts (CCP, iMaterialist, DeepFashion2) behind one
  * interface. A source lists its items, sorted by id, in one or two sets (each
  * becomes one output file) and turns one item into an ingest_buffer;
- * src/cmd_ingest.c does the rest for all of them: --limit, the split across
+ * src/cmd/cmd_ingest.c does the rest for all of them: --limit, the split across
  * MPI ranks, writing in id order, progress, --skip-bad, the summary. */
 #ifndef FP_INGEST_SOURCE_H
 #define FP_INGEST_SOURCE_H

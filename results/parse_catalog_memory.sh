@@ -14,8 +14,8 @@ shift
 ccp=$(realpath "${CCP_DIR:-$repo/../shared/data/ccp}")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-echo "| build | precision | batch | peak RSS (MB) | seconds |"
-echo "|---|---|---|---|---|"
+echo "| build | precision | batch | peak RSS (MB) |"
+echo "|---|---|---|---|"
 for build in "$@"; do
   build=$(realpath "$build")
   precisions=("")
@@ -28,11 +28,9 @@ for build in "$@"; do
             "model.checkpoint=$checkpoint" "model.batch=$batch" "model.threads=2"
             "output.dir=$out")
       [[ -n $precision ]] && args+=("model.precision=$precision")
-      start=$(date +%s.%N)
       /usr/bin/time -f '%M' -o "$work/rss" "$build/parse_catalog" "${args[@]}" >"$work/log" 2>&1 \
         || { cat "$work/log" >&2; exit 1; }
-      seconds=$(echo "$(date +%s.%N) - $start" | bc)
-      echo "| $build | ${precision:-fp32 (only)} | $batch | $(( $(cat "$work/rss") / 1024 )) | $(printf %.1f "$seconds") |"
+      echo "| $build | ${precision:-fp32 (only)} | $batch | $(( $(cat "$work/rss") / 1024 )) |"
     done
   done
 done

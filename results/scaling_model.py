@@ -11,7 +11,7 @@ import math
 
 def unet_layers(arch, classes, height, width):
     """(name, parameters, multiply-adds per image) of every convolution, in forward order, as
-    segmentation_models_pytorch's Unet and src/unet.c build it (BatchNorm weight and bias counted
+    segmentation_models_pytorch's Unet and src/model/unet_build.c build it (BatchNorm weight and bias counted
     with the convolution before it)."""
     layers = []
 
