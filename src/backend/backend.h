@@ -72,6 +72,7 @@ typedef enum dtype_support {
 
 typedef struct backend {
   const char *name;
+  int device_memory; /* 1: backend memory is a device's (collectives over it need NCCL) */
 
   /* `why` receives a one-line reason (e.g. the CPU's ISA and what was measured on it). */
   dtype_support (*dtype_support)(fp_dtype type, char *why, size_t why_size);

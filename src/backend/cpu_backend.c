@@ -293,6 +293,7 @@ const backend *backend_cpu(void) {
     primitive_cache_init(&cpu.cache);
     table = (backend){
         .name = "cpu-onednn",
+        .device_memory = 0,
         .dtype_support = cpu_dtype_support,
         .alloc = cpu_alloc,
         .release = cpu_release,

@@ -5,8 +5,8 @@
 
 #include "check.h"
 
-static collective_kind collective_for(const char *backend_name) {
-  return !strcmp(backend_name, "cuda") ? COLLECTIVE_NCCL : COLLECTIVE_MPI;
+static collective_kind collective_for(const backend *be) {
+  return be->device_memory ? COLLECTIVE_NCCL : COLLECTIVE_MPI;
 }
 
 static fp_dtype choose_precision(const backend *be, const char *name, const char *origin,
@@ -39,7 +39,7 @@ runtime runtime_open(const char *backend_name, const char *precision_name, const
   char why[256];
   rt.be = backend_open(backend_name, why, sizeof why);
   if (!rt.be) FP_FATAL("%s: backend (model.backend / --backend): %s", origin, why);
-  if (with_collective) rt.comm = collective_init(collective_for(backend_name));
+  if (with_collective) rt.comm = collective_init(collective_for(rt.be));
   rt.compute = choose_precision(rt.be, precision_name, origin, rt.precision_reason,
                                 sizeof rt.precision_reason);
   return rt;

@@ -20,8 +20,9 @@ typedef struct runtime {
 
 /* backend_name: auto|cpu|cuda; precision_name: auto|fp32|bf16. auto takes bf16 where the
  * backend's bf16 is faster than its f32 (DTYPE_FASTER) and fp32 elsewhere; an explicit bf16 is
- * run where the backend has native bf16 kernels and refused where it has not. Errors name `origin` (the job file or "command line") and exit 1.
- * with_collective: also start the collective that goes with the backend. */
+ * run where the backend has native bf16 kernels and refused where it has not. Errors name
+ * `origin` (the job file or "command line") and exit 1. with_collective: also start the
+ * collective that goes with the backend's memory (MPI for host memory, NCCL for device). */
 runtime runtime_open(const char *backend_name, const char *precision_name, const char *origin,
                      int with_collective);
 /* "precision=bf16 (the CPU has AVX512-BF16 ...)" */
