@@ -7,12 +7,11 @@
 #include "augment.h"
 #include "check.h"
 #include "dataset.h"
+#include "normalise.h"
 #include "shard.h"
 
 #define LOADER_SLOTS 2 /* the batch the caller holds and the one being filled */
 
-static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
-static const float imagenet_std[3] = {0.229f, 0.224f, 0.225f};
 
 struct loader {
   loader_config cfg;
@@ -36,12 +35,6 @@ static void to_chw(const uint8_t *photo, int height, int width, float *chw) {
   size_t plane = (size_t)height * width;
   for (size_t o = 0; o < plane; o++)
     for (int c = 0; c < 3; c++) chw[c * plane + o] = photo[o * 3 + c] / 255.0f;
-}
-
-static void normalize(float *chw, size_t plane) {
-  for (int c = 0; c < 3; c++)
-    for (size_t o = 0; o < plane; o++)
-      chw[c * plane + o] = (chw[c * plane + o] - imagenet_mean[c]) / imagenet_std[c];
 }
 
 static void fill_batch(loader *l, int64_t batch, loader_batch *out) {
@@ -69,7 +62,7 @@ static void fill_batch(loader *l, int64_t batch, loader_batch *out) {
       dataset_read_mask(l->ds, row, mask);
       to_chw(l->photo, l->height, l->width, image);
     }
-    normalize(image, plane);
+    image_normalise_chw(image, plane);
   }
 }
 

@@ -6,11 +6,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "normalise.h"
 #include "progress.h"
 
-/* The normalisation the model was trained with (io/loader.c). */
-static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
-static const float imagenet_std[3] = {0.229f, 0.224f, 0.225f};
 
 typedef enum item_status { ITEM_COMPUTE, ITEM_COPY_ROW, ITEM_FAILED } item_status;
 typedef enum comparison { IMAGE_NEW, IMAGE_CHANGED, IMAGE_UNCHANGED } comparison;
@@ -163,12 +161,6 @@ static void fill_row_metadata(chunk_engine *e, int64_t index, const item *it) {
   memcpy(&r->letterbox[row * 5], box, sizeof box);
 }
 
-static void normalise(const uint8_t *photo, size_t plane, float *chw) {
-  for (int c = 0; c < 3; c++)
-    for (size_t o = 0; o < plane; o++)
-      chw[c * plane + o] = (photo[o * 3 + c] / 255.0f - imagenet_mean[c]) / imagenet_std[c];
-}
-
 /* The model over the images batch_items[0..count), then their statistics and masks. */
 static void run_batch(chunk_engine *e, int count, stage_seconds *seconds) {
   const backend *be = e->be;
@@ -179,7 +171,7 @@ static void run_batch(chunk_engine *e, int count, stage_seconds *seconds) {
   for (int b = 0; b < batch; b++) {
     float *chw = e->input + (size_t)b * 3 * e->plane;
     if (b < count)
-      normalise(e->pixels + (size_t)e->batch_items[b] * e->image_bytes, e->plane, chw);
+      image_normalise_hwc(e->pixels + (size_t)e->batch_items[b] * e->image_bytes, e->plane, chw);
     else
       memset(chw, 0, 3 * e->plane * sizeof *chw);
   }
