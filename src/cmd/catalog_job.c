@@ -27,10 +27,9 @@ static const ini_key keys[] = {
     {"model.threads", INI_INT, FIELD(threads), "0", 0, 4096,
      .help = "threads per rank (model, decoding, statistics, compression), 0 = all cores"},
     {"model.backend", INI_ENUM, FIELD(backend), "auto", .words = RUNTIME_BACKEND_WORDS,
-     .help = "where to compute: cpu (oneDNN); auto = the best one built and usable here"},
+     .help = RUNTIME_BACKEND_HELP},
     {"model.precision", INI_ENUM, FIELD(precision), "auto", .words = RUNTIME_PRECISION_WORDS,
-     .help = "fp32 or bf16 activations and weights; auto = bf16 where the backend runs it "
-             "faster than fp32 (CPU: AMX-BF16), else fp32"},
+     .help = "fp32 or bf16 activations and weights; " RUNTIME_PRECISION_AUTO_HELP},
     {"output.dir", INI_STRING, FIELD(dir), "",
      .help = "output directory: master.h5, shards/, the manifest (required; created if missing)"},
     {"output.job_id", INI_STRING, FIELD(job_id), "",

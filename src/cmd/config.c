@@ -36,11 +36,10 @@ static const ini_key keys[] = {
     {"model.width", INI_INT, FIELD(width), "192", 32, 4096,
      .help = "input width in pixels, a multiple of 32; must match the dataset"},
     {"model.backend", INI_ENUM, FIELD(backend), "auto", .words = RUNTIME_BACKEND_WORDS,
-     .help = "where to compute: cpu (oneDNN); auto = the best one built and usable here"},
+     .help = RUNTIME_BACKEND_HELP},
     {"model.precision", INI_ENUM, FIELD(precision), "auto", .words = RUNTIME_PRECISION_WORDS,
      .help = "fp32, or bf16 mixed precision (bf16 activations and weight copies, f32 master "
-             "weights, loss, gradients and optimiser); auto = bf16 where the backend runs it "
-             "faster than fp32 (CPU: AMX-BF16), else fp32"},
+             "weights, loss, gradients and optimiser); " RUNTIME_PRECISION_AUTO_HELP},
     {"train.batch", INI_INT, FIELD(batch), "8", 1, 1024, .help = "images per step (per rank)"},
     {"train.epochs", INI_INT, FIELD(epochs), "30", 1, 100000,
      .help = "passes over the training images"},

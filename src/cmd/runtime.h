@@ -10,6 +10,11 @@
 /* The job-file / command-line words for model.backend and model.precision. */
 #define RUNTIME_BACKEND_WORDS "auto|cpu|cuda"
 #define RUNTIME_PRECISION_WORDS "auto|fp32|bf16"
+/* Their help text, for every schema that has the keys. */
+#define RUNTIME_BACKEND_HELP                                                                       \
+  "where to compute: cpu (oneDNN); auto = the best one built and usable here"
+#define RUNTIME_PRECISION_AUTO_HELP                                                                \
+  "auto = bf16 where the backend runs it faster than fp32 (CPU: AMX-BF16), else fp32"
 
 typedef struct runtime {
   const backend *be;
