@@ -2,10 +2,9 @@
  * of their own, ordered after the caller's stream (collective_set_device_stream), so a started
  * all-reduce overlaps the compute queued after it; the host helpers stay on MPI. */
 #include "collective_internal.h"
-#include "cuda_check.h"
+#include "launcher.h"
+#include "nccl_check.h"
 
-#include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 
 struct nccl_state {
@@ -18,17 +17,8 @@ struct nccl_state {
 
 /* The rank's index among the ranks on its node, from the launcher or, failing that, from MPI. */
 static int local_rank(const collective *c) {
-  static const char *const launcher_variables[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"};
-  for (size_t i = 0; i < sizeof launcher_variables / sizeof *launcher_variables; i++) {
-    const char *text = getenv(launcher_variables[i]);
-    if (!text || !*text) continue;
-    char *end = NULL;
-    errno = 0;
-    long value = strtol(text, &end, 10);
-    FP_CHECK(errno == 0 && *end == '\0' && value >= 0 && value <= INT_MAX,
-             "%s=%s is not a local rank", launcher_variables[i], text);
-    return (int)value;
-  }
+  int from_launcher = launcher_local_rank();
+  if (from_launcher >= 0) return from_launcher;
   MPI_Comm node;
   MPI_CHECK(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node));
   int rank_on_node = 0;

@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "durable.h"
 
 static char pending[PATH_MAX];
 
@@ -41,28 +41,9 @@ void catalog_begin_temporary(const char *path, char *temporary, size_t size) {
   snprintf(pending, sizeof pending, "%s", temporary);
 }
 
-static void fsync_path(const char *path) {
-  int fd = open(path, O_RDONLY);
-  FP_CHECK(fd >= 0, "%s: cannot open to fsync: %s", path, strerror(errno));
-  FP_CHECK(fsync(fd) == 0, "%s: fsync: %s", path, strerror(errno));
-  close(fd);
-}
-
 void catalog_commit_temporary(const char *temporary, const char *path) {
-  fsync_path(temporary);
-  FP_CHECK(rename(temporary, path) == 0, "cannot rename %s to %s: %s", temporary, path,
-           strerror(errno));
+  durable_rename(temporary, path);
   pending[0] = '\0';
-  char directory[PATH_MAX];
-  snprintf(directory, sizeof directory, "%s", path);
-  char *slash = strrchr(directory, '/');
-  if (slash == directory)
-    slash[1] = '\0';
-  else if (slash)
-    *slash = '\0';
-  else
-    snprintf(directory, sizeof directory, ".");
-  fsync_path(directory);
 }
 
 void catalog_make_directory(const char *path, const char *what) {

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog_hash.h"
+#include "hash.h"
 #include "check.h"
 
 typedef struct slot {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog_hash.h"
+#include "hash.h"
 #include "catalog_idmap.h"
 #include "catalog_source.h"
 #include "check.h"

@@ -10,7 +10,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "catalog_hash.h"
+#include "hash.h"
 #include "catalog_idmap.h"
 #include "check.h"
 #include "dataset.h"
@@ -387,6 +387,20 @@ int catalog_hash_image(catalog *c, int64_t i, uint64_t *hash, char *reason, size
   return 0;
 }
 
+/* The letterbox of a photo into height x width, and the decoded size it needs. */
+typedef struct letterbox_request {
+  int height, width;
+  letterbox box;
+} letterbox_request;
+
+static void cover_letterbox(void *context, int source_height, int source_width, int *min_height,
+                            int *min_width) {
+  letterbox_request *r = context;
+  r->box = letterbox_fit(source_height, source_width, r->height, r->width);
+  *min_height = r->box.resized_h;
+  *min_width = r->box.resized_w;
+}
+
 int catalog_load_image(catalog *c, int64_t i, int height, int width, uint8_t *hwc,
                        catalog_geometry *geometry, char *reason, size_t reason_size) {
   check_index(c, i);
@@ -401,13 +415,20 @@ int catalog_load_image(catalog *c, int64_t i, int height, int width, uint8_t *hw
     geometry->box = (letterbox){box[0], (int)box[1], (int)box[2], (int)box[3], (int)box[4]};
     return 0;
   }
-  uint8_t *photo;
-  int photo_h, photo_w;
-  if (jpeg_read_rgb(jpeg_path(c, i), &photo, &photo_h, &photo_w, reason, reason_size)) return -1;
-  geometry->source_height = photo_h;
-  geometry->source_width = photo_w;
-  geometry->box = letterbox_fit(photo_h, photo_w, height, width);
-  resize_photo(photo, photo_h, photo_w, &geometry->box, hwc, height, width);
-  free(photo);
+  /* Decoded at the smallest DCT scale that still has at least the letterbox's pixels (the
+   * letterbox itself from the photo's own size); the resize then maps the decoded pixels, which
+   * span the photo over source * scale_num / 8 of them, onto that letterbox. */
+  letterbox_request request = {.height = height, .width = width};
+  jpeg_image photo;
+  if (jpeg_read_rgb_covering(jpeg_path(c, i), cover_letterbox, &request, &photo, reason,
+                             reason_size))
+    return -1;
+  geometry->source_height = photo.source_height;
+  geometry->source_width = photo.source_width;
+  geometry->box = request.box;
+  resize_photo_extent(
+      photo.pixels, photo.height, photo.width, photo.source_height * photo.scale_num / 8.0,
+      photo.source_width * photo.scale_num / 8.0, &geometry->box, hwc, height, width);
+  free(photo.pixels);
   return 0;
 }

@@ -10,9 +10,12 @@
  * An image's id is its /ids entry, or its file name without the extension.
  * Ids must be unique and shorter than CATALOG_ID_LENGTH.
  *
- * The content hash is FNV-1a 64 (catalog_hash.h) of the JPEG file's bytes, or
- * of the stored [H,W,3] image. JPEGs are decoded with io/jpeg_io and
- * letterboxed with io/resize exactly as `ingest` does. */
+ * The content hash is FNV-1a 64 (src/base/hash.h) of the JPEG file's bytes, or
+ * of the stored [H,W,3] image. JPEGs are letterboxed with io/resize into the
+ * same box as `ingest` computes (from the photo's own size), but decoded at the
+ * smallest DCT scale (1/8, 2/8, 4/8 or 8/8, io/jpeg_io) that still has the
+ * box's pixels, where `ingest` decodes at full size: the letterboxed pixels
+ * are close to, not equal to, those of the ingested copy. */
 #ifndef FP_CATALOG_SOURCE_H
 #define FP_CATALOG_SOURCE_H
 

@@ -131,7 +131,19 @@ static int read_quoted(csv_reader *r, int *after, char *error, size_t error_size
   }
 }
 
+/* A UTF-8 byte order mark (EF BB BF, as some editors and exporters write)
+ * at the start of the file is not part of the first record; columns on line
+ * 1 count from after it. Called at offset 0 only. */
+static void skip_byte_order_mark(csv_reader *r) {
+  if (r->buffered == 0) r->buffered = fread(r->buffer, 1, sizeof r->buffer, r->file);
+  if (r->buffered >= 3 && !memcmp(r->buffer, "\xEF\xBB\xBF", 3)) {
+    r->next = 3;
+    r->line_offset = 3;
+  }
+}
+
 int csv_next(csv_reader *r, csv_record *record, char *error, size_t error_size) {
+  if (current_offset(r) == 0) skip_byte_order_mark(r);
   record->offset = current_offset(r);
   record->line = r->line;
   r->text_length = 0;

@@ -1,6 +1,7 @@
 /* A small strict CSV (RFC 4180) reader: fields separated by ',', records by
  * "\n" or "\r\n", fields optionally in double quotes ("" inside stands for
- * one quote; quoted fields may hold ',' and line breaks). Every record must
+ * one quote; quoted fields may hold ',' and line breaks). A UTF-8 byte order
+ * mark at the start of the file is skipped. Every record must
  * have as many fields as the first one (the header). Errors name the file,
  * line and column. Records can be read again later from their offset, so a
  * large file need not be kept in memory. */

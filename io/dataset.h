@@ -91,8 +91,13 @@ void dataset_append(dataset_writer *w, const dataset_item *item);
 void dataset_add_skipped(dataset_writer *w, const char *id, const char *reason);
 int64_t dataset_written(const dataset_writer *w);
 /* Assigns /split (split_assign over the tags), writes /split, /skipped and the
- * attributes, closes the file and renames it into place; frees w.
+ * attributes and closes the file, still under its temporary name (PATH.tmp.<pid>); frees w.
  * split_counts[3], if not NULL, receives the train/val/test sizes. */
+void dataset_finish(dataset_writer *w, const dataset_split_options *split, int64_t split_counts[3]);
+/* Moves every dataset closed so far into place (fsync, rename, fsync of the directory), all or
+ * none as far as the process is concerned: until this runs, a failure removes them all. */
+void dataset_publish(void);
+/* dataset_finish then dataset_publish. */
 void dataset_commit(dataset_writer *w, const dataset_split_options *split, int64_t split_counts[3]);
 
 #endif

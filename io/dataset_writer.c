@@ -9,6 +9,7 @@
 
 #include "check.h"
 #include "dataset.h"
+#include "durable.h"
 #include "h5check.h"
 #include "h5zstd.h"
 #include "split.h"
@@ -29,22 +30,27 @@ struct dataset_writer {
 };
 
 /* The temporary file being written, removed if the process stops early. */
-static char pending_temp[PATH_MAX];
+/* The files this process is writing or has written but not yet published: removed if it stops
+ * before dataset_publish (exit, FP_FATAL, SIGINT, SIGTERM, SIGHUP). Their names carry the
+ * process id, so another process writing the same output never touches them. */
+enum { MAX_PENDING = 4 };
+static char pending_temp[MAX_PENDING][PATH_MAX], pending_final[MAX_PENDING][PATH_MAX];
+static int pending_count;
 
 static void remove_pending_temp(void) {
-  if (pending_temp[0]) unlink(pending_temp);
+  for (int i = 0; i < pending_count; i++) unlink(pending_temp[i]);
 }
 
 static void remove_pending_temp_on_signal(int sig) {
-  if (pending_temp[0]) unlink(pending_temp);
+  remove_pending_temp();
   signal(sig, SIG_DFL);
   raise(sig);
 }
 
-static void guard_temp_file(const char *temp_path) {
+static void guard_temp_file(const char *temp_path, const char *final_path) {
   static int installed;
-  FP_CHECK(!pending_temp[0], "%s: only one dataset can be written at a time (%s is open)",
-           temp_path, pending_temp);
+  FP_CHECK(pending_count < MAX_PENDING, "%s: more than %d datasets written at once", temp_path,
+           MAX_PENDING);
   if (!installed) {
     FP_CHECK(atexit(remove_pending_temp) == 0, "atexit failed");
     int signals[] = {SIGINT, SIGTERM, SIGHUP};
@@ -53,7 +59,14 @@ static void guard_temp_file(const char *temp_path) {
                signals[s]);
     installed = 1;
   }
-  snprintf(pending_temp, sizeof pending_temp, "%s", temp_path);
+  snprintf(pending_temp[pending_count], PATH_MAX, "%s", temp_path);
+  snprintf(pending_final[pending_count], PATH_MAX, "%s", final_path);
+  pending_count++;
+}
+
+void dataset_publish(void) {
+  for (int i = 0; i < pending_count; i++) durable_rename(pending_temp[i], pending_final[i]);
+  pending_count = 0;
 }
 
 dataset_compression dataset_default_image_compression(void) {
@@ -125,11 +138,11 @@ dataset_writer *dataset_create(const char *path, const dataset_info *info) {
            "%s: %dx%d images with %d classes", path, info->height, info->width, info->num_classes);
   h5zstd_register();
   dataset_writer *w = fp_calloc(1, sizeof *w);
-  FP_CHECK(strlen(path) + 5 < sizeof w->path, "%s: path too long", path);
+  FP_CHECK(strlen(path) + 32 < sizeof w->path, "%s: path too long", path);
   snprintf(w->path, sizeof w->path, "%s", path);
-  snprintf(w->temp_path, sizeof w->temp_path, "%s.tmp", path);
+  snprintf(w->temp_path, sizeof w->temp_path, "%s.tmp.%ld", path, (long)getpid());
   w->info = *info;
-  guard_temp_file(w->temp_path);
+  guard_temp_file(w->temp_path, w->path);
   hid_t fcpl = H5_ID(H5Pcreate(H5P_FILE_CREATE), "%s", w->temp_path);
   H5_OK(H5Pset_obj_track_times(fcpl, 0), "%s: root group", w->temp_path);
   w->file =
@@ -204,6 +217,11 @@ static void append_garments(dataset_writer *w, const dataset_item *item) {
 void dataset_append(dataset_writer *w, const dataset_item *item) {
   FP_CHECK(strlen(item->id) < DATASET_ID_LENGTH, "%s: id '%s' longer than %d characters",
            w->temp_path, item->id, DATASET_ID_LENGTH - 1);
+  for (const char *c = item->id; *c; c++)
+    FP_CHECK((unsigned char)*c >= 0x20 && (unsigned char)*c < 0x7f,
+             "%s: id '%s' has a byte 0x%02x that is not printable ASCII (the dataset's ids are "
+             "ASCII: rename the photo)",
+             w->temp_path, item->id, (unsigned char)*c);
   FP_CHECK(!w->info.has_masks || item->mask, "%s: item %s has no mask", w->temp_path, item->id);
   char id[DATASET_ID_LENGTH] = {0};
   snprintf(id, sizeof id, "%s", item->id);
@@ -332,7 +350,7 @@ static void write_attributes(dataset_writer *w, const dataset_split_options *spl
                          &split->test_fraction);
 }
 
-void dataset_commit(dataset_writer *w, const dataset_split_options *split,
+void dataset_finish(dataset_writer *w, const dataset_split_options *split,
                     int64_t split_counts[3]) {
   uint8_t *splits = fp_malloc((size_t)w->count);
   split_assign(w->all_tags, w->count, w->info.num_classes, split->val_fraction,
@@ -354,11 +372,14 @@ void dataset_commit(dataset_writer *w, const dataset_split_options *split,
     H5_OK(H5Tclose(w->item_memory_type), "%s: /items type", w->temp_path);
   }
   H5_OK(H5Fclose(w->file), "%s: close", w->temp_path);
-  FP_CHECK(rename(w->temp_path, w->path) == 0, "cannot rename %s to %s: %s", w->temp_path, w->path,
-           strerror(errno));
-  pending_temp[0] = '\0';
   free(w->all_tags);
   free(w->skipped_ids);
   free(w->skipped_reasons);
   free(w);
+}
+
+void dataset_commit(dataset_writer *w, const dataset_split_options *split,
+                    int64_t split_counts[3]) {
+  dataset_finish(w, split, split_counts);
+  dataset_publish();
 }

@@ -5,6 +5,7 @@
  * zoom_in, viewpoint and landmarks (not kept). Source class 0 is background,
  * category c is c. Polygons: even-odd, pixel centres (io/polygon.h); the
  * polygons of one item are united; the smaller of two overlapping items wins. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,12 +78,22 @@ static int read_int_field(const json_context *c, const json_value *object, int i
   return 0;
 }
 
+/* photo coordinates beyond a million pixels are not coordinates of a photo */
+#define BOX_LIMIT 1e6
+
 static int read_box(const json_context *c, const json_value *object, int item, float box[4]) {
   const json_value *list = json_member(object, "bounding_box");
   int ok = list && list->type == JSON_ARRAY && list->count == 4;
   for (int k = 0; ok && k < 4; k++) ok = list->items[k].type == JSON_NUMBER;
   if (!ok) return item_fail(c, object, item, "needs 'bounding_box': [x1, y1, x2, y2]");
-  for (int k = 0; k < 4; k++) box[k] = (float)list->items[k].number;
+  for (int k = 0; k < 4; k++) {
+    /* pixel coordinates; beyond this a float conversion could overflow (undefined behaviour) */
+    double v = list->items[k].number;
+    if (!(fabs(v) <= BOX_LIMIT))
+      return item_fail(c, object, item,
+                       "bounding_box value %g is not a pixel coordinate (|v| <= %g)", v, BOX_LIMIT);
+    box[k] = (float)v;
+  }
   return 0;
 }
 

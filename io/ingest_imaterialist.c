@@ -1,7 +1,14 @@
-/* iMaterialist (Fashion) 2019: DIR/train.csv with one row per instance
- * (columns ImageId, EncodedPixels, Height, Width, ClassId, in any order),
- * DIR/label_descriptions.json (`categories`: {id, name, ...}) and the photos
- * DIR/train/<ImageId>.jpg. The label map sees source class 0 as background
+/* iMaterialist (Fashion), both Kaggle releases: DIR/train.csv with one row
+ * per instance, DIR/label_descriptions.json (`categories`: {id, name, ...},
+ * optional `attributes`: {id, ...}) and the photos DIR/train/<id>.jpg.
+ *   2019 (FGVC6): columns ImageId, EncodedPixels, Height, Width, ClassId;
+ *     ImageId "<id>.jpg", ClassId "<category>[_<attribute>...]".
+ *   2020 (FGVC7): the same and AttributesIds; ImageId "<id>", ClassId
+ *     "<category>", AttributesIds "" or "<attribute>,<attribute>,...".
+ * The header tells the two apart (AttributesIds or not); an ImageId's ".jpg"
+ * is dropped wherever it is present, so either release gives the same ids.
+ * Attribute ids are checked (syntax, and against `attributes` when the json
+ * has it) but not stored. The label map sees source class 0 as background
  * and category c as c + 1. Overlaps: the smaller instance wins. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +20,25 @@
 #include "json.h"
 #include "rle.h"
 
-enum { COLUMN_IMAGE, COLUMN_PIXELS, COLUMN_HEIGHT, COLUMN_WIDTH, COLUMN_CLASS, COLUMN_COUNT };
-static const char *column_names[COLUMN_COUNT] = {"ImageId", "EncodedPixels", "Height", "Width",
-                                                 "ClassId"};
+/* The 2019 columns, then the one 2020 adds. */
+enum {
+  COLUMN_IMAGE,
+  COLUMN_PIXELS,
+  COLUMN_HEIGHT,
+  COLUMN_WIDTH,
+  COLUMN_CLASS,
+  COLUMN_ATTRIBUTES,
+  COLUMN_COUNT
+};
+#define REQUIRED_COLUMNS COLUMN_ATTRIBUTES
+static const char *column_names[COLUMN_COUNT] = {"ImageId", "EncodedPixels", "Height",
+                                                 "Width",   "ClassId",       "AttributesIds"};
 
-#define MAX_SIDE 100000 /* largest Height or Width accepted */
+typedef enum layout { LAYOUT_2019, LAYOUT_2020 } layout;
+
+#define MAX_SIDE 100000        /* largest Height or Width accepted */
+#define MAX_ATTRIBUTE 99999999 /* largest attribute id accepted in label_descriptions.json */
+#define PHOTO_EXTENSION ".jpg"
 
 typedef struct row_ref {
   int64_t offset; /* where the row starts in train.csv */
@@ -26,13 +47,44 @@ typedef struct row_ref {
 
 typedef struct imaterialist_index {
   char csv_path[4096];
-  csv_reader *csv; /* rows are read again when their image is processed */
-  int columns[COLUMN_COUNT];
+  csv_reader *csv;           /* rows are read again when their image is processed */
+  int columns[COLUMN_COUNT]; /* -1 for AttributesIds in the 2019 layout */
+  layout layout;
   int category_count;
   char **source_names; /* [category_count + 1]: "background", then the categories */
-  int64_t *first_row;  /* image i has rows[first_row[i] .. first_row[i+1]) */
-  row_ref *rows;       /* by image id, then line */
+  /* label_descriptions.json's attribute ids, sorted; NULL when it has no
+   * `attributes` (then any attribute id is accepted) */
+  long *attribute_ids;
+  int attribute_count;
+  int64_t *first_row; /* image i has rows[first_row[i] .. first_row[i+1]) */
+  row_ref *rows;      /* by image id, then line */
 } imaterialist_index;
+
+static int compare_longs(const void *a, const void *b) {
+  long x = *(const long *)a, y = *(const long *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The ids of `attributes` (2019: 92, 0..91; 2020: 294, not contiguous). */
+static void read_attributes(imaterialist_index *x, const char *path, const json_value *list) {
+  if (!list) return;
+  FP_CHECK(list->type == JSON_ARRAY, "%s:%d:%d: 'attributes' must be an array", path, list->line,
+           list->column);
+  x->attribute_count = list->count;
+  x->attribute_ids = fp_malloc(((size_t)list->count + 1) * sizeof *x->attribute_ids);
+  for (int a = 0; a < list->count; a++) {
+    const json_value *entry = &list->items[a];
+    long long id;
+    FP_CHECK(json_integer(json_member(entry, "id"), 0, MAX_ATTRIBUTE, &id),
+             "%s:%d:%d: attributes[%d]: needs an integer 'id' in 0..%d", path, entry->line,
+             entry->column, a, MAX_ATTRIBUTE);
+    x->attribute_ids[a] = (long)id;
+  }
+  qsort(x->attribute_ids, (size_t)list->count, sizeof *x->attribute_ids, compare_longs);
+  for (int a = 1; a < list->count; a++)
+    FP_CHECK(x->attribute_ids[a] != x->attribute_ids[a - 1], "%s: attribute id %ld appears twice",
+             path, x->attribute_ids[a]);
+}
 
 static void read_categories(imaterialist_index *x, const char *root) {
   char path[4096], error[1024];
@@ -60,9 +112,23 @@ static void read_categories(imaterialist_index *x, const char *root) {
     x->source_names[id + 1] = strdup(name->string);
     FP_CHECK(x->source_names[id + 1], "out of memory");
   }
+  read_attributes(x, path, json_member(doc, "attributes"));
   json_free(doc);
 }
 
+/* The header as read, fields joined by ',' (cut to fit), for messages. */
+static void header_text(const csv_record *header, char *text, size_t size) {
+  size_t used = 0;
+  text[0] = '\0';
+  for (int f = 0; f < header->count && used + 1 < size; f++) {
+    int n = snprintf(text + used, size - used, "%s%s", f ? "," : "", header->fields[f]);
+    if (n < 0) break;
+    used += (size_t)n;
+  }
+  if (used >= size && size > 4) strcpy(text + size - 4, "...");
+}
+
+/* The 2019 columns must all be there; AttributesIds makes it the 2020 layout. */
 static void find_columns(imaterialist_index *x, const csv_record *header) {
   for (int c = 0; c < COLUMN_COUNT; c++) {
     x->columns[c] = -1;
@@ -71,8 +137,16 @@ static void find_columns(imaterialist_index *x, const csv_record *header) {
         FP_CHECK(x->columns[c] < 0, "%s:1: column %s appears twice", x->csv_path, column_names[c]);
         x->columns[c] = f;
       }
-    FP_CHECK(x->columns[c] >= 0, "%s:1: the header has no column %s", x->csv_path, column_names[c]);
+    if (c < REQUIRED_COLUMNS && x->columns[c] < 0) {
+      char text[256];
+      header_text(header, text, sizeof text);
+      FP_FATAL("%s:1: the header has no column %s, so it is neither iMaterialist layout: expected "
+               "ImageId, EncodedPixels, Height, Width, ClassId (2019, FGVC6) or those and "
+               "AttributesIds (2020, FGVC7), in any order; the header is '%s'",
+               x->csv_path, column_names[c], text);
+    }
   }
+  x->layout = x->columns[COLUMN_ATTRIBUTES] >= 0 ? LAYOUT_2020 : LAYOUT_2019;
 }
 
 typedef struct indexed_row {
@@ -87,13 +161,20 @@ static int compare_rows(const void *a, const void *b) {
   return x->ref.line < y->ref.line ? -1 : x->ref.line > y->ref.line;
 }
 
-static void check_image_id(const imaterialist_index *x, const char *id, long line) {
-  size_t length = strlen(id);
+/* The id of the photo DIR/train/<id>.jpg: the ImageId without ".jpg" (2019
+ * writes "<id>.jpg", 2020 "<id>"). */
+static void image_id(const imaterialist_index *x, const char *image, long line,
+                     char id[DATASET_ID_LENGTH]) {
+  size_t length = strlen(image), extension = strlen(PHOTO_EXTENSION);
+  if (length >= extension && !strcmp(image + length - extension, PHOTO_EXTENSION))
+    length -= extension;
   FP_CHECK(length > 0 && length < DATASET_ID_LENGTH,
-           "%s:%ld: ImageId '%s' is empty or longer than %d characters", x->csv_path, line, id,
-           DATASET_ID_LENGTH - 1);
+           "%s:%ld: ImageId '%s' is empty or longer than %d characters (without %s)", x->csv_path,
+           line, image, DATASET_ID_LENGTH - 1, PHOTO_EXTENSION);
+  memcpy(id, image, length);
+  id[length] = '\0';
   FP_CHECK(!strchr(id, '/') && strcmp(id, ".") && strcmp(id, ".."),
-           "%s:%ld: ImageId '%s' is not a file name", x->csv_path, line, id);
+           "%s:%ld: ImageId '%s' is not a file name", x->csv_path, line, image);
 }
 
 /* Reads every row's ImageId and position; groups the rows by image. */
@@ -109,14 +190,12 @@ static void index_rows(imaterialist_index *x, ingest_set *set) {
   int64_t count = 0, capacity = 1 << 16;
   indexed_row *rows = fp_malloc((size_t)capacity * sizeof *rows);
   while ((status = csv_next(x->csv, &record, error, sizeof error)) == 1) {
-    const char *id = record.fields[x->columns[COLUMN_IMAGE]];
-    check_image_id(x, id, record.line);
     if (count == capacity) {
       capacity *= 2;
       rows = realloc(rows, (size_t)capacity * sizeof *rows);
       FP_CHECK(rows, "%s: out of memory for %lld rows", x->csv_path, (long long)capacity);
     }
-    snprintf(rows[count].image, sizeof rows[count].image, "%s", id);
+    image_id(x, record.fields[x->columns[COLUMN_IMAGE]], record.line, rows[count].image);
     rows[count++].ref = (row_ref){record.offset, record.line};
   }
   FP_CHECK(status == 0, "%s", error);
@@ -155,6 +234,7 @@ static void imaterialist_close(ingest_source *s) {
   csv_close(x->csv);
   for (int c = 0; c <= x->category_count; c++) free(x->source_names[c]);
   free(x->source_names);
+  free(x->attribute_ids);
   free(x->first_row);
   free(x->rows);
   free(x);
@@ -171,14 +251,69 @@ static long parse_count(const char **text) {
   return value;
 }
 
-/* "6" or "6_28_48": the category before the first '_', attribute ids after. */
-static long parse_class_id(const char *text) {
-  long category = parse_count(&text);
-  while (category >= 0 && *text == '_') {
-    text++;
-    if (parse_count(&text) < 0) return -1;
+/* Checks a list of attribute ids, `separator` between them: "28_48" (2019,
+ * ClassId after its category and '_') or "115,136" (2020's AttributesIds, which
+ * may be empty). Returns 0; -1 when the list is malformed; -2 with *unknown
+ * set to an id that label_descriptions.json does not list. */
+static int check_attributes(const imaterialist_index *x, const char *text, char separator,
+                            long *unknown) {
+  if (!*text && separator == ',') return 0;
+  for (;;) {
+    long id = parse_count(&text);
+    if (id < 0) return -1;
+    if (x->attribute_ids && !bsearch(&id, x->attribute_ids, (size_t)x->attribute_count,
+                                     sizeof *x->attribute_ids, compare_longs)) {
+      *unknown = id;
+      return -2;
+    }
+    if (*text == '\0') return 0;
+    if (*text++ != separator) return -1;
   }
-  return category >= 0 && *text == '\0' ? category : -1;
+}
+
+/* The category of a row and the check of its attributes (ClassId's tail in
+ * 2019, AttributesIds in 2020); -1 with the reason set. */
+static long parse_class(const imaterialist_index *x, const csv_record *record, long line,
+                        ingest_buffer *b) {
+  const char *path = x->csv_path, *class_text = record->fields[x->columns[COLUMN_CLASS]];
+  const char *text = class_text, *attributes, *column;
+  long category = parse_count(&text);
+  char separator;
+  if (x->layout == LAYOUT_2020) {
+    if (category < 0 || *text != '\0')
+      return ingest_fail(b,
+                         "%s:%ld: ClassId '%s' is not <category> (2020 layout, the header has "
+                         "AttributesIds: attributes go there, not after '_')",
+                         path, line, class_text);
+    attributes = record->fields[x->columns[COLUMN_ATTRIBUTES]];
+    column = "AttributesIds";
+    separator = ',';
+  } else {
+    if (category < 0 || (*text != '\0' && *text != '_'))
+      return ingest_fail(b, "%s:%ld: ClassId '%s' is not <category>[_<attribute>...]", path, line,
+                         class_text);
+    attributes = *text ? text + 1 : NULL; /* NULL: "<category>" alone */
+    column = "ClassId";
+    separator = '_';
+  }
+  if (category >= x->category_count)
+    return ingest_fail(b, "%s:%ld: unknown class id %ld (label_descriptions.json has 0..%d)", path,
+                       line, category, x->category_count - 1);
+  long unknown = -1;
+  int status = attributes ? check_attributes(x, attributes, separator, &unknown) : 0;
+  if (status == -1 && x->layout == LAYOUT_2020)
+    return ingest_fail(b, "%s:%ld: AttributesIds '%s' is not empty or <attribute>[,<attribute>...]",
+                       path, line, attributes);
+  if (status == -1)
+    return ingest_fail(b, "%s:%ld: ClassId '%s' is not <category>[_<attribute>...]", path, line,
+                       class_text);
+  if (status == -2)
+    return ingest_fail(b,
+                       "%s:%ld: %s '%s': attribute id %ld is not in label_descriptions.json's "
+                       "attributes",
+                       path, line, column, x->layout == LAYOUT_2020 ? attributes : class_text,
+                       unknown);
+  return category;
 }
 
 static long parse_side(const char *text) {
@@ -209,7 +344,6 @@ static int read_instance(const ingest_source *s, const row_ref *ref, image_size 
     return ingest_fail(b, "%s (reading the row again)", error);
   const char *height_text = record.fields[x->columns[COLUMN_HEIGHT]];
   const char *width_text = record.fields[x->columns[COLUMN_WIDTH]];
-  const char *class_text = record.fields[x->columns[COLUMN_CLASS]];
   long height = parse_side(height_text), width = parse_side(width_text);
   if (height < 0 || width < 0)
     return ingest_fail(b, "%s:%ld: Height '%s' and Width '%s' must be integers in 1..%d", path,
@@ -218,13 +352,8 @@ static int read_instance(const ingest_source *s, const row_ref *ref, image_size 
   if (height != size->height || width != size->width)
     return ingest_fail(b, "%s:%ld: Height x Width %ldx%ld differs from %ldx%ld on line %ld", path,
                        ref->line, height, width, size->height, size->width, size->line);
-  out->category = parse_class_id(class_text);
-  if (out->category < 0)
-    return ingest_fail(b, "%s:%ld: ClassId '%s' is not <category>[_<attribute>...]", path,
-                       ref->line, class_text);
-  if (out->category >= x->category_count)
-    return ingest_fail(b, "%s:%ld: unknown class id %ld (label_descriptions.json has 0..%d)", path,
-                       ref->line, out->category, x->category_count - 1);
+  out->category = parse_class(x, &record, ref->line, b);
+  if (out->category < 0) return -1;
   out->target = s->map.target[out->category + 1];
   if (out->target == LABELMAP_UNKNOWN)
     return ingest_fail(b, "%s:%ld: class id %ld (%s) is not in label map %s", path, ref->line,
@@ -289,9 +418,10 @@ static void imaterialist_process(const ingest_source *s, int set, int64_t index,
 const ingest_source_type ingest_imaterialist = {
     "imaterialist",
     "imaterialist46",
-    "  imaterialist: DIR/train.csv (ImageId, EncodedPixels, Height, Width, ClassId),\n"
-    "    DIR/label_descriptions.json, DIR/train/<ImageId>.jpg. Source class 0 is\n"
-    "    background, category c is c + 1; the smaller of two overlapping instances wins.\n",
+    "  imaterialist: DIR/train.csv (ImageId, EncodedPixels, Height, Width, ClassId: 2019;\n"
+    "    and AttributesIds: 2020), DIR/label_descriptions.json, DIR/train/<id>.jpg (ImageId\n"
+    "    without .jpg). Source class 0 is background, category c is c + 1; the smaller of\n"
+    "    two overlapping instances wins.\n",
     imaterialist_open,
     imaterialist_process,
     imaterialist_close};

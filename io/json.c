@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "hash.h"
 
 #define JSON_MAX_DEPTH 256
 #define JSON_MAX_NUMBER_LENGTH 255
@@ -313,7 +314,55 @@ static int parse_array(parser *p, json_value *v, int depth) {
   }
 }
 
+/* The member names seen so far in one object, for the repeated-key check: a linear scan while
+ * the object is small, an open-addressing hash table of member indices beyond (a hostile file
+ * with 100 k members would otherwise take O(n^2) comparisons). */
+enum { KEY_SCAN_LIMIT = 16 };
+
+typedef struct key_index {
+  int *slots; /* member index + 1, 0 = empty */
+  size_t size;
+} key_index;
+
+static uint64_t key_hash(const char *key) {
+  return fnv1a64(key, strlen(key));
+}
+
+/* Adds member `index` of v (its key is v->keys[index]); returns 1 if the key was already there. */
+static int key_index_add(key_index *ki, const json_value *v, int index) {
+  if (index < KEY_SCAN_LIMIT) {
+    for (int k = 0; k < index; k++)
+      if (!strcmp(v->keys[k], v->keys[index])) return 1;
+    if (index + 1 < KEY_SCAN_LIMIT) return 0;
+  }
+  if ((size_t)(index + 1) * 2 > ki->size) { /* grow and re-insert every earlier member */
+    free(ki->slots);
+    ki->size = ki->size ? 2 * ki->size : 4 * KEY_SCAN_LIMIT;
+    while ((size_t)(index + 1) * 2 > ki->size) ki->size *= 2;
+    ki->slots = fp_calloc(ki->size, sizeof *ki->slots);
+    for (int k = 0; k < index; k++) {
+      size_t s = key_hash(v->keys[k]) & (ki->size - 1);
+      while (ki->slots[s]) s = (s + 1) & (ki->size - 1);
+      ki->slots[s] = k + 1;
+    }
+  }
+  size_t s = key_hash(v->keys[index]) & (ki->size - 1);
+  for (; ki->slots[s]; s = (s + 1) & (ki->size - 1))
+    if (!strcmp(v->keys[ki->slots[s] - 1], v->keys[index])) return 1;
+  ki->slots[s] = index + 1;
+  return 0;
+}
+
+static int parse_members(parser *p, json_value *v, int depth, key_index *keys);
+
 static int parse_object(parser *p, json_value *v, int depth) {
+  key_index keys = {NULL, 0};
+  int status = parse_members(p, v, depth, &keys);
+  free(keys.slots);
+  return status;
+}
+
+static int parse_members(parser *p, json_value *v, int depth, key_index *keys) {
   v->type = JSON_OBJECT;
   p->pos++;
   skip_whitespace(p);
@@ -327,22 +376,21 @@ static int parse_object(parser *p, json_value *v, int depth) {
     size_t key_pos = p->pos;
     char *key;
     if (parse_string(p, &key)) return -1;
-    for (int k = 0; k < v->count; k++)
-      if (!strcmp(v->keys[k], key)) {
-        int status = fail_at(p, key_pos, "member \"%s\" appears twice in an object", key);
-        free(key);
-        return status;
-      }
+    capacity = add_slot(v, capacity, 1);
+    v->keys[v->count] = key;
+    if (key_index_add(keys, v, v->count)) {
+      int status = fail_at(p, key_pos, "member \"%s\" appears twice in an object", key);
+      free(key);
+      return status;
+    }
     skip_whitespace(p);
     if (peek(p) != ':') {
       free(key);
       return unexpected(p, "':' after a member name");
     }
     p->pos++;
-    capacity = add_slot(v, capacity, 1);
     json_value *member = &v->items[v->count];
     memset(member, 0, sizeof *member);
-    v->keys[v->count] = key;
     if (parse_value(p, member, depth + 1)) {
       free_contents(member);
       free(key);

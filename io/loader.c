@@ -15,6 +15,7 @@
 
 struct loader {
   loader_config cfg;
+  augment_settings augment; /* cfg.augment points here when set */
   fp_dataset *ds;
   int height, width;
   int64_t count, batches;
@@ -56,7 +57,8 @@ static void fill_batch(loader *l, int64_t batch, loader_batch *out) {
     dataset_read_image(l->ds, row, l->photo);
     if (l->cfg.augment) {
       dataset_read_mask(l->ds, row, l->mask);
-      augment_params p = augment_draw(l->cfg.seed, l->epoch, row, l->height, l->width);
+      augment_params p =
+          augment_draw(l->cfg.augment, l->cfg.seed, l->epoch, row, l->height, l->width);
       augment_apply(&p, l->photo, l->mask, l->height, l->width, image, mask);
     } else {
       dataset_read_mask(l->ds, row, mask);
@@ -110,8 +112,15 @@ loader *loader_open(const loader_config *cfg) {
                cfg->rank < cfg->world_size && cfg->limit >= 0,
            "%s: loader batch %d, rank %d of %d, limit %lld", cfg->path, cfg->batch_size, cfg->rank,
            cfg->world_size, (long long)cfg->limit);
+  char why[200] = "";
+  FP_CHECK(!cfg->augment || augment_settings_check(cfg->augment, why, sizeof why), "%s: %s",
+           cfg->path, why);
   loader *l = fp_calloc(1, sizeof *l);
   l->cfg = *cfg;
+  if (cfg->augment) {
+    l->augment = *cfg->augment;
+    l->cfg.augment = &l->augment;
+  }
   l->ds = dataset_open(cfg->path);
   FP_CHECK(dataset_has_masks(l->ds), "%s: the loader needs /masks (this is a tag-only file)",
            cfg->path);

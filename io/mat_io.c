@@ -1,5 +1,6 @@
 #include "mat_io.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,66 @@
 
 #include "check.h"
 
+static uint32_t tag_word(const unsigned char *bytes, int swap) {
+  return swap ? (uint32_t)bytes[0] << 24 | (uint32_t)bytes[1] << 16 | (uint32_t)bytes[2] << 8 |
+                    bytes[3]
+              : (uint32_t)bytes[3] << 24 | (uint32_t)bytes[2] << 16 | (uint32_t)bytes[1] << 8 |
+                    bytes[0];
+}
+
+/* A version 5 MAT file is a 128-byte header and data elements, each an 8-byte tag (type,
+ * byte count) and its bytes (padded to 8 unless compressed, type 15). libmatio reads a file cut
+ * short without complaint, handing back part of a matrix, so every element's declared end must
+ * lie within the file. Other versions (7.3 is HDF5) are left to their readers. Returns 0 or -1
+ * with the error. */
+static int check_v5_complete(FILE *file, const char *path, char *error, size_t error_size) {
+  unsigned char header[128], tag[8];
+  if (fread(header, 1, sizeof header, file) != sizeof header) {
+    snprintf(error, error_size, "%s: truncated: shorter than a MAT file's 128-byte header", path);
+    return -1;
+  }
+  int little = header[126] == 'I' && header[127] == 'M',
+      big = header[126] == 'M' && header[127] == 'I';
+  int version = little ? header[124] | header[125] << 8 : header[124] << 8 | header[125];
+  if ((!little && !big) || version != 0x0100) return 0;
+  FP_CHECK(fseek(file, 0, SEEK_END) == 0, "%s: cannot seek: %s", path, strerror(errno));
+  long size = ftell(file), offset = sizeof header;
+  while (offset < size) {
+    if (size - offset < 8 || fseek(file, offset, SEEK_SET) != 0 ||
+        fread(tag, 1, sizeof tag, file) != sizeof tag) {
+      snprintf(error, error_size, "%s: truncated: a data element's tag at byte %ld is cut short",
+               path, offset);
+      return -1;
+    }
+    uint32_t type = tag_word(tag, big), bytes = tag_word(tag + 4, big);
+    if (type >> 16 != 0) { /* small element: its data is inside the tag */
+      offset += 8;
+      continue;
+    }
+    long end = offset + 8 + (long)bytes + (type == 15 ? 0 : (long)((8 - bytes % 8) % 8));
+    if ((long)bytes > size || offset + 8 + (long)bytes > size) {
+      snprintf(error, error_size,
+               "%s: truncated: the data element at byte %ld declares %u bytes but the file ends "
+               "at byte %ld",
+               path, offset, bytes, size);
+      return -1;
+    }
+    offset = end;
+  }
+  return 0;
+}
+
 static matvar_t *read_variable(const char *path, const char *name, char *error, size_t error_size) {
+  /* libmatio reports a missing or unreadable file like a malformed one, and reads a truncated
+   * one without complaint: ask the system first, then check the file is whole */
+  FILE *probe = fopen(path, "rb");
+  if (!probe) {
+    snprintf(error, error_size, "%s: cannot open: %s", path, strerror(errno));
+    return NULL;
+  }
+  int complete = check_v5_complete(probe, path, error, error_size);
+  fclose(probe);
+  if (complete != 0) return NULL;
   mat_t *mat = Mat_Open(path, MAT_ACC_RDONLY);
   if (!mat) {
     snprintf(error, error_size, "%s: cannot open as a MATLAB .mat file (libmatio Mat_Open)", path);

@@ -12,6 +12,11 @@ static int crossing(double x0, double y0, double x1, double y1, double cy, doubl
   return 1;
 }
 
+static int compare_doubles(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
 int64_t polygon_fill(const double *xy, int points, int height, int width, uint8_t value,
                      uint8_t *mask) {
   if (points < 3) return 0;
@@ -32,11 +37,10 @@ int64_t polygon_fill(const double *xy, int points, int height, int width, uint8_
       double x;
       if (!crossing(xy[2 * i], xy[2 * i + 1], xy[2 * j], xy[2 * j + 1], cy, &x)) continue;
       /* Beyond the outer pixel centres every comparison comes out the same. */
-      x = fmin(fmax(x, -1.0), width + 1.0);
-      int k = n++;
-      for (; k > 0 && xs[k - 1] > x; k--) xs[k] = xs[k - 1];
-      xs[k] = x;
+      xs[n++] = fmin(fmax(x, -1.0), width + 1.0);
     }
+    /* O(n log n): a hostile polygon crosses a row thousands of times */
+    qsort(xs, (size_t)n, sizeof *xs, compare_doubles);
     /* With the crossings sorted, a centre is inside when an odd number of
      * them lie at or left of it: cx in [xs[2m], xs[2m+1]). */
     for (int m = 0; m + 1 < n; m += 2) {

@@ -21,6 +21,13 @@ letterbox letterbox_fit(int src_h, int src_w, int dst_h, int dst_w);
 /* RGB photo, bilinear (align_corners=False), padding 0. */
 void resize_photo(const uint8_t *src, int src_h, int src_w, const letterbox *box, uint8_t *dst,
                   int dst_h, int dst_w);
+/* resize_photo from a source whose src_h x src_w pixels hold the photo over
+ * extent_h x extent_w of them (extent <= size; e.g. a DCT-scaled decode, whose
+ * last row and column are partly padding): output pixel (y, x) inside the box
+ * samples ((y - offset_y + 0.5) * extent_h/resized_h - 0.5, same for x),
+ * clamped to the source. resize_photo is extent = size. */
+void resize_photo_extent(const uint8_t *src, int src_h, int src_w, double extent_h, double extent_w,
+                         const letterbox *box, uint8_t *dst, int dst_h, int dst_w);
 /* Label mask, nearest neighbour, padding RESIZE_MASK_FILL. */
 void resize_mask(const uint8_t *src, int src_h, int src_w, const letterbox *box, uint8_t *dst,
                  int dst_h, int dst_w);

@@ -368,6 +368,116 @@ static void test_errors(void) {
   printf("%zu error cases run\n", sizeof cases / sizeof cases[0]);
 }
 
+static int same_augmentation(const augment_settings *a, const augment_settings *b) {
+  return !memcmp(a, b, sizeof *a); /* doubles only: no padding */
+}
+
+/* [augment]: defaults (the flip preset), presets as starting values that explicit keys (in the
+ * file or on the command line) override, round trip, and bad values rejected naming the key. */
+static void test_augment_keys(void) {
+  train_config cfg;
+  augment_settings flip, all, none;
+  augment_preset("flip", &flip);
+  augment_preset("all", &all);
+  augment_preset("none", &none);
+  train_config_defaults(&cfg);
+  expect(!strcmp(cfg.augment_preset, "flip") && same_augmentation(&cfg.augmentation, &flip),
+         "default [augment] is the flip preset");
+  expect(cfg.augmentation.flip == 0.5 && cfg.augmentation.rotate == 0 &&
+             cfg.augmentation.zoom == 0 && cfg.augmentation.shift == 0 &&
+             cfg.augmentation.brightness == 0 && cfg.augmentation.contrast == 0,
+         "default: flip 0.5, every other transform off");
+  expect(cfg.augmentation.rotate_degrees == 10 && cfg.augmentation.zoom_min == 0.7 &&
+             cfg.augmentation.zoom_max == 1.3 && cfg.augmentation.shift_fraction == 0.1 &&
+             cfg.augmentation.brightness_range == 0.2 && cfg.augmentation.contrast_range == 0.2,
+         "default ranges");
+
+  load_text(&cfg, "augment_all.ini", "[augment]\npreset = all\n", 0, NULL);
+  expect(same_augmentation(&cfg.augmentation, &all), "preset = all");
+  load_text(&cfg, "augment_none.ini", "[augment]\npreset = none\n", 0, NULL);
+  expect(same_augmentation(&cfg.augmentation, &none), "preset = none");
+
+  /* Explicit keys win over the preset wherever either is given. */
+  char *overrides[] = {"augment.zoom=0.25", "augment.zoom_max=2"};
+  load_text(&cfg, "augment_mixed.ini",
+            "[augment]\nrotate = 0   # before the preset line\npreset = all\nflip = 0.2\n"
+            "brightness_range = 0.5\n",
+            2, overrides);
+  augment_settings want = all;
+  want.rotate = 0;
+  want.flip = 0.2;
+  want.brightness_range = 0.5;
+  want.zoom = 0.25;
+  want.zoom_max = 2;
+  expect(same_augmentation(&cfg.augmentation, &want),
+         "preset all with explicit keys in the file and on the command line: flip %g rotate %g "
+         "zoom %g zoom_max %g brightness_range %g",
+         cfg.augmentation.flip, cfg.augmentation.rotate, cfg.augmentation.zoom,
+         cfg.augmentation.zoom_max, cfg.augmentation.brightness_range);
+  round_trip("preset all with explicit keys", &cfg);
+  char *preset_override[] = {"augment.preset=none"};
+  load_text(&cfg, "augment_cli_preset.ini", "[augment]\nshift = 0.5\n", 1, preset_override);
+  want = none;
+  want.shift = 0.5;
+  expect(same_augmentation(&cfg.augmentation, &want) && !strcmp(cfg.augment_preset, "none"),
+         "preset on the command line, key in the file: flip %g shift %g", cfg.augmentation.flip,
+         cfg.augmentation.shift);
+  round_trip("preset none from the command line", &cfg);
+
+  char *every[] = {"augment.preset=all",
+                   "augment.flip=0.125",
+                   "augment.rotate=0.3",
+                   "augment.rotate_degrees=180",
+                   "augment.zoom=1",
+                   "augment.zoom_min=1e-3",
+                   "augment.zoom_max=10",
+                   "augment.shift=0",
+                   "augment.shift_fraction=1",
+                   "augment.brightness=0.7",
+                   "augment.brightness_range=0",
+                   "augment.contrast=0.01",
+                   "augment.contrast_range=1"};
+  load_text(&cfg, "augment_every.ini", "", (int)(sizeof every / sizeof every[0]), every);
+  expect(cfg.augmentation.flip == 0.125 && cfg.augmentation.zoom_min == 1e-3 &&
+             cfg.augmentation.contrast_range == 1,
+         "every [augment] key set");
+  char why[200] = "";
+  expect(augment_settings_check(&cfg.augmentation, why, sizeof why),
+         "the schema's ranges are the loader's: %s", why);
+  round_trip("every [augment] key changed", &cfg);
+
+  const fatal_case cases[] = {
+      {"augment: probability above 1", "[augment]\nflip = 1.5\n",
+       .needles = {":2:", "augment.flip", "1.5", "[0, 1]"}},
+      {"augment: negative probability", "[augment]\n\ncontrast = -0.1\n",
+       .needles = {":3:", "augment.contrast", "-0.1"}},
+      {"augment: probability not a number", "[augment]\nrotate = often\n",
+       .needles = {":2:", "augment.rotate", "often"}},
+      {"augment: rotate_degrees", "[augment]\nrotate_degrees = 200\n",
+       .needles = {":2:", "augment.rotate_degrees", "[0, 180]"}},
+      {"augment: zoom_min 0", "[augment]\nzoom_min = 0\n",
+       .needles = {":2:", "augment.zoom_min", "(0, 1]"}},
+      {"augment: zoom_min above 1", "[augment]\nzoom_min = 1.2\n",
+       .needles = {":2:", "augment.zoom_min"}},
+      {"augment: zoom_max below 1", "[augment]\nzoom_max = 0.9\n",
+       .needles = {":2:", "augment.zoom_max", "[1, 10]"}},
+      {"augment: shift_fraction", "[augment]\nshift_fraction = 1.5\n",
+       .needles = {":2:", "augment.shift_fraction"}},
+      {"augment: brightness_range", "[augment]\nbrightness_range = nan\n",
+       .needles = {":2:", "augment.brightness_range"}},
+      {"augment: unknown preset", "[augment]\npreset = most\n",
+       .needles = {":2:", "augment.preset", "most", "none|flip|all"}},
+      {"augment: unknown key", "[augment]\nflips = 0.5\n", .needles = {":2:", "augment.flips"}},
+      {"augment: bad override",
+       "[augment]\n",
+       {"augment.contrast_range=2"},
+       .location = ON_COMMAND_LINE,
+       .needles = {"augment.contrast_range", "2"}},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) expect_fatal(&cases[i], 100 + (int)i);
+  printf("%zu [augment] error cases run\n", sizeof cases / sizeof cases[0]);
+}
+
 static void remove_temp_dir(void) {
   char command[300];
   snprintf(command, sizeof command, "rm -rf '%s'", temp_dir);
@@ -385,6 +495,7 @@ int main(int argc, char **argv) {
   test_to_ini();
   test_help();
   test_errors();
+  test_augment_keys();
   for (int i = 1; i < argc; i++) {
     train_config cfg;
     train_config_defaults(&cfg);

@@ -37,13 +37,45 @@ const char *fp_dtype_name(fp_dtype type) {
   return "?";
 }
 
+#ifdef FP_HAVE_CPU_BACKEND
 const backend *backend_cpu(void);
+#endif
+#ifdef FP_HAVE_CUDA_BACKEND
+const backend *backend_cuda(char *why, size_t why_size);
+#endif
+
+static const backend *open_cpu(char *why, size_t why_size) {
+#ifdef FP_HAVE_CPU_BACKEND
+  (void)why, (void)why_size;
+  return backend_cpu();
+#else
+  snprintf(why, why_size, "backend 'cpu' is not built into this program (built without oneDNN)");
+  return NULL;
+#endif
+}
+
+static const backend *open_cuda(char *why, size_t why_size) {
+#ifdef FP_HAVE_CUDA_BACKEND
+  return backend_cuda(why, why_size);
+#else
+  snprintf(why, why_size,
+           "backend 'cuda' is not built into this program (no CUDA toolkit with cuDNN, cuBLAS "
+           "and NCCL was found when it was configured)");
+  return NULL;
+#endif
+}
 
 const backend *backend_open(const char *name, char *why, size_t why_size) {
-  if (!strcmp(name, "cpu") || !strcmp(name, "auto")) return backend_cpu();
-  if (!strcmp(name, "cuda"))
-    snprintf(why, why_size, "backend 'cuda' is not built into this program yet (CPU only)");
-  else
-    snprintf(why, why_size, "unknown backend '%s' (known: auto, cpu)", name);
+  if (!strcmp(name, "cpu")) return open_cpu(why, why_size);
+  if (!strcmp(name, "cuda")) return open_cuda(why, why_size);
+  if (!strcmp(name, "auto")) {
+    char cuda_why[256];
+    const backend *be = open_cuda(cuda_why, sizeof cuda_why);
+    if (be) return be;
+    be = open_cpu(why, why_size);
+    if (!be) snprintf(why, why_size, "no backend can run here: %s", cuda_why);
+    return be;
+  }
+  snprintf(why, why_size, "unknown backend '%s' (known: auto, cpu, cuda)", name);
   return NULL;
 }

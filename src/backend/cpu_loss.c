@@ -4,15 +4,9 @@
 
 #include "cpu_internal.h"
 
-enum { WORKSPACE_LOGITS, WORKSPACE_GRAD };
-
 /* Logits arrive in the stored layout and type; the loss kernels read plain f32 NCHW. */
 static const float *logits_as_nchw(const tensor *logits) {
-  dnnl_memory_desc_t plain = plain_md(logits, FP_F32), stored = activation_md(logits);
-  if (dnnl_memory_desc_equal(&plain, &stored)) return logits->data;
-  float *copy = cpu_workspace(WORKSPACE_LOGITS, tensor_count(logits) * sizeof(float));
-  reorder(&stored, logits->data, &plain, copy);
-  return copy;
+  return cpu_plain_input(logits, CPU_WS_INPUT);
 }
 
 enum { LOSS_TILE = 64 };
@@ -68,7 +62,7 @@ void cpu_softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
     grad_stored = activation_md(grad_logits);
     grad = dnnl_memory_desc_equal(&plain, &grad_stored)
                ? grad_logits->data
-               : cpu_workspace(WORKSPACE_GRAD, tensor_count(logits) * sizeof(float));
+               : cpu_workspace(CPU_WS_OUTPUT, tensor_count(logits) * sizeof(float));
   }
   const size_t tiles_per_image = (plane + LOSS_TILE - 1) / LOSS_TILE;
   const size_t tiles = tiles_per_image * logits->n;
@@ -83,6 +77,7 @@ void cpu_softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
   }
   scalars[SCALAR_LOSS] = weight_sum > 0.0 ? weighted_nll / weight_sum : 0.0;
   scalars[SCALAR_LOSS_WEIGHT] = weight_sum;
+  scalars[SCALAR_BAD_LABELS] = 0.0; /* checked above */
   if (grad) {
     /* one rounding of (1/weight_sum) * grad_scale, then one multiply, as before the scale
      * existed when grad_scale is 1 */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "hash.h"
 
 struct primitive_cache_slot {
   void *key;
@@ -11,13 +12,6 @@ struct primitive_cache_slot {
   uint64_t hash;
   void *value;
 };
-
-static uint64_t hash_bytes(const void *key, size_t bytes) {
-  const unsigned char *p = key;
-  uint64_t h = 1469598103934665603ull; /* FNV-1a */
-  for (size_t i = 0; i < bytes; i++) h = (h ^ p[i]) * 1099511628211ull;
-  return h;
-}
 
 void primitive_cache_init(primitive_cache *cache) {
   cache->capacity = 256;
@@ -38,7 +32,7 @@ static struct primitive_cache_slot *probe(const primitive_cache *cache, const vo
 }
 
 void *primitive_cache_find(const primitive_cache *cache, const void *key, size_t key_bytes) {
-  return probe(cache, key, key_bytes, hash_bytes(key, key_bytes))->value;
+  return probe(cache, key, key_bytes, fnv1a64(key, key_bytes))->value;
 }
 
 void primitive_cache_insert(primitive_cache *cache, const void *key, size_t key_bytes,
@@ -53,7 +47,7 @@ void primitive_cache_insert(primitive_cache *cache, const void *key, size_t key_
     free(cache->slots);
     *cache = bigger;
   }
-  uint64_t hash = hash_bytes(key, key_bytes);
+  uint64_t hash = fnv1a64(key, key_bytes);
   struct primitive_cache_slot *slot = probe(cache, key, key_bytes, hash);
   FP_CHECK(!slot->key, "primitive cache: key inserted twice");
   slot->key = fp_malloc(key_bytes);

@@ -238,7 +238,7 @@ static void write_set(const ingest_run *r, int set, const char *path, ingest_buf
            (long long)items->count, items->kind, (long long)skipped, (long long)excluded);
   int64_t counts[3];
   dataset_split_options split = {o->val_fraction, o->test_fraction, o->seed};
-  dataset_commit(writer, &split, counts);
+  dataset_finish(writer, &split, counts); /* published with the other sets, all or none */
   printf("ingest %s: %lld %s images -> %s (train %lld, val %lld, test %lld), %lld skipped, "
          "%lld excluded\n",
          o->source->name, (long long)(counts[0] + counts[1] + counts[2]), items->kind, path,
@@ -298,6 +298,7 @@ int main(int argc, char **argv) {
     else
       send_share(&r, set, &b);
   }
+  if (r.rank == 0) dataset_publish();
   ingest_buffer_free(&b);
   if (options.source->close) options.source->close(&r.source);
   for (int set = 0; set < r.source.set_count; set++) free(r.source.sets[set].ids);

@@ -4,9 +4,21 @@
 #include <string.h>
 
 #include "check.h"
+#ifdef FP_HAVE_COLLECTIVE
+#include "collective.h"
+#endif
 
-static collective_kind collective_for(const backend *be) {
-  return be->device_memory ? COLLECTIVE_NCCL : COLLECTIVE_MPI;
+/* The collective that goes with the backend's memory (MPI for host memory, NCCL for device),
+ * its device calls ordered after the backend's stream. */
+static collective *open_collective(const backend *be) {
+#ifdef FP_HAVE_COLLECTIVE
+  collective *comm = collective_init(be->device_memory ? COLLECTIVE_NCCL : COLLECTIVE_MPI);
+  if (be->device_memory) collective_set_device_stream(comm, be->device_stream());
+  return comm;
+#else
+  FP_FATAL("this program was built without MPI (FP_GPU_CHECK_BUILD): no collective for %s",
+           be->name);
+#endif
 }
 
 static fp_dtype choose_precision(const backend *be, const char *name, const char *origin,
@@ -39,7 +51,7 @@ runtime runtime_open(const char *backend_name, const char *precision_name, const
   char why[256];
   rt.be = backend_open(backend_name, why, sizeof why);
   if (!rt.be) FP_FATAL("%s: backend (model.backend / --backend): %s", origin, why);
-  if (with_collective) rt.comm = collective_init(collective_for(rt.be));
+  if (with_collective) rt.comm = open_collective(rt.be);
   rt.compute = choose_precision(rt.be, precision_name, origin, rt.precision_reason,
                                 sizeof rt.precision_reason);
   return rt;

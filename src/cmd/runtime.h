@@ -5,16 +5,19 @@
 #define FP_RUNTIME_H
 
 #include "backend.h"
-#include "collective.h"
+
+typedef struct collective collective; /* collective.h; absent from the GPU check build */
 
 /* The job-file / command-line words for model.backend and model.precision. */
 #define RUNTIME_BACKEND_WORDS "auto|cpu|cuda"
 #define RUNTIME_PRECISION_WORDS "auto|fp32|bf16"
 /* Their help text, for every schema that has the keys. */
 #define RUNTIME_BACKEND_HELP                                                                       \
-  "where to compute: cpu (oneDNN); auto = the best one built and usable here"
+  "where to compute: cpu (oneDNN) or cuda (cuDNN/cuBLAS, one GPU per rank); auto = cuda when "     \
+  "it is built in and a GPU is visible, else cpu"
 #define RUNTIME_PRECISION_AUTO_HELP                                                                \
-  "auto = bf16 where the backend runs it faster than fp32 (CPU: AMX-BF16), else fp32"
+  "auto = bf16 where the backend runs it faster than fp32 (CPU: AMX-BF16; GPU: sm_80 or "          \
+  "later), else fp32"
 
 typedef struct runtime {
   const backend *be;

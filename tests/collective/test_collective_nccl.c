@@ -2,7 +2,7 @@
  * Exits 77 (skipped) when this node has no GPU or fewer GPUs than ranks on it. */
 #include "check.h"
 #include "collective_checks.h"
-#include "cuda_check.h"
+#include "nccl_check.h"
 
 #include <errno.h>
 #include <string.h>

@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -62,6 +63,16 @@ def logged_steps(steps_csv):
             return max(0, sum(1 for _ in f) - 1)
     except FileNotFoundError:
         return 0
+
+
+def start_until_steps(cmd, steps_csv, steps, timeout=300):
+    """Starts cmd (stdout and stderr piped together, as text) and returns it once steps.csv has
+    `steps` steps, or once it has ended or `timeout` seconds have passed."""
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + timeout
+    while process.poll() is None and time.time() < deadline and logged_steps(steps_csv) < steps:
+        time.sleep(0.02)
+    return process
 
 
 def remove_tree(path):

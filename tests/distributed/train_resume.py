@@ -2,15 +2,15 @@
 the same per-step losses (steps.csv, bit for bit as printed with 9 digits) and the same final
 weights. Each stopped run must exit 75 after writing its checkpoint.
 
-usage: train_resume.py BUILD_DIR WORK_DIR [RANKS]   (CCP_DIR: the CCP copy; exit 77 if absent)
+usage: train_resume.py BUILD_DIR WORK_DIR [RANKS [phases]]   (CCP_DIR: the CCP copy; exit 77 if
+absent). With `phases`, the job has a first epoch with the encoder frozen (train.frozen_epochs),
+and the two stops fall in that phase and in the next.
 With RANKS > 1 the runs go through mpirun and the stop signal is SIGUSR1, which mpirun forwards
 to every rank (SIGTERM would make mpirun kill the job); with 1 rank it is SIGTERM.
 """
 import os
 import signal
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import distributed_testlib as lib  # noqa: E402
@@ -18,13 +18,9 @@ import distributed_testlib as lib  # noqa: E402
 
 def stop_midway(cmd, steps_csv, after_steps, sig):
     """Starts cmd, signals it once steps.csv has after_steps steps, returns its exit status."""
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 300
-    while process.poll() is None and time.time() < deadline:
-        if lib.logged_steps(steps_csv) >= after_steps:
-            process.send_signal(sig)
-            break
-        time.sleep(0.02)
+    process = lib.start_until_steps(cmd, steps_csv, after_steps)
+    if process.poll() is None:
+        process.send_signal(sig)
     out, _ = process.communicate(timeout=300)
     print(out)
     return process.returncode
@@ -33,8 +29,12 @@ def stop_midway(cmd, steps_csv, after_steps, sig):
 def main():
     build, work = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     ranks = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    phases = len(sys.argv) > 4 and sys.argv[4] == "phases"
     dataset = lib.tiny_ccp_dataset(build, work)
-    job = lib.write_job(work, dataset, epochs=4, batch=4 // ranks, limit=16)
+    # phases: a frozen-encoder epoch first, so the stops fall on both sides of the switch
+    extra = "frozen_epochs = 1\nfrozen_lr = 3e-3\n" if phases else ""
+    job = lib.write_job(work, dataset, epochs=3 if phases else 4, batch=4 // ranks, limit=16,
+                        extra=extra)
     sig = signal.SIGTERM if ranks == 1 else signal.SIGUSR1
 
     whole = os.path.join(work, f"whole_{ranks}")
@@ -60,6 +60,13 @@ def main():
         sys.exit("FAIL: no run was stopped by the signal (it finished too fast)")
 
     failures = 0
+    if phases:  # each phase starts its own one-cycle schedule at its peak / 25
+        lrs = [float(line.split(",")[3]) for line in
+               open(os.path.join(whole, "steps.csv")).read().splitlines()[1:]]
+        if abs(lrs[0] - 3e-3 / 25) > 1e-12 or abs(lrs[4] - 1e-3 / 25) > 1e-12:
+            failures += 1
+            print(f"FAIL: lr of steps 1 and 5 are {lrs[0]:g} and {lrs[4]:g}, expected "
+                  f"{3e-3 / 25:g} (frozen phase) and {1e-3 / 25:g} (second phase)")
     want = open(os.path.join(whole, "steps.csv")).read()
     got = open(os.path.join(stopped, "steps.csv")).read()
     if want != got:

@@ -2,7 +2,8 @@
  * batches of the train split with augmentation on, prefetched by the
  * loader's thread, the caller taking each batch and doing nothing else. Not
  * a test; the figures are in results/ingest_reader_bench.md.
- * Usage: bench_loader DATASET.h5 [BATCH [EPOCHS [AUGMENT]]] (defaults 8, 3, 1) */
+ * Usage: bench_loader DATASET.h5 [BATCH [EPOCHS [AUGMENT]]] (defaults 8, 3, 1; AUGMENT 1 is
+ * every transform on, the augment.preset "all" the figures were measured with) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -21,7 +22,9 @@ int main(int argc, char **argv) {
   int batch = argc > 2 ? atoi(argv[2]) : 8, epochs = argc > 3 ? atoi(argv[3]) : 3;
   int augment = argc > 4 ? atoi(argv[4]) : 1;
   FP_CHECK(batch > 0 && epochs > 0 && (augment == 0 || augment == 1), "bad arguments");
-  loader_config cfg = {argv[1], 0, batch, 0, 1, 1, 1, augment, 0, 0, 0};
+  augment_settings all;
+  augment_preset("all", &all);
+  loader_config cfg = {argv[1], 0, batch, 0, 1, 1, 1, augment ? &all : NULL, 0, 0, 0};
   loader *l = loader_open(&cfg);
   printf("%s: %lld train images, batch %d, augment %d, %lld batches per epoch\n", argv[1],
          (long long)loader_images(l), batch, augment, (long long)loader_batches_per_epoch(l));

@@ -96,3 +96,18 @@ void fixture_truncate_copy(const char *src, const char *dst, long bytes) {
   FP_CHECK(fclose(out) == 0, "%s: %s", dst, strerror(errno));
   free(buffer);
 }
+
+static char work_dir[1024];
+
+void fixture_set_work_dir(const char *dir) {
+  FP_CHECK(strlen(dir) < sizeof work_dir, "work directory path too long: %s", dir);
+  snprintf(work_dir, sizeof work_dir, "%s", dir);
+}
+
+const char *fixture_in_work(const char *name) {
+  static char paths[8][1200];
+  static int next;
+  char *path = paths[next++ % 8];
+  snprintf(path, sizeof paths[0], "%s/%s", work_dir, name);
+  return path;
+}

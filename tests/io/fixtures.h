@@ -14,6 +14,10 @@ void fixture_write_mat_matrix(const char *path, const char *name, const uint8_t 
 /* A 1 x count cell array of strings. */
 void fixture_write_mat_strings(const char *path, const char *name, const char *const *strings,
                                int count);
+/* The test's work directory, and a path in it (from a ring of 8 buffers, so a few can be used at
+ * once). */
+void fixture_set_work_dir(const char *dir);
+const char *fixture_in_work(const char *name);
 /* Copies the first `bytes` bytes of src to dst (a truncated file). */
 void fixture_truncate_copy(const char *src, const char *dst, long bytes);
 

@@ -4,6 +4,7 @@ photo size, unknown class id): non-zero exit, the message names the file, no
 output or temporary file is left. --skip-bad: the good items are written and
 the bad ones recorded in /skipped with their reasons. Usage errors exit 2.
 Usage: ingest_bad.py INGEST MAKE_FIXTURE PLUGIN_DIR WORK_DIR"""
+import glob
 import os
 import shutil
 import sys
@@ -33,7 +34,7 @@ def subset_root(full, ids, name):
 
 
 def no_output_left(out):
-    left = [p for p in (out, out + ".tmp") if os.path.exists(p)]
+    left = [p for p in [out] + glob.glob(out + ".tmp*") if os.path.exists(p)]
     assert not left, f"left behind: {left}"
 
 
@@ -51,6 +52,25 @@ def check_each_bad_item(full):
         assert file_part in result.stderr and message in result.stderr, result.stderr
         no_output_left(out)
         print("expected failure:", result.stderr.strip().splitlines()[-1])
+
+
+def check_truncated_mat(full):
+    """A .mat cut short (libmatio alone reads it without complaint and hands back part of the
+    mask) is an error naming the file, at any cut."""
+    source = os.path.join(full, "annotations", "pixel-level", GOOD[-1] + ".mat")
+    data = open(source, "rb").read()
+    for fraction in (0.1, 0.5, 0.75, 0.99):
+        root = subset_root(full, GOOD, "truncated_mat")
+        target = os.path.join(root, "annotations", "pixel-level", GOOD[-1] + ".mat")
+        os.remove(target)
+        with open(target, "wb") as f:
+            f.write(data[:int(len(data) * fraction)])
+        out = os.path.join(WORK, "truncated_mat.h5")
+        result = ingest(root, out)
+        assert result.returncode != 0, f"a .mat cut to {fraction:.0%}: exit 0"
+        assert GOOD[-1] + ".mat: truncated" in result.stderr, result.stderr
+        no_output_left(out)
+    print("expected failure:", result.stderr.strip().splitlines()[-1])
 
 
 def check_skip_bad(full):
@@ -92,6 +112,13 @@ def check_usage_errors(full):
     result = t.run([INGEST, "ccp", "--root", os.path.join(WORK, "nowhere"), "--out", out])
     assert result.returncode != 0 and "nowhere/photos" in result.stderr, result.stderr
     no_output_left(out)
+    # a missing label_list.mat is "no such file", not "cannot open as a .mat file"
+    root = subset_root(full, GOOD, "no_label_list")
+    os.remove(os.path.join(root, "label_list.mat"))
+    result = ingest(root, out)
+    assert result.returncode != 0 and "label_list.mat: cannot open: No such file or directory" \
+        in result.stderr, result.stderr
+    no_output_left(out)
 
 
 def main():
@@ -99,6 +126,7 @@ def main():
     shutil.rmtree(full, ignore_errors=True)
     assert t.run([MAKE_FIXTURE, full, "bad"]).returncode == 0
     check_each_bad_item(full)
+    check_truncated_mat(full)
     check_skip_bad(full)
     check_usage_errors(full)
     print("bad input handled")

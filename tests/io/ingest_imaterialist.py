@@ -7,7 +7,17 @@ the file, quoted fields, runs across columns), placed by the file's own
 nearest sampling); photos against the known content; the 46-class map and
 the 9-class map (parts dropped so the garment shows, accessories ignored,
 jumpsuit images excluded and counted).
+Both releases' layouts: the checks above run on the 2019 (FGVC6) layout
+(ImageId "<id>.jpg", ClassId "<category>_<attribute>..."); the same rows in
+the 2020 (FGVC7) layout (ImageId "<id>", ClassId "<category>", AttributesIds
+"a,b"), in the 2019 layout with some ImageIds without ".jpg", and either
+layout with a UTF-8 byte order mark before the header give byte-identical
+files. Attribute ids are read in both layouts (an unknown or malformed one
+makes its image bad, with the line); a header that is neither layout stops
+the run naming the file and the expected columns.
 Usage: ingest_imaterialist.py INGEST WRITE_JPEG PLUGIN_DIR WORK_DIR"""
+import json
+import glob
 import os
 import sys
 
@@ -65,6 +75,7 @@ def check_images(f, images, expected, k):
 
 
 def check_46(root):
+    """Returns the file written (from the 2019 layout) for the layout checks."""
     out = os.path.join(WORK, "imat46.h5")
     result = ingest(root, out, "--seed", "3")
     assert "4 annotated images" in result.stdout and "0 excluded" in result.stdout, result.stdout
@@ -86,6 +97,143 @@ def check_46(root):
     ingest(root, again, "--seed", "3")
     with open(out, "rb") as a, open(again, "rb") as b:
         assert a.read() == b.read(), "two runs with the same input differ"
+    return out
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+def edit_csv(root, edit):
+    path = os.path.join(root, "train.csv")
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(edit(data))
+
+
+def expect_same(reference, root, name):
+    """root ingested like check_46 gives the reference file byte for byte."""
+    out = os.path.join(WORK, f"imat46_{name}.h5")
+    result = ingest(root, out, "--seed", "3")
+    assert "4 annotated images" in result.stdout, (name, result.stdout)
+    with open(reference, "rb") as a, open(out, "rb") as b:
+        if a.read() != b.read():
+            with t.open_h5(reference, PLUGIN_DIR) as f, t.open_h5(out, PLUGIN_DIR) as g:
+                for key in f:
+                    assert np.array_equal(f[key][()], g[key][()]), (name, key)
+            raise AssertionError(f"{name}: the file differs from the 2019 layout's")
+
+
+def check_layouts(reference):
+    lines = s.write_imaterialist(os.path.join(WORK, "check_2019"), WRITE_JPEG)
+    assert lines[0] == "ImageId,EncodedPixels,Height,Width,ClassId"
+    assert lines[1].startswith(s.B + ".jpg,") and lines[1].endswith(",1_115_136"), lines[1]
+    root20 = os.path.join(WORK, "synthetic_imaterialist_2020")
+    lines = s.write_imaterialist(root20, WRITE_JPEG, layout="2020")
+    assert lines[0] == "ImageId,EncodedPixels,Height,Width,ClassId,AttributesIds"
+    assert lines[1].startswith(s.B + ",") and lines[1].endswith(',1,"115,136"'), lines[1]
+    assert lines[2].endswith(",6,"), "no attributes: an empty AttributesIds"
+    assert all(".jpg" not in line for line in lines)
+    expect_same(reference, root20, "2020")
+    edit_csv(root20, lambda data: BOM + data)
+    expect_same(reference, root20, "2020_bom")
+
+    root19 = os.path.join(WORK, "synthetic_imaterialist_2019")
+    s.write_imaterialist(root19, WRITE_JPEG)
+    # Image A by "<id>.jpg" on its first row and "<id>" on the others, D (quoted) without.
+    edit_csv(root19, lambda data: data.replace(f"\n{s.A}.jpg,".encode(), f"\n{s.A},".encode())
+             .replace(f"\n{s.A},".encode(), f"\n{s.A}.jpg,".encode(), 1)
+             .replace(f'"{s.D}.jpg"'.encode(), f'"{s.D}"'.encode()))
+    with open(os.path.join(root19, "train.csv")) as f:
+        text = f.read()
+    assert text.count(f"\n{s.A}.jpg,") == 1 and text.count(f"\n{s.A},") == 3, text
+    expect_same(reference, root19, "2019_mixed_ids")
+    edit_csv(root19, lambda data: BOM + data)
+    expect_same(reference, root19, "2019_bom")
+
+
+def expect_failure(root, name, messages, *extra):
+    out = os.path.join(WORK, f"imat_bad_{name}.h5")
+    result = t.run([INGEST, "imaterialist", "--root", root, "--out", out, "--height", str(H),
+                    "--width", str(W), *extra])
+    assert result.returncode == 1, (name, result.returncode, result.stderr)
+    for message in messages:
+        assert message in result.stderr, (name, message, result.stderr)
+    assert not os.path.exists(out) and not glob.glob(out + ".tmp*"), name
+    print("expected failure:", result.stderr.strip().splitlines()[-1])
+
+
+def with_class(class_id):
+    """The fixture's rows with the first one's ClassId (2019 form) replaced."""
+    rows = s.imat_rows()
+    image, _, mask, quoted = rows[0]
+    return [(image, class_id, mask, quoted)] + rows[1:]
+
+
+def check_attributes():
+    """Attribute ids are read in both layouts: malformed or unknown ones make
+    the image bad (line 2 is image B's first row)."""
+    root = os.path.join(WORK, "imat_attributes")
+    unknown = "attribute id 999 is not in label_descriptions.json's attributes"
+    cases = [  # layout, ClassId in 2019 form, message
+        ("2019", "1_115_999", f"train.csv:2: ClassId '1_115_999': {unknown}"),
+        ("2020", "1_115_999", f"train.csv:2: AttributesIds '115,999': {unknown}"),
+        ("2019", "1_115_", "train.csv:2: ClassId '1_115_' is not <category>[_<attribute>...]"),
+        ("2019", "1__115", "train.csv:2: ClassId '1__115' is not <category>[_<attribute>...]"),
+        ("2020", "1_115__136",
+         "train.csv:2: AttributesIds '115,,136' is not empty or <attribute>[,<attribute>...]"),
+        ("2019", "46_3", "train.csv:2: unknown class id 46 (label_descriptions.json has 0..45)"),
+        ("2020", "46_3", "train.csv:2: unknown class id 46 (label_descriptions.json has 0..45)"),
+    ]
+    for k, (layout, class_id, message) in enumerate(cases):
+        s.write_imaterialist(root, WRITE_JPEG, with_class(class_id), layout=layout)
+        expect_failure(root, f"attributes_{k}", [os.path.join(root, message)])
+    # 2020: attributes belong in AttributesIds, not after '_' in ClassId.
+    s.write_imaterialist(root, WRITE_JPEG, layout="2020")
+    edit_csv(root, lambda data: data.replace(b',1,"115,136"\n', b',1_115,"136"\n', 1))
+    expect_failure(root, "attributes_2020_class", [
+        os.path.join(root, "train.csv:2: ClassId '1_115' is not <category> (2020 layout")])
+    # A repeated id in label_descriptions.json's attributes breaks the source.
+    descriptions = os.path.join(root, "label_descriptions.json")
+    with open(descriptions) as f:
+        doc = json.load(f)
+    doc["attributes"][2]["id"] = 3
+    with open(descriptions, "w") as f:
+        json.dump(doc, f)
+    expect_failure(root, "attributes_twice", [f"{descriptions}: attribute id 3 appears twice"],
+                   "--skip-bad")
+    # Without `attributes` in the json, any attribute id is accepted.
+    s.write_imaterialist(root, WRITE_JPEG, with_class("1_115_999"))
+    with open(descriptions) as f:
+        doc = json.load(f)
+    del doc["attributes"]
+    with open(descriptions, "w") as f:
+        json.dump(doc, f)
+    ingest(root, os.path.join(WORK, "imat_no_attribute_list.h5"))
+
+
+def check_headers():
+    """A header that is neither layout stops the run (even with --skip-bad),
+    naming the file, the missing column and both layouts' columns; a byte
+    order mark is not part of the first column's name."""
+    root = os.path.join(WORK, "imat_headers")
+    lines = s.write_imaterialist(root, WRITE_JPEG, layout="2020")
+    csv = os.path.join(root, "train.csv")
+    expected = ("so it is neither iMaterialist layout: expected ImageId, EncodedPixels, Height, "
+                "Width, ClassId (2019, FGVC6) or those and AttributesIds (2020, FGVC7)")
+    body = "\n".join(lines[1:]) + "\n"
+    cases = [  # header, missing column
+        ("ImageId,EncodedPixels,Height,Width,CategoryId,AttributesIds", "ClassId"),
+        ("image_id,EncodedPixels,Height,Width,ClassId,AttributesIds", "ImageId"),
+        ("ImageId,EncodedPixels,ClassId,AttributesIds,X,Y", "Height"),  # like sample_submission
+    ]
+    for k, (header, missing) in enumerate(cases):
+        for bom in (b"", BOM):
+            with open(csv, "wb") as f:
+                f.write(bom + (header + "\n" + body).encode())
+            expect_failure(root, f"header_{k}_{len(bom)}", [
+                f"{csv}:1: the header has no column {missing}, {expected}",
+                f"the header is '{header}'"], "--skip-bad")
 
 
 def check_9(root):
@@ -107,8 +255,11 @@ def check_9(root):
 def main():
     root = os.path.join(WORK, "synthetic_imaterialist")
     s.write_imaterialist(root, WRITE_JPEG)
-    check_46(root)
+    reference = check_46(root)
     check_9(root)
+    check_layouts(reference)
+    check_attributes()
+    check_headers()
     print("imaterialist ingest ok")
 
 

@@ -10,6 +10,7 @@ label_descriptions.json stops the run even with --skip-bad. Bad label maps
 and usage errors too.
 Usage: ingest_sources_bad.py INGEST WRITE_JPEG PLUGIN_DIR WORK_DIR"""
 import json
+import glob
 import os
 import sys
 
@@ -26,7 +27,7 @@ def ingest(source, root, out, *extra):
 
 
 def no_output_left(out):
-    left = [p for p in (out, out + ".tmp") if os.path.exists(p)]
+    left = [p for p in [out] + glob.glob(out + ".tmp*") if os.path.exists(p)]
     assert not left, f"left behind: {left}"
 
 
@@ -185,6 +186,7 @@ def df2_bad():
     no_style = s.df2_item(3, [[1, 1, 10, 1, 10, 10]], [1, 1, 10, 10])
     del no_style["style"]
     good_item = s.df2_item(1, [[1, 1, 10, 1, 10, 10]], [1, 1, 10, 10])
+    huge_box = s.df2_item(1, [[1, 1, 10, 1, 10, 10]], [1, 1, 1e300, 10])  # was stored as inf
     return {
         "100001": ({"source": "shop", "pair_id": 2, "item1": good_item}, "truncated",
                    ["image/100001.jpg", "Premature end of JPEG file"]),
@@ -204,6 +206,9 @@ def df2_bad():
                    ["item1: needs an integer 'style'"]),
         "100008": ({"source": "seller", "pair_id": 2, "item1": good_item}, "",
                    ["annos/100008.json: needs 'source': \"shop\" or \"user\""]),
+        "100009": ({"source": "user", "pair_id": 2, "item1": huge_box}, "",
+                   ["annos/100009.json:1:", "item1: bounding_box value 1e+300 is not a pixel "
+                    "coordinate"]),
     }
 
 
@@ -241,6 +246,14 @@ def check_df2():
                 assert message in reason, (reason, message)
     expect_failure("deepfashion2", os.path.join(WORK, "nowhere"), "df2_no_root",
                    ["nowhere/annos: cannot list"])
+    # the dataset's ids are ASCII: a photo named otherwise stops the run, naming it
+    root = os.path.join(WORK, "df2_non_ascii")
+    annotations = df2_good()
+    annotations["00003\u00e9"] = annotations["000010"]
+    s.write_deepfashion2(root, WRITE_JPEG, annotations,
+                         {"000010": (24, 24), "000020": (30, 20), "00003\u00e9": (24, 24)})
+    expect_failure("deepfashion2", root, "df2_non_ascii",
+                   ["id '00003\u00e9' has a byte 0xc3 that is not printable ASCII"])
 
 
 def check_usage():

@@ -3,8 +3,10 @@ attribute of docs/dataset.md, images and masks compared pixel by pixel with an
 independent numpy resize of the known synthetic content, tag-only file, label
 maps (also !exclude and drop on CCP's dense labels), deterministic split.
 Usage: ingest_synthetic.py INGEST MAKE_FIXTURE PLUGIN_DIR WORK_DIR"""
+import glob
 import os
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -93,11 +95,40 @@ def check_directives(root):
                     write_map("no_bag.map", "skin", "!exclude")])
     assert result.returncode == 1, result.stderr
     assert "none of the 6 annotated items was written (0 bad, 6 excluded)" in result.stderr
-    assert not os.path.exists(out) and not os.path.exists(out + ".tmp")
+    assert not os.path.exists(out) and not glob.glob(out + ".tmp*")
     drop_map = write_map("drop_bag.map", "skin", "drop")
     result = t.run([INGEST, "ccp", "--root", root, "--out", out, "--labels", drop_map])
     assert result.returncode == 1, result.stderr
     assert f"pixel-level/0001.mat: class id 5 is 'drop' in label map {drop_map}" in result.stderr
+
+
+def check_all_or_nothing(root):
+    """A bad tag-only file (here cut short) fails the run after FILE.h5 is complete: neither
+    FILE.h5 nor FILE_tags.h5 nor a temporary is left. Two runs writing the same --out at once
+    both finish (their temporaries are their own)."""
+    bad_root = os.path.join(WORK, "synthetic_ccp_bad_tags")
+    shutil.rmtree(bad_root, ignore_errors=True)
+    os.makedirs(os.path.join(bad_root, "annotations", "image-level"))
+    for part in ("photos", "annotations/pixel-level", "label_list.mat"):
+        os.symlink(os.path.join(root, part), os.path.join(bad_root, part))
+    for name in os.listdir(os.path.join(root, "annotations", "image-level")):
+        data = open(os.path.join(root, "annotations", "image-level", name), "rb").read()
+        with open(os.path.join(bad_root, "annotations", "image-level", name), "wb") as f:
+            f.write(data[:len(data) // 2] if name == "1006.mat" else data)
+    out = os.path.join(WORK, "all_or_nothing.h5")
+    result = t.run([INGEST, "ccp", "--root", bad_root, "--out", out, "--height", str(H),
+                    "--width", str(W)])
+    assert result.returncode == 1 and "1006.mat: truncated" in result.stderr, result.stderr
+    left = [p for p in (out, out[:-3] + "_tags.h5") if os.path.exists(p)]
+    left += glob.glob(out + ".tmp*") + glob.glob(out[:-3] + "_tags.h5.tmp*")
+    assert not left, f"left behind after a failed tag-only set: {left}"
+    twice = os.path.join(WORK, "twice.h5")
+    cmd = [INGEST, "ccp", "--root", root, "--out", twice, "--height", str(H), "--width", str(W)]
+    runs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    results = [(r.wait(), r.stderr.read()) for r in runs]
+    assert all(code == 0 for code, _ in results), results
+    assert os.path.exists(twice) and not glob.glob(twice + ".tmp*"), os.listdir(WORK)
 
 
 def main():
@@ -148,6 +179,7 @@ def main():
     with t.open_h5(os.path.join(WORK, "folded_tags.h5"), PLUGIN_DIR) as f:
         assert f["images"].shape[0] == 2, "--limit applies to the tag-only photos too"
     check_directives(root)
+    check_all_or_nothing(root)
     print("synthetic ingest ok, split", split.tolist())
 
 

@@ -125,26 +125,44 @@ def imat_rows():
     ]
 
 
-def write_imaterialist(root, write_jpeg, rows=None, sizes=None, photo_sizes=None):
-    """Writes the layout; returns the CSV text's lines (1-based line k is lines[k-1])."""
+# label_descriptions.json's attribute ids: not contiguous, as in the 2020 release
+# (294 attributes; 2019 has 92, ids 0..91); the rows above use some of them.
+IMAT_ATTRIBUTES = [0, 3, 28, 48, 115, 136, 143, 160, 204, 317]
+
+
+def imat_row_fields(image, class_id, layout):
+    """ImageId, ClassId and, for 2020, AttributesIds of a row given with a
+    2019-style ClassId "<category>[_<attribute>...]"."""
+    if layout == "2019":  # ImageId "<id>.jpg", attributes after the category
+        return [image + ".jpg", class_id]
+    assert layout == "2020", layout  # ImageId "<id>", attributes in their own column
+    category, *attributes = class_id.split("_")
+    return [image, category, ",".join(attributes)]
+
+
+def write_imaterialist(root, write_jpeg, rows=None, sizes=None, photo_sizes=None, layout="2019"):
+    """Writes the layout of the 2019 (FGVC6) or 2020 (FGVC7) release; returns
+    the CSV text's lines (1-based line k is lines[k-1]). rows give ClassId in
+    the 2019 form; the 2020 layout moves its attributes to AttributesIds."""
     rows = imat_rows() if rows is None else rows
     sizes = IMAT_SIZES if sizes is None else sizes
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(os.path.join(root, "train"))
     descriptions = {
-        "info": {"year": 2019, "version": "1.0", "description": "synthetic"},
+        "info": {"year": int(layout), "version": "1.0", "description": "synthetic"},
         "categories": [{"id": c, "name": n, "supercategory": "x", "level": 2}
                        for c, n in enumerate(IMAT_NAMES)],
-        "attributes": [{"id": 0, "name": "classic (t-shirt)", "supercategory": "nickname",
-                        "level": 1}]}
+        "attributes": [{"id": a, "name": f"attribute {a}", "supercategory": "nickname",
+                        "level": 1} for a in IMAT_ATTRIBUTES]}
     with open(os.path.join(root, "label_descriptions.json"), "w") as f:
         json.dump(descriptions, f, indent=2)
-    lines = ["ImageId,EncodedPixels,Height,Width,ClassId"]
+    lines = ["ImageId,EncodedPixels,Height,Width,ClassId" + (",AttributesIds" * (layout == "2020"))]
     for image, class_id, mask, quoted in rows:
         h, w = sizes[image]
-        fields = [image, mask if isinstance(mask, str) else rle_encode(mask), str(h), str(w),
-                  class_id]
-        lines.append(",".join(f'"{v}"' if quoted else v for v in fields))
+        image_field, *class_fields = imat_row_fields(image, class_id, layout)
+        fields = [image_field, mask if isinstance(mask, str) else rle_encode(mask), str(h), str(w),
+                  *class_fields]
+        lines.append(",".join(f'"{v}"' if quoted or "," in v else v for v in fields))
     with open(os.path.join(root, "train.csv"), "w", newline="") as f:
         f.write("\n".join(lines) + "\n")
     for image, (h, w) in (photo_sizes or sizes).items():
@@ -160,7 +178,8 @@ def imat_expected(root, lut):
         records = list(csv.DictReader(io.StringIO(f.read())))
     by_image = {}
     for r in records:
-        by_image.setdefault(r["ImageId"], []).append(r)
+        image = r["ImageId"]
+        by_image.setdefault(image[:-4] if image.endswith(".jpg") else image, []).append(r)
     expected = {}
     for image, image_rows in by_image.items():
         h, w = int(image_rows[0]["Height"]), int(image_rows[0]["Width"])

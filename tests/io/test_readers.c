@@ -13,16 +13,6 @@
 #include "mat_io.h"
 #include "png_io.h"
 
-static char work[1024];
-
-static const char *in_work(const char *name) {
-  static char paths[8][1200];
-  static int next;
-  char *path = paths[next++ % 8];
-  snprintf(path, sizeof paths[0], "%s/%s", work, name);
-  return path;
-}
-
 /* Smooth colours JPEG keeps well: r = 4x, g = 3y, b = 128 + (x - y). */
 static void gradient(uint8_t *rgb, int height, int width) {
   for (int y = 0; y < height; y++)
@@ -39,7 +29,7 @@ static void test_jpeg(void) {
   uint8_t rgb[H * W * 3], gray[H * W];
   gradient(rgb, H, W);
   for (int i = 0; i < H * W; i++) gray[i] = (uint8_t)(i % W * 4);
-  const char *good = in_work("good.jpg"), *mono = in_work("gray.jpg");
+  const char *good = fixture_in_work("good.jpg"), *mono = fixture_in_work("gray.jpg");
   fixture_write_jpeg(good, rgb, H, W, 3, 95);
   fixture_write_jpeg(mono, gray, H, W, 1, 95);
   char error[512];
@@ -61,11 +51,12 @@ static void test_jpeg(void) {
              "%s: pixel %d not the grey level expanded to RGB", mono, i);
   free(decoded);
 
-  const char *truncated = in_work("truncated.jpg"), *garbage = in_work("garbage.jpg");
+  const char *truncated = fixture_in_work("truncated.jpg"),
+             *garbage = fixture_in_work("garbage.jpg");
   fixture_truncate_copy(good, truncated, 600);
   FILE *f = fopen(garbage, "wb");
   FP_CHECK(f && fputs("this is not a JPEG file at all", f) >= 0 && fclose(f) == 0, "%s", garbage);
-  const char *bad[] = {truncated, garbage, in_work("missing.jpg")};
+  const char *bad[] = {truncated, garbage, fixture_in_work("missing.jpg")};
   for (int b = 0; b < 3; b++) {
     error[0] = '\0';
     decoded = (uint8_t *)1;
@@ -81,7 +72,7 @@ static void test_mat(void) {
   enum { R = 3, C = 5 };
   uint8_t matrix[R * C];
   for (int i = 0; i < R * C; i++) matrix[i] = (uint8_t)(10 * i + 1);
-  const char *as_double = in_work("double.mat"), *as_uint8 = in_work("uint8.mat");
+  const char *as_double = fixture_in_work("double.mat"), *as_uint8 = fixture_in_work("uint8.mat");
   fixture_write_mat_matrix(as_double, "groundtruth", matrix, R, C, 1);
   fixture_write_mat_matrix(as_uint8, "groundtruth", matrix, R, C, 0);
   const char *files[] = {as_double, as_uint8};
@@ -105,7 +96,7 @@ static void test_mat(void) {
   printf("expected error: %s\n", error);
 
   const char *names[] = {"null", "accessories", "t-shirt"};
-  const char *cell = in_work("label_list.mat");
+  const char *cell = fixture_in_work("label_list.mat");
   fixture_write_mat_strings(cell, "label_list", names, 3);
   char **strings;
   int count;
@@ -125,7 +116,7 @@ static void test_png(void) {
   enum { H = 9, W = 7 };
   uint8_t rgb[H * W * 3];
   gradient(rgb, H, W);
-  const char *path = in_work("preview.png");
+  const char *path = fixture_in_work("preview.png");
   png_write_u8(path, rgb, H, W, 3);
   png_image image;
   memset(&image, 0, sizeof image);
@@ -140,7 +131,7 @@ static void test_png(void) {
 
 int main(int argc, char **argv) {
   FP_CHECK(argc == 2, "usage: test_readers WORK_DIR");
-  snprintf(work, sizeof work, "%s", argv[1]);
+  fixture_set_work_dir(argv[1]);
   test_jpeg();
   test_mat();
   test_png();

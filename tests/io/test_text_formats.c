@@ -1,6 +1,7 @@
 /* The annotation readers of io/: JSON (values, escapes, UTF-8, every syntax
  * error with its line and column), CSV (quoting, line breaks in fields, CRLF,
- * re-reading a record from its offset, syntax errors with line and column),
+ * re-reading a record from its offset, a UTF-8 byte order mark before the
+ * first record, syntax errors with line and column),
  * RLE (column-major painting, bad runs) and polygon filling (even-odd rule,
  * pixel centres, vertices outside the image).
  * Usage: test_text_formats WORK_DIR */
@@ -66,6 +67,33 @@ static void expect_json_error(const char *text, const char *message) {
   EXPECT(!doc, "accepted: %s", text);
   EXPECT(strstr(error, message), "for %s\n  expected: %s\n  got:      %s", text, message, error);
   json_free(doc);
+}
+
+/* An object with many members: repeated keys are found beyond the linear-scan range (the
+ * hash-table path that keeps hostile files O(n)), and distinct keys all kept. */
+static void test_json_many_members(void) {
+  enum { MEMBERS = 100000 };
+  size_t cap = (size_t)MEMBERS * 24 + 64, used = 0;
+  char *text = fp_malloc(cap);
+  used += (size_t)snprintf(text + used, cap - used, "{");
+  for (int i = 0; i < MEMBERS; i++)
+    used += (size_t)snprintf(text + used, cap - used, "%s\"k%d\": %d", i ? ", " : "", i, i);
+  snprintf(text + used, cap - used, "}");
+  char error[512] = "";
+  json_value *doc = json_parse_text(text, strlen(text), "many.json", error, sizeof error);
+  EXPECT(doc && doc->count == MEMBERS, "100000 distinct members: %s", error);
+  const json_value *last = doc ? json_member(doc, "k99999") : NULL;
+  EXPECT(last && last->number == 99999.0, "member k99999 lost");
+  json_free(doc);
+  for (int repeated = 3; repeated < MEMBERS; repeated += 49997) { /* early, middle keys */
+    snprintf(text + used, cap - used, ", \"k%d\": 0}", repeated);
+    char message[64];
+    snprintf(message, sizeof message, "member \"k%d\" appears twice", repeated);
+    EXPECT(!json_parse_text(text, strlen(text), "many.json", error, sizeof error) &&
+               strstr(error, message),
+           "repeated k%d among 100000 members: %s", repeated, error);
+  }
+  free(text);
 }
 
 static void test_json_errors(void) {
@@ -163,6 +191,41 @@ static void test_csv_records(const char *dir) {
   csv_close(r);
 }
 
+/* A UTF-8 byte order mark (EF BB BF, "\357\273\277") starting the file is
+ * not part of the first field (also when the header is read again from its
+ * offset); one anywhere else, or an incomplete one, is field text. */
+static void test_csv_byte_order_mark(const char *dir) {
+  char path[2048], error[512];
+  snprintf(path, sizeof path, "%s/text_formats_bom.csv", dir);
+  const char *text = "\357\273\277ImageId,n\n\357\273\277a,1\n";
+  write_file(path, text, strlen(text));
+  csv_reader *r = csv_open(path, error, sizeof error);
+  FP_CHECK(r, "%s", error);
+  csv_record record;
+  for (int pass = 0; pass < 2; pass++) {
+    int status = csv_next(r, &record, error, sizeof error);
+    EXPECT(status == 1 && record.line == 1 && !strcmp(record.fields[0], "ImageId"),
+           "pass %d: header '%s' (status %d %s)", pass, status == 1 ? record.fields[0] : "", status,
+           error);
+    status = csv_next(r, &record, error, sizeof error);
+    EXPECT(status == 1 && record.line == 2 && !strcmp(record.fields[0], "\357\273\277a"),
+           "pass %d: a mark on line 2 must stay text", pass);
+    EXPECT(csv_seek(r, 0, 1, error, sizeof error) == 0, "seek: %s", error);
+  }
+  csv_close(r);
+  write_file(path, "\357\273x,y\n", 6);
+  r = csv_open(path, error, sizeof error);
+  FP_CHECK(r, "%s", error);
+  EXPECT(csv_next(r, &record, error, sizeof error) == 1 && !strcmp(record.fields[0], "\357\273x"),
+         "an incomplete mark is text");
+  csv_close(r);
+  write_file(path, "\357\273\277", 3);
+  r = csv_open(path, error, sizeof error);
+  FP_CHECK(r, "%s", error);
+  EXPECT(csv_next(r, &record, error, sizeof error) == 0, "a file holding only the mark is empty");
+  csv_close(r);
+}
+
 static void expect_csv_error(const char *dir, const char *text, size_t length,
                              const char *message) {
   char path[2048], error[512] = "";
@@ -191,6 +254,9 @@ static void test_csv_errors(const char *dir) {
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
     expect_csv_error(dir, cases[c][0], strlen(cases[c][0]), cases[c][1]);
   expect_csv_error(dir, "a,b\nx,y\0z\n", 10, "bad.csv:2:4: NUL byte in a field");
+  /* columns on line 1 count from after a byte order mark */
+  const char *marked = "\357\273\277a,b\"c\n";
+  expect_csv_error(dir, marked, strlen(marked), "bad.csv:1:4: quote inside an unquoted field");
 }
 
 static void test_rle(void) {
@@ -232,6 +298,38 @@ static void expect_mask(const uint8_t *mask, const char *rows[], int h, int w, c
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++)
       EXPECT((mask[y * w + x] != 0) == (rows[y][x] == '#'), "%s: pixel (%d, %d)", what, y, x);
+}
+
+/* Even-odd by brute force: the crossings of the ray from the centre to the right. */
+static int inside_even_odd(const double *xy, int points, double cx, double cy) {
+  int inside = 0;
+  for (int i = 0, j = points - 1; i < points; j = i++) {
+    double x0 = xy[2 * j], y0 = xy[2 * j + 1], x1 = xy[2 * i], y1 = xy[2 * i + 1];
+    if ((y0 <= cy) != (y1 <= cy) && cx < x0 + (cy - y0) * (x1 - x0) / (y1 - y0)) inside = !inside;
+  }
+  return inside;
+}
+
+/* A zig-zag of 32 768 points crossing every row thousands of times (the hostile DeepFashion2
+ * polygon of the hardening issue: the crossings are now sorted in O(n log n)), against the
+ * brute-force rule on every pixel centre. */
+static void test_polygon_zigzag(void) {
+  enum { POINTS = 32768, H = 16, W = 48 };
+  double *xy = fp_malloc(2 * POINTS * sizeof *xy);
+  for (int i = 0; i < POINTS; i++) {
+    xy[2 * i] = W * (double)i / POINTS + 0.013 * (i % 7);
+    xy[2 * i + 1] = i % 2 ? H - 0.3 : 0.2 + 0.001 * (i % 11);
+  }
+  uint8_t *mask = fp_calloc(H * W, 1);
+  polygon_fill(xy, POINTS, H, W, 1, mask);
+  int wrong = 0;
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x < W; x++)
+      wrong += mask[y * W + x] != inside_even_odd(xy, POINTS, x + 0.5, y + 0.5);
+  EXPECT(wrong == 0, "zig-zag polygon: %d of %d pixels differ from the even-odd rule", wrong,
+         H * W);
+  free(mask);
+  free(xy);
 }
 
 static void test_polygon(void) {
@@ -291,11 +389,14 @@ int main(int argc, char **argv) {
   FP_CHECK(argc == 2, "usage: test_text_formats WORK_DIR");
   test_json_values();
   test_json_errors();
+  test_json_many_members();
   test_json_file(argv[1]);
   test_csv_records(argv[1]);
+  test_csv_byte_order_mark(argv[1]);
   test_csv_errors(argv[1]);
   test_rle();
   test_polygon();
+  test_polygon_zigzag();
   if (failures) {
     fprintf(stderr, "%d failures\n", failures);
     return 1;

@@ -1,4 +1,4 @@
-#include "catalog_hash.h"
+#include "hash.h"
 
 uint64_t fnv1a64_update(uint64_t hash, const void *data, size_t bytes) {
   const unsigned char *p = data;

@@ -1,9 +1,10 @@
-/* FNV-1a 64: the content hash of catalog images (JPEG bytes or stored pixels),
- * the id hash of the id maps and the fingerprints of jobs and checkpoints. Not
+/* FNV-1a 64, the engine's one hash: the content hash of catalog images (JPEG bytes or stored
+ * pixels), the id hash of the id maps, the fingerprints of jobs and checkpoints, the check that
+ * every rank runs the same job, the backend's primitive cache and JSON member names. Not
  * cryptographic; chosen because every language computes it in a few lines
  * (docs/parse_catalog.md has the Python). */
-#ifndef FP_CATALOG_HASH_H
-#define FP_CATALOG_HASH_H
+#ifndef FP_HASH_H
+#define FP_HASH_H
 
 #include <stddef.h>
 #include <stdint.h>

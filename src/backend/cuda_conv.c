@@ -1,0 +1,236 @@
+/* CUDA backend: convolutions on cuDNN, NHWC activations and OHWI weights (the layout cuDNN's
+ * Tensor Core kernels read). The weights arrive OIHW (backend.h) and are transposed into a
+ * workspace per call; their gradients come back OHWI and are transposed into the f32 OIHW
+ * gradient buffer. For each shape the algorithms are found once (cuDNN times the candidates)
+ * and cached with their descriptors.
+ *
+ * This is the one file that uses cuDNN's legacy convolution API, which cuDNN 9 marks deprecated
+ * in favour of the graph API (still supported in cuDNN 9, see shared/notes); the deprecation
+ * warning is turned off here only. f32 convolutions use CUDNN_FMA_MATH (no TF32), so f32 results
+ * are f32 results; bf16 ones use Tensor Cores with f32 accumulation. */
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_internal.h"
+
+typedef struct conv_key {
+  int in_channels, out_channels, kernel, stride, pad, n, h, w, dtype;
+} conv_key;
+
+typedef struct conv_plan {
+  conv_key key;
+  cudnnTensorDescriptor_t x, y;
+  cudnnFilterDescriptor_t w;
+  cudnnConvolutionDescriptor_t conv;
+  cudnnConvolutionFwdAlgo_t forward;
+  cudnnConvolutionBwdDataAlgo_t backward_data;
+  cudnnConvolutionBwdFilterAlgo_t backward_filter;
+  size_t workspace_bytes; /* the largest of the three algorithms' */
+} conv_plan;
+
+typedef struct conv_plan_cache {
+  conv_plan *plans;
+  int count, capacity;
+} conv_plan_cache;
+
+static cudnnDataType_t cudnn_type(fp_dtype type) {
+  switch (type) {
+  case FP_F32:
+    return CUDNN_DATA_FLOAT;
+  case FP_BF16:
+    return CUDNN_DATA_BFLOAT16;
+  case FP_F16:
+    return CUDNN_DATA_HALF;
+  default:
+    FP_FATAL("cuDNN convolutions have no %s variant here", fp_dtype_name(type));
+  }
+}
+
+/* FP_CONV_ALGORITHM=direct (as on the CPU backend): only the implicit-GEMM algorithms, which
+ * sum in the order a direct convolution does, for the tight twin comparisons. */
+static int direct_only(void) {
+  const char *choice = getenv("FP_CONV_ALGORITHM");
+  return choice && !strcmp(choice, "direct");
+}
+
+static cudnnConvolutionFwdAlgo_t find_forward(const conv_plan *p, size_t *bytes) {
+  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  int returned = 0;
+  CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(
+      cuda.cudnn, p->x, p->w, p->conv, p->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf));
+  for (int i = 0; i < returned; i++) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    if (direct_only() && perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM &&
+        perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM)
+      continue;
+    *bytes = perf[i].memory;
+    return perf[i].algo;
+  }
+  FP_FATAL("cuDNN offers no forward algorithm for a %dx%d convolution %d->%d on %dx%d %s",
+           p->key.kernel, p->key.kernel, p->key.in_channels, p->key.out_channels, p->key.h,
+           p->key.w, fp_dtype_name((fp_dtype)p->key.dtype));
+}
+
+static cudnnConvolutionBwdDataAlgo_t find_backward_data(const conv_plan *p, size_t *bytes) {
+  cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+  int returned = 0;
+  CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(cuda.cudnn, p->w, p->y, p->conv, p->x,
+                                                        CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                                        &returned, perf));
+  for (int i = 0; i < returned; i++) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    if (direct_only() && perf[i].algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_0 &&
+        perf[i].algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_1)
+      continue;
+    *bytes = perf[i].memory;
+    return perf[i].algo;
+  }
+  FP_FATAL("cuDNN offers no backward-data algorithm for a %dx%d convolution %d->%d on %dx%d %s",
+           p->key.kernel, p->key.kernel, p->key.in_channels, p->key.out_channels, p->key.h,
+           p->key.w, fp_dtype_name((fp_dtype)p->key.dtype));
+}
+
+static cudnnConvolutionBwdFilterAlgo_t find_backward_filter(const conv_plan *p, size_t *bytes) {
+  cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+  int returned = 0;
+  CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(cuda.cudnn, p->x, p->y, p->conv, p->w,
+                                                          CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                                                          &returned, perf));
+  for (int i = 0; i < returned; i++) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    if (direct_only() && perf[i].algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 &&
+        perf[i].algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1)
+      continue;
+    *bytes = perf[i].memory;
+    return perf[i].algo;
+  }
+  FP_FATAL("cuDNN offers no backward-filter algorithm for a %dx%d convolution %d->%d on %dx%d %s",
+           p->key.kernel, p->key.kernel, p->key.in_channels, p->key.out_channels, p->key.h,
+           p->key.w, fp_dtype_name((fp_dtype)p->key.dtype));
+}
+
+static void plan_init(conv_plan *p, const conv_desc *d, const tensor *x) {
+  memset(p, 0, sizeof *p);
+  p->key = (conv_key){d->in_channels, d->out_channels, d->kernel, d->stride, d->pad, x->n, x->h,
+                      x->w,           (int)x->dtype};
+  cudnnDataType_t type = cudnn_type(x->dtype);
+  CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->x));
+  CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->y));
+  CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->w));
+  CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p->conv));
+  CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NHWC, type, x->n, x->c, x->h, x->w));
+  CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w, type, CUDNN_TENSOR_NHWC, d->out_channels,
+                                         d->in_channels, d->kernel, d->kernel));
+  CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p->conv, d->pad, d->pad, d->stride, d->stride, 1, 1,
+                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, x->dtype == FP_F32 ? CUDNN_FMA_MATH
+                                                                      : CUDNN_TENSOR_OP_MATH));
+  int n = 0, c = 0, h = 0, w = 0;
+  CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv, p->x, p->w, &n, &c, &h, &w));
+  FP_CHECK(h == conv_out_size(d, x->h) && w == conv_out_size(d, x->w) && c == d->out_channels,
+           "cuDNN's convolution output %dx%dx%d differs from ours", c, h, w);
+  CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NHWC, type, n, c, h, w));
+  size_t bytes[3] = {0, 0, 0};
+  p->forward = find_forward(p, &bytes[0]);
+  p->backward_data = find_backward_data(p, &bytes[1]);
+  p->backward_filter = find_backward_filter(p, &bytes[2]);
+  for (int i = 0; i < 3; i++)
+    if (bytes[i] > p->workspace_bytes) p->workspace_bytes = bytes[i];
+}
+
+static const conv_plan *plan_for(const conv_desc *d, const tensor *x) {
+  conv_plan_cache *cache = cuda.conv_plans;
+  if (!cache) cache = cuda.conv_plans = fp_calloc(1, sizeof *cache);
+  conv_key key = {d->in_channels, d->out_channels, d->kernel, d->stride, d->pad, x->n, x->h,
+                  x->w,           (int)x->dtype};
+  for (int i = 0; i < cache->count; i++)
+    if (!memcmp(&cache->plans[i].key, &key, sizeof key)) return &cache->plans[i];
+  if (cache->count == cache->capacity) {
+    cache->capacity = cache->capacity ? 2 * cache->capacity : 64;
+    cache->plans = realloc(cache->plans, (size_t)cache->capacity * sizeof *cache->plans);
+    FP_CHECK(cache->plans, "out of memory for %d convolution plans", cache->capacity);
+  }
+  conv_plan *p = &cache->plans[cache->count++];
+  plan_init(p, d, x);
+  return p;
+}
+
+void cuda_conv_plans_release(void) {
+  conv_plan_cache *cache = cuda.conv_plans;
+  if (!cache) return;
+  for (int i = 0; i < cache->count; i++) {
+    conv_plan *p = &cache->plans[i];
+    CUDNN_CHECK(cudnnDestroyTensorDescriptor(p->x));
+    CUDNN_CHECK(cudnnDestroyTensorDescriptor(p->y));
+    CUDNN_CHECK(cudnnDestroyFilterDescriptor(p->w));
+    CUDNN_CHECK(cudnnDestroyConvolutionDescriptor(p->conv));
+  }
+  free(cache->plans);
+  free(cache);
+  cuda.conv_plans = NULL;
+}
+
+/* OIHW weights in the activations' type as cuDNN wants them (OHWI); a 1x1 kernel is both. */
+static const void *weights_ohwi(const conv_desc *d, const void *weights, fp_dtype type) {
+  if (d->kernel == 1) return weights;
+  size_t count = (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
+  void *ohwi = cuda_workspace(CUDA_WS_WEIGHTS, count * fp_dtype_size(type));
+  cuk_oihw_to_ohwi(ohwi, (int)type, weights, (int)type, d->out_channels, d->in_channels, d->kernel,
+                   cuda.stream);
+  return ohwi;
+}
+
+static void check_shapes(const conv_desc *d, const tensor *x, const tensor *y) {
+  FP_CHECK(x->c == d->in_channels && y->c == d->out_channels && x->n == y->n &&
+               y->h == conv_out_size(d, x->h) && y->w == conv_out_size(d, x->w) &&
+               x->dtype == y->dtype,
+           "convolution %d->%d: tensors %dx%dx%dx%d %s -> %dx%dx%dx%d %s do not fit",
+           d->in_channels, d->out_channels, x->n, x->c, x->h, x->w, fp_dtype_name(x->dtype), y->n,
+           y->c, y->h, y->w, fp_dtype_name(y->dtype));
+}
+
+static const float one = 1.0f, zero = 0.0f;
+
+void cuda_conv2d_forward(const conv_desc *d, const tensor *x, const void *weights,
+                         const float *bias, tensor *y) {
+  check_shapes(d, x, y);
+  const conv_plan *p = plan_for(d, x);
+  const void *w = weights_ohwi(d, weights, x->dtype);
+  void *workspace = cuda_workspace(CUDA_WS_LIBRARY, p->workspace_bytes);
+  CUDNN_CHECK(cudnnConvolutionForward(cuda.cudnn, &one, p->x, x->data, p->w, w, p->conv, p->forward,
+                                      workspace, p->workspace_bytes, &zero, p->y, y->data));
+  if (bias) cuk_add_bias(y->data, (int)y->dtype, bias, tensor_pixels(y), y->c, cuda.stream);
+}
+
+void cuda_conv2d_backward_data(const conv_desc *d, const tensor *dy, const void *weights,
+                               tensor *dx) {
+  check_shapes(d, dx, dy);
+  const conv_plan *p = plan_for(d, dx);
+  const void *w = weights_ohwi(d, weights, dx->dtype);
+  void *workspace = cuda_workspace(CUDA_WS_LIBRARY, p->workspace_bytes);
+  CUDNN_CHECK(cudnnConvolutionBackwardData(cuda.cudnn, &one, p->w, w, p->y, dy->data, p->conv,
+                                           p->backward_data, workspace, p->workspace_bytes, &zero,
+                                           p->x, dx->data));
+}
+
+void cuda_conv2d_backward_weights(const conv_desc *d, const tensor *x, const tensor *dy,
+                                  float *grad_weights, float *grad_bias) {
+  check_shapes(d, x, dy);
+  const conv_plan *p = plan_for(d, x);
+  size_t count = (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
+  /* f32 1x1: cuDNN writes the gradient buffer itself (OHWI == OIHW) */
+  int direct = x->dtype == FP_F32 && d->kernel == 1;
+  void *dw =
+      direct ? (void *)grad_weights : cuda_workspace(CUDA_WS_GRAD, count * fp_dtype_size(x->dtype));
+  void *workspace = cuda_workspace(CUDA_WS_LIBRARY, p->workspace_bytes);
+  CUDNN_CHECK(cudnnConvolutionBackwardFilter(cuda.cudnn, &one, p->x, x->data, p->y, dy->data,
+                                             p->conv, p->backward_filter, workspace,
+                                             p->workspace_bytes, &zero, p->w, dw));
+  if (!direct)
+    cuk_ohwi_to_oihw_f32(grad_weights, dw, (int)x->dtype, d->out_channels, d->in_channels,
+                         d->kernel, cuda.stream);
+  if (grad_bias)
+    cuk_channel_sum(grad_bias, dy->data, (int)dy->dtype, tensor_pixels(dy), dy->c, cuda.stream);
+}

@@ -1,0 +1,20 @@
+#!/bin/bash
+# bench_gpu.sh BUILD BATCH PYTHON: ResNet34 U-Net 288x192, bf16, train and inference at one batch
+# size, the engines alternated in one run (two rounds of C and PyTorch eager AMP channels_last,
+# then torch.compile(max-autotune) once, its compilation in the warm-up steps and cached for the
+# next batch size). One line per run, as bench and tests/twin/bench_torch.py print them.
+set -u
+BUILD=$1 BATCH=$2 PYTHON=$3
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+COMMON="--arch r34 --height 288 --width 192 --batch $BATCH --warmup 3 --steps 10 --infer-batches 10"
+export TORCHINDUCTOR_CACHE_DIR=$BUILD/inductor-cache
+status=0
+for round in 1 2; do
+  "$BUILD/bench" $COMMON --backend cuda --precision bf16 || status=1
+  "$PYTHON" "$ROOT/tests/twin/bench_torch.py" $COMMON --device cuda --bf16 --channels-last \
+    2>/dev/null || status=1
+done
+timeout 150 "$PYTHON" "$ROOT/tests/twin/bench_torch.py" $COMMON --device cuda --bf16 \
+  --channels-last --compile max-autotune 2>"$BUILD/compile.log" ||
+  echo "torch.compile(max-autotune): did not finish within 150 s or failed: $(tail -2 "$BUILD/compile.log")"
+exit $status

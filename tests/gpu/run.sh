@@ -1,0 +1,133 @@
+#!/bin/bash
+# The prepared GPU check (README "GPU check"): on a machine with an NVIDIA GPU, the CUDA toolkit
+# (nvcc, cmake) and a Python with PyTorch 2.x whose nvidia-* wheels carry cuDNN, cuBLAS and NCCL,
+# with no package manager, no network and no HDF5/MPI/oneDNN, in one go and in under 8 minutes:
+#   1. records the facts: GPU, driver, nvcc, cmake, torch, cuDNN/cuBLAS/NCCL found where;
+#   2. builds the GPU check subset (-DFP_GPU_CHECK_BUILD=ON: CUDA backend, model, bench, tests);
+#   3. runs the GPU tests: every op's gradient check on CUDA (also under compute-sanitizer when it
+#      works there), the inference-model check, and the C engine on the GPU against the PyTorch
+#      twin in f32 (TF32 off) and bf16;
+#   4. benchmarks ResNet34 U-Net 288x192, batch 64 and 128, train and inference, bf16: C against
+#      PyTorch eager AMP channels_last (cudnn.benchmark) and torch.compile(max-autotune),
+#      alternated in one run; and the GPU's bf16 matrix-product rate;
+#   5. writes everything to one report, $OUT/gpu_report.md (else build-gpu/gpu_report.md), to be
+#      committed as results/gpu_<date>_<gpu>.md.
+# Usage: tests/gpu/run.sh [--quick]   (--quick: tests only, no benchmark)
+# Environment: PYTHON (default python3), CUDA_HOME (default: nvcc's), FP_GPU_BUILD (build dir).
+set -u
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+PYTHON=${PYTHON:-python3}
+BUILD=${FP_GPU_BUILD:-$ROOT/build-gpu}
+REPORT_DIR=${OUT:-$BUILD}
+mkdir -p "$BUILD" "$REPORT_DIR"
+REPORT=$REPORT_DIR/gpu_report.md
+QUICK=0
+case "${1:-}" in
+  --quick) QUICK=1 ;;
+  "") ;;
+  *) sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
+START=$(date +%s)
+failures=0
+
+say() { echo "$*" | tee -a "$REPORT"; }
+elapsed() { echo $(($(date +%s) - START)); }
+# step NAME TIMEOUT COMMAND...: runs it, its output into the report in a code block
+step() {
+  local name=$1 limit=$2
+  shift 2
+  say ""
+  say "### $name ($(elapsed) s into the run)"
+  say '```'
+  local rc=0
+  timeout "$limit" "$@" >"$BUILD/step.log" 2>&1 || rc=$?
+  tail -c 6000 "$BUILD/step.log" | tee -a "$REPORT"
+  say '```'
+  if [ $rc -eq 0 ]; then say "result: ok"; elif [ $rc -eq 124 ]; then say "result: TIMED OUT after $limit s"; else say "result: FAILED (exit $rc)"; fi
+  return $rc
+}
+
+: >"$REPORT"
+say "# GPU check report ($(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+say ""
+say "## Machine"
+say '```'
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | tee -a "$REPORT"
+NVCC=$(command -v nvcc || echo "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc")
+"$NVCC" --version 2>&1 | tail -2 | tee -a "$REPORT"
+cmake --version | head -1 | tee -a "$REPORT"
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) x $(nproc)" | tee -a "$REPORT"
+"$PYTHON" - <<'PY' 2>&1 | tee -a "$REPORT"
+import torch
+print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(),
+      "nccl", ".".join(map(str, torch.cuda.nccl.version())) if torch.cuda.is_available() else "-")
+print("device", torch.cuda.get_device_name() if torch.cuda.is_available() else "none")
+PY
+say '```'
+
+# cuDNN, cuBLAS and NCCL: from the CUDA prefix if it has them, else from the nvidia-* wheels.
+# A prefix of links (include/, lib64/) gives CMake one FP_CUDA_ROOT with unversioned names.
+CUDA_TOOLKIT=$(dirname "$(dirname "$(readlink -f "$NVCC")")")
+PREFIX=$BUILD/cuda-prefix
+rm -rf "$PREFIX"
+mkdir -p "$PREFIX/include" "$PREFIX/lib64"
+link_dir() { # link_dir INCLUDE_DIR LIB_DIR
+  [ -d "$1" ] && for f in "$1"/*; do ln -sf "$f" "$PREFIX/include/"; done
+  [ -d "$2" ] && for f in "$2"/lib*.so*; do
+    ln -sf "$f" "$PREFIX/lib64/"
+    base=$(basename "$f")
+    ln -sf "$f" "$PREFIX/lib64/${base%%.so*}.so" 2>/dev/null
+  done
+  return 0
+}
+link_dir "$CUDA_TOOLKIT/include" "$CUDA_TOOLKIT/lib64"
+LIB_PATH=$CUDA_TOOLKIT/lib64
+for pair in cudnn:cudnn.h cublas:cublas_v2.h nccl:nccl.h; do
+  pkg=${pair%%:*} header=${pair#*:}
+  [ -e "$CUDA_TOOLKIT/include/$header" ] && continue
+  dir=$("$PYTHON" -c "import nvidia.$pkg as m; print(list(m.__path__)[0])" 2>/dev/null) || {
+    say "no $header in $CUDA_TOOLKIT and no nvidia.$pkg wheel"; continue; }
+  link_dir "$dir/include" "$dir/lib"
+  LIB_PATH=$LIB_PATH:$dir/lib
+  say "$pkg: from the wheel in $dir"
+done
+export LD_LIBRARY_PATH=$PREFIX/lib64:$LIB_PATH:${LD_LIBRARY_PATH:-}
+
+step "configure and build (FP_GPU_CHECK_BUILD)" 240 bash -c "
+  cmake -S '$ROOT' -B '$BUILD' -G Ninja -DFP_GPU_CHECK_BUILD=ON -DFP_CUDA_ROOT='$PREFIX' \
+    -DFP_NVCC='$NVCC' -DCMAKE_CUDA_ARCHITECTURES=90 -DFP_PYTHON=\"\$(command -v $PYTHON)\" \
+    >'$BUILD/configure.log' 2>&1 || { cat '$BUILD/configure.log'; exit 1; }
+  grep -E 'CUDA toolkit|GPU check' '$BUILD/configure.log'
+  ninja -C '$BUILD' 2>&1 | tail -5" || { say "build failed: nothing else can run"; exit 1; }
+
+export FP_TEST_BACKEND=cuda
+step "GPU tests (ctest -L gpu)" 240 ctest --test-dir "$BUILD" -L gpu --output-on-failure || failures=$((failures + 1))
+# a C test skips (77) when the CUDA backend cannot open: on this machine that is a failure
+if grep -q "(Skipped)" "$BUILD/step.log"; then
+  say "GPU tests SKIPPED: the CUDA backend could not open here (see the reasons above)"
+  failures=$((failures + 1))
+fi
+if command -v compute-sanitizer >/dev/null; then
+  step "gradient check under compute-sanitizer memcheck" 120 \
+    compute-sanitizer --tool memcheck --error-exitcode 3 "$BUILD/tests/test_gradcheck" ||
+    failures=$((failures + 1))
+fi
+
+if [ $QUICK -eq 0 ]; then
+  step "bf16 matrix-product rate (torch, 8192^3, mean of 10 after 3 warm-ups)" 60 "$PYTHON" -c "
+import torch, time
+a = torch.randn(8192, 8192, device='cuda', dtype=torch.bfloat16); b = torch.randn_like(a)
+for _ in range(3): a @ b
+torch.cuda.synchronize(); t = time.perf_counter()
+for _ in range(10): a @ b
+torch.cuda.synchronize(); s = (time.perf_counter() - t) / 10
+print('bf16_matmul_tflops=%.1f' % (2 * 8192**3 / s / 1e12))"
+  for batch in 64 128; do
+    step "benchmark r34 288x192 batch $batch bf16: C, PyTorch eager AMP CL, torch.compile" 200 \
+      "$ROOT/tests/gpu/bench_gpu.sh" "$BUILD" "$batch" "$PYTHON" || failures=$((failures + 1))
+  done
+fi
+say ""
+say "## Summary: $failures failed step(s), $(elapsed) s in all"
+exit $((failures > 0))
