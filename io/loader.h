@@ -5,15 +5,16 @@
 
 #include <stdint.h>
 
-#include "mask_boxes.h"
+#include "augment.h"
 
 typedef struct loader_config {
   const char *path;
   int split; /* 0 train, 1 val, 2 test, -1 all images */
   int batch_size, rank, world_size;
   uint64_t seed;
-  int shuffle, augment; /* 0/1 */
-  int64_t limit;        /* use only the first `limit` images of the split (0 = all) */
+  int shuffle;                     /* 0/1 */
+  const augment_settings *augment; /* NULL: no augmentation; else copied by loader_open */
+  int64_t limit;                   /* use only the first `limit` images of the split (0 = all) */
   /* 0: every batch is full and the last partial global batch is dropped (training); 1: the
    * epoch covers every image, so the last batch may hold fewer (count < batch_size) and its
    * unused slots are zero images whose masks are all pad_label (evaluation). */

@@ -1,6 +1,6 @@
 /* An inference-only model (no gradients, activations in a ring of shared buffers) computes,
  * bit for bit, what a training model computes in eval mode from the same weights, in every
- * precision the backend runs, for both encoders, over two batches in a row (no state may leak
+ * precision the backend runs, for ResNet and VGG encoders, over two batches in a row (no state may leak
  * from one to the next through the shared buffers); and its activations take less than half
  * of the training model's memory. */
 #include <math.h>
@@ -19,7 +19,8 @@ static void eval_logits(unet *m, const float *input, float *logits) {
 }
 
 static int check(const backend *be, unet_arch arch, fp_dtype compute) {
-  unet_config config = {arch, 7, 2, 96, 64, compute, UNET_TRAINING};
+  unet_config config = {.arch = arch, .classes = 7, .batch = 2, .height = 96, .width = 64,
+                        .compute = compute, .mode = UNET_TRAINING};
   unet *trainer = unet_create(be, &config, 3);
   config.mode = UNET_INFERENCE;
   unet *inferer = unet_create(be, &config, 99); /* other weights until copied */
@@ -75,8 +76,9 @@ int main(void) {
       printf("%s not checked: %s\n", fp_dtype_name(precisions[p]), why);
       continue;
     }
-    failures += check(be, UNET_R18, precisions[p]);
-    failures += check(be, UNET_R34, precisions[p]);
+    const unet_arch archs[] = {UNET_R18, UNET_R34, UNET_VGG16, UNET_VGG19_BN};
+    for (size_t a = 0; a < sizeof archs / sizeof *archs; a++)
+      failures += check(be, archs[a], precisions[p]);
   }
   printf("%s\n", failures ? "FAIL" : "ok");
   return failures ? 1 : 0;

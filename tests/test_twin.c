@@ -3,8 +3,10 @@
  * and losses after several optimiser steps on the same weights and inputs.
  * Error per tensor: max|c - torch| / max|torch|.
  *
- * test_twin TWIN.h5            f32: fixed tolerances against the float64 twin.
- * test_twin TWIN.h5 bf16       bf16 mixed precision, against the same float64 twin. bf16 keeps 8
+ * The dump is an HDF5 file or a tensor directory (DUMP.twin/), read through twin_dump.h.
+ *
+ * test_twin DUMP               f32: fixed tolerances against the float64 twin.
+ * test_twin DUMP bf16          bf16 mixed precision, against the same float64 twin. bf16 keeps 8
  *   significant bits, and at initialisation the network amplifies rounding (rounding the
  *   weights alone to bf16 moves early-layer gradients by ~50%, tests/twin/README.md), so no
  *   fixed tolerance fits. The dump's /peer_bf16 holds what PyTorch's own bf16 autocast computes
@@ -16,15 +18,25 @@
  *   - over each group of at least MEAN_MIN_TENSORS tensors (gradients; state after the steps),
  *     the geometric mean of C's error / PyTorch's error <= MEAN_RATIO, which catches C being
  *     systematically less exact than PyTorch's autocast. (Seeds 1-4 at r18 64x64 gave 0.96-1.04
- *     for gradients and 0.98-1.03 after steps.) */
+ *     for gradients and 0.98-1.03 after steps.)
+ * test_twin DUMP f32-peer      f32, judged against the dump's /peer_f32 (PyTorch in plain float32)
+ *   by the same two rules, with F32_PEER_FLOOR as the floor: for models and sizes where float32
+ *   itself cannot reach the fixed tolerances on every tensor. Measured (tests/twin/README.md):
+ *   PyTorch float32's worst gradient is 1.2e-1 from float64's for VGG19-BN at 64x64 and 1.7e-2
+ *   for ResNet18 at 128x128, on tensors that differ from engine to engine and seed to seed, as
+ *   one would expect of rounding amplified where backward nearly cancels.
+ * In every mode a tensor that is zero in exact arithmetic (max |float64| < ZERO_REFERENCE, e.g.
+ * the gradient of a conv bias that batch norm follows) is not compared relatively (that would
+ * compare rounding noise with rounding noise) but must stay below an absolute bound. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "branch_targets.h"
 #include "check.h"
-#include "h5_tensors.h"
 #include "optim.h"
 #include "test_backend.h"
+#include "twin_dump.h"
 #include "unet.h"
 
 static const double forward_tolerance = 1e-4;
@@ -34,16 +46,31 @@ static const double step_tolerance = 1e-3;
 #define BF16_FLOOR (1.0 / 64.0)
 #define MEAN_RATIO 1.5
 #define MEAN_MIN_TENSORS 10
+#define F32_PEER_FLOOR 3e-2
+#define ZERO_REFERENCE 1e-10
+#define ZERO_BOUND_F32 1e-5
+#define ZERO_BOUND_BF16 1e-3
 
 typedef struct comparison {
   const char *what;
   double tolerance; /* f32 */
-  int against_peer; /* bf16: per tensor, PEER_FACTOR * peer error + BF16_FLOOR */
+  int against_peer; /* per tensor, PEER_FACTOR * peer error + peer_floor */
+  double peer_floor;
+  const char *peer_name; /* "PyTorch bf16", "PyTorch f32" */
+  double zero_bound;     /* for tensors zero in exact arithmetic: max |C| */
+  int zero_count;
   double worst_error, worst_peer;
   char worst_name[128];
   int failures, count;
-  double log_ratio_sum; /* of error / peer error (bf16 mode) */
+  double log_ratio_sum; /* of error / peer error (against a peer) */
 } comparison;
+
+static double max_abs(const float *x, size_t count) {
+  double largest = 0.0;
+  for (size_t i = 0; i < count; i++)
+    if (!(fabs(x[i]) <= largest)) largest = fabs(x[i]); /* NaN counts as largest */
+  return largest;
+}
 
 static double relative_error(const float *got, const float *want, size_t count) {
   double max_diff = 0.0, max_want = 0.0;
@@ -55,19 +82,29 @@ static double relative_error(const float *got, const float *want, size_t count) 
   return max_diff / (max_want > 1e-20 ? max_want : 1e-20);
 }
 
-/* peer: PyTorch bf16's values of the same tensor (bf16 mode), else NULL */
+/* peer: the peer's values of the same tensor (against a peer), else NULL */
 static void compare(comparison *c, const char *name, const float *got, const float *want,
                     const float *peer, size_t count) {
+  if (max_abs(want, count) < ZERO_REFERENCE) {
+    double largest = max_abs(got, count);
+    c->zero_count++;
+    if (!(largest <= c->zero_bound)) {
+      c->failures++;
+      printf("  FAIL %-55s zero in exact arithmetic: max |C| %.3e > %.0e\n", name, largest,
+             c->zero_bound);
+    }
+    return;
+  }
   double error = relative_error(got, want, count);
   double peer_error = peer ? relative_error(peer, want, count) : 0.0;
-  double tolerance = c->against_peer ? PEER_FACTOR * peer_error + BF16_FLOOR : c->tolerance;
+  double tolerance = c->against_peer ? PEER_FACTOR * peer_error + c->peer_floor : c->tolerance;
   c->count++;
   if (c->against_peer) /* both floored at 2^-24, f32's unit roundoff */
     c->log_ratio_sum += log(fmax(error, 0x1p-24) / fmax(peer_error, 0x1p-24));
   if (!(error <= tolerance)) {
     c->failures++;
     printf("  FAIL %-55s rel error %.3e > %.2e", name, error, tolerance);
-    if (c->against_peer) printf(" (PyTorch bf16: %.3e)", peer_error);
+    if (c->against_peer) printf(" (%s: %.3e)", c->peer_name, peer_error);
     printf("\n");
   }
   if (!(error <= c->worst_error)) {
@@ -81,20 +118,23 @@ static int report(comparison *c) {
   if (c->against_peer) {
     double mean_ratio = exp(c->log_ratio_sum / c->count);
     if (c->count >= MEAN_MIN_TENSORS && !(mean_ratio <= MEAN_RATIO)) c->failures++;
-    printf("%-28s worst %.3e (%s; PyTorch bf16 %.3e there); C/PyTorch error ratio, geometric "
+    printf("%-28s worst %.3e (%s; %s %.3e there); C/PyTorch error ratio, geometric "
            "mean over %d tensors, %.2f (<= %.1f%s): %s\n",
-           c->what, c->worst_error, c->worst_name, c->worst_peer, c->count, mean_ratio, MEAN_RATIO,
-           c->count >= MEAN_MIN_TENSORS ? "" : ", not judged over so few",
+           c->what, c->worst_error, c->worst_name, c->peer_name, c->worst_peer, c->count,
+           mean_ratio, MEAN_RATIO, c->count >= MEAN_MIN_TENSORS ? "" : ", not judged over so few",
            c->failures ? "FAIL" : "ok");
   } else {
     printf("%-28s worst %.3e (%s), tolerance %.0e: %s\n", c->what, c->worst_error, c->worst_name,
            c->tolerance, c->failures ? "FAIL" : "ok");
   }
+  if (c->zero_count)
+    printf("%-28s %d tensors zero in exact arithmetic, each within %.0e of 0\n", "", c->zero_count,
+           c->zero_bound);
   return c->failures;
 }
 
 typedef struct twin_file {
-  hid_t file;
+  twin_dump *dump;
   const char *path;
   const char *peer; /* "peer_bf16/" in bf16 mode, else NULL */
 } twin_file;
@@ -102,23 +142,23 @@ typedef struct twin_file {
 /* The reference's group/name, and the peer's if there is one. */
 static void read_pair(const twin_file *f, const char *name, float *want, float *peer,
                       size_t count) {
-  FP_CHECK(h5_read_floats(f->file, f->path, name, want, count) == 0, "%s: no /%s", f->path, name);
+  FP_CHECK(twin_dump_read_floats(f->dump, name, want, count) == 0, "%s: no /%s", f->path, name);
   if (!f->peer) return;
   char peer_name[256];
   snprintf(peer_name, sizeof peer_name, "%s%s", f->peer, name);
-  FP_CHECK(h5_read_floats(f->file, f->path, peer_name, peer, count) == 0,
-           "%s: no /%s (make the dump with --bf16-peer)", f->path, peer_name);
+  FP_CHECK(twin_dump_read_floats(f->dump, peer_name, peer, count) == 0,
+           "%s: no /%s (make the dump with --bf16-peer or --f32-peer)", f->path, peer_name);
 }
 
 static void compare_list(comparison *c, const twin_file *f, const char *group,
                          const tensor_list *list, const float *got) {
   float *want = fp_malloc(list->total * sizeof *want), *peer = NULL;
-  h5_read_tensor_list(f->file, f->path, group, list, want);
+  twin_dump_read_tensor_list(f->dump, group, list, want);
   if (f->peer) {
     char peer_group[256];
     snprintf(peer_group, sizeof peer_group, "%s%s", f->peer, group);
     peer = fp_malloc(list->total * sizeof *peer);
-    h5_read_tensor_list(f->file, f->path, peer_group, list, peer);
+    twin_dump_read_tensor_list(f->dump, peer_group, list, peer);
   }
   for (int i = 0; i < list->count; i++) {
     const named_tensor *t = &list->items[i];
@@ -130,84 +170,127 @@ static void compare_list(comparison *c, const twin_file *f, const char *group,
 }
 
 typedef struct batch {
-  uint8_t *labels;      /* backend memory */
-  float *class_weights; /* backend memory */
+  loss_spec spec;  /* labels and class weights in backend memory */
+  uint8_t *labels; /* host */
 } batch;
 
-static double loss_of_batch(unet *m, const batch *b) {
+/* The compound loss of the model's first forward at optimiser step `step` (the dropout draw). */
+static double loss_of_batch(unet *m, const batch *b, long step) {
+  if (m->br.mode != BRANCHES_NONE) {
+    size_t k = (size_t)m->batch * m->classes;
+    float *presence = fp_malloc(5 * k * sizeof *presence), *boxes = presence + k;
+    branch_targets_from_masks(b->labels, m->batch, m->height, m->width, m->classes, presence,
+                              boxes);
+    unet_set_branch_targets(m, presence, boxes);
+    free(presence);
+  }
+  unet_set_dropout_draw(m, (uint64_t)step, 0);
   unet_forward(m, 1);
-  m->be->softmax_cross_entropy(&m->logits, b->labels, b->class_weights, 255, 1.0f, &m->grad_logits,
-                               m->scalars);
+  unet_loss(m, &b->spec, 1);
   double scalars[SCALAR_COUNT];
   unet_read_scalars(m, scalars);
-  return scalars[SCALAR_LOSS];
+  return unet_total_loss(&b->spec, scalars[SCALAR_LOSS], scalars[SCALAR_CLASS_LOSS],
+                         scalars[SCALAR_BOX_LOSS]);
 }
 
 static batch upload_batch(const backend *be, const twin_file *f, const unet *m) {
   size_t pixels = (size_t)m->batch * m->height * m->width;
   uint8_t *labels = fp_malloc(pixels);
   float *class_weights = fp_malloc((size_t)m->classes * sizeof *class_weights);
-  FP_CHECK(h5_read_floats(f->file, f->path, "class_weights", class_weights, (size_t)m->classes) ==
-               0,
+  FP_CHECK(twin_dump_read_floats(f->dump, "class_weights", class_weights, (size_t)m->classes) == 0,
            "%s: no /class_weights", f->path);
-  hid_t labels_set = H5Dopen2(f->file, "labels", H5P_DEFAULT);
-  FP_CHECK(labels_set >= 0, "%s: no /labels", f->path);
-  H5_CHECK(H5Dread(labels_set, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels));
-  H5Dclose(labels_set);
-  batch b = {be->alloc(FP_U8, pixels), be->alloc(FP_F32, (size_t)m->classes)};
-  be->upload(b.labels, labels, FP_U8, pixels);
-  be->upload(b.class_weights, class_weights, FP_F32, (size_t)m->classes);
-  free(labels);
+  FP_CHECK(twin_dump_read_u8(f->dump, "labels", labels, pixels) == 0, "%s: no /labels", f->path);
+  batch b = {.labels = labels,
+             .spec = {.labels = be->alloc(FP_U8, pixels),
+                      .class_weights = be->alloc(FP_F32, (size_t)m->classes),
+                      .ignore_label = 255,
+                      .class_loss_weight = (float)twin_dump_attr_double(f->dump, "class_loss_weight"),
+                      .box_loss_weight = (float)twin_dump_attr_double(f->dump, "box_loss_weight"),
+                      .segmentation_scale = 1.0f,
+                      .class_scale = 1.0f,
+                      .box_scale = 1.0f}};
+  be->upload((void *)b.spec.labels, labels, FP_U8, pixels);
+  be->upload((void *)b.spec.class_weights, class_weights, FP_F32, (size_t)m->classes);
   free(class_weights);
   return b;
+}
+
+static void release_batch(const backend *be, batch *b) {
+  be->release((void *)b->spec.labels);
+  be->release((void *)b->spec.class_weights);
+  free(b->labels);
 }
 
 /* Model at the dump's initial weights and buffers. */
 static unet *twin_model(const backend *be, const twin_file *f, fp_dtype compute) {
   char arch_name[16];
-  h5_read_attr_string(f->file, f->path, "arch", arch_name, sizeof arch_name);
+  twin_dump_attr_string(f->dump, "arch", arch_name, sizeof arch_name);
   unet_arch arch;
   FP_CHECK(unet_arch_parse(arch_name, &arch) == 0, "%s: unknown arch %s", f->path, arch_name);
-  unet_config config = {arch,
-                        (int)h5_read_attr_long(f->file, f->path, "classes"),
-                        (int)h5_read_attr_long(f->file, f->path, "batch"),
-                        (int)h5_read_attr_long(f->file, f->path, "height"),
-                        (int)h5_read_attr_long(f->file, f->path, "width"),
-                        compute,
-                        UNET_TRAINING};
-  unet *m = unet_create(be, &config, 0);
+  char branches[16];
+  twin_dump_attr_string(f->dump, "branches", branches, sizeof branches);
+  branch_config branch = {.inject_blocks = (unsigned)twin_dump_attr_long(f->dump, "inject_blocks"),
+                          .dropout = (float)twin_dump_attr_double(f->dump, "branch_dropout")};
+  FP_CHECK(branch_mode_parse(branches, &branch.mode) == 0, "%s: branches '%s'", f->path, branches);
+  unet_config config = {.arch = arch,
+                        .classes = (int)twin_dump_attr_long(f->dump, "classes"),
+                        .batch = (int)twin_dump_attr_long(f->dump, "batch"),
+                        .height = (int)twin_dump_attr_long(f->dump, "height"),
+                        .width = (int)twin_dump_attr_long(f->dump, "width"),
+                        .compute = compute,
+                        .mode = UNET_TRAINING,
+                        .branches = branch};
+  /* the seed draws the branches' dropout as the twin does; the weights come from the dump */
+  unet *m = unet_create(be, &config, (uint64_t)twin_dump_attr_long(f->dump, "seed"));
+  unet_freeze_encoder(m, (int)twin_dump_attr_long(f->dump, "freeze_encoder"));
   float *params = fp_malloc(m->param_list.total * sizeof *params);
   float *buffers = fp_malloc(m->buffer_list.total * sizeof *buffers);
-  h5_read_tensor_list(f->file, f->path, "params", &m->param_list, params);
-  h5_read_tensor_list(f->file, f->path, "buffers", &m->buffer_list, buffers);
+  twin_dump_read_tensor_list(f->dump, "params", &m->param_list, params);
+  twin_dump_read_tensor_list(f->dump, "buffers", &m->buffer_list, buffers);
   be->upload(m->params, params, FP_F32, m->param_list.total);
   be->upload(m->buffers, buffers, FP_F32, m->buffer_list.total);
   unet_weights_changed(m);
   float *input = fp_malloc(tensor_count(&m->input) * sizeof *input);
-  FP_CHECK(h5_read_floats(f->file, f->path, "input", input, tensor_count(&m->input)) == 0,
+  FP_CHECK(twin_dump_read_floats(f->dump, "input", input, tensor_count(&m->input)) == 0,
            "%s: no /input", f->path);
   be->tensor_from_nchw(&m->input, input);
   free(input);
   free(params);
   free(buffers);
-  printf("twin %s: %s %dx%d batch %d, %d classes, %s\n", f->path, arch_name, config.height,
-         config.width, config.batch, config.classes, fp_dtype_name(compute));
+  printf("twin %s: %s %dx%d batch %d, %d classes, %s, branches %s (blocks 0x%x)\n", f->path,
+         arch_name, config.height, config.width, config.batch, config.classes,
+         fp_dtype_name(compute), branches, branch.inject_blocks);
   return m;
 }
 
 static optimizer *twin_optimizer(const backend *be, const twin_file *f, const unet *m) {
   char optimizer_name[16];
-  h5_read_attr_string(f->file, f->path, "optimizer", optimizer_name, sizeof optimizer_name);
-  adam_config adam = {(float)h5_read_attr_double(f->file, f->path, "beta1"),
-                      (float)h5_read_attr_double(f->file, f->path, "beta2"),
-                      (float)h5_read_attr_double(f->file, f->path, "eps"),
-                      (float)h5_read_attr_double(f->file, f->path, "weight_decay"),
-                      strcmp(optimizer_name, "adam") != 0};
-  schedule_config schedule = {h5_read_attr_double(f->file, f->path, "max_lr"),
-                              h5_read_attr_double(f->file, f->path, "warmup_fraction"),
-                              h5_read_attr_long(f->file, f->path, "total_steps")};
+  twin_dump_attr_string(f->dump, "optimizer", optimizer_name, sizeof optimizer_name);
+  adam_config adam = {.beta1 = (float)twin_dump_attr_double(f->dump, "beta1"),
+                      .beta2 = (float)twin_dump_attr_double(f->dump, "beta2"),
+                      .eps = (float)twin_dump_attr_double(f->dump, "eps"),
+                      .weight_decay = (float)twin_dump_attr_double(f->dump, "weight_decay"),
+                      .decoupled_weight_decay = strcmp(optimizer_name, "adam") != 0};
+  schedule_config schedule = {twin_dump_attr_double(f->dump, "max_lr"),
+                              twin_dump_attr_double(f->dump, "warmup_fraction"),
+                              twin_dump_attr_long(f->dump, "total_steps")};
   return optimizer_create(be, m->param_list.total, adam, schedule,
-                          h5_read_attr_double(f->file, f->path, "clip_norm"));
+                          twin_dump_attr_double(f->dump, "clip_norm"));
+}
+
+/* The branches' logits (class presence, boxes), when the model has them. */
+static void compare_branch_outputs(const twin_file *f, const unet *m, comparison *forward) {
+  if (m->br.mode == BRANCHES_NONE) return;
+  const tensor *outputs[] = {&m->br.cls.logits, &m->br.box.logits};
+  const char *names[] = {"class_logits", "box_logits"};
+  for (int i = 0; i < 2; i++) {
+    size_t count = tensor_count(outputs[i]);
+    float *got = fp_malloc(3 * count * sizeof *got), *want = got + count, *peer = got + 2 * count;
+    read_pair(f, names[i], want, peer, count);
+    m->be->tensor_to_nchw(outputs[i], got);
+    compare(forward, names[i], got, want, f->peer ? peer : NULL, count);
+    free(got);
+  }
 }
 
 /* Forward output, loss, every gradient and the gradient norm of the first pass. */
@@ -222,9 +305,10 @@ static int check_first_pass(const twin_file *f, unet *m, const batch *b, compari
   read_pair(f, "output", want, peer, logit_count);
   read_pair(f, "loss", &want_scalars[0], &peer_scalars[0], 1);
   read_pair(f, "grad_norm", &want_scalars[1], &peer_scalars[1], 1);
-  got_scalars[0] = (float)loss_of_batch(m, b);
+  got_scalars[0] = (float)loss_of_batch(m, b, 0);
   be->tensor_to_nchw(&m->logits, got);
   compare(forward, "output", got, want, f->peer ? peer : NULL, logit_count);
+  compare_branch_outputs(f, m, forward);
   compare(forward, "loss", &got_scalars[0], &want_scalars[0], f->peer ? &peer_scalars[0] : NULL, 1);
   printf("loss: C %.7f  PyTorch %.7f\n", got_scalars[0], want_scalars[0]);
   int failures = report(forward);
@@ -232,8 +316,12 @@ static int check_first_pass(const twin_file *f, unet *m, const batch *b, compari
   unet_backward(m);
   float *grads = fp_malloc(m->param_list.total * sizeof *grads);
   be->download(grads, m->grads, FP_F32, m->param_list.total);
-  compare_list(gradients, f, "grads", &m->param_list, grads);
-  be->gradient_norm(m->grads, m->param_list.total, 0.0, m->scalars);
+  /* the tensors backward trains (a frozen encoder's have no gradient, in the dump either) */
+  size_t from = unet_trained_from(m);
+  tensor_list trained = m->param_list;
+  while (trained.count > 0 && trained.items->offset < from) trained.items++, trained.count--;
+  compare_list(gradients, f, "grads", &trained, grads);
+  be->gradient_norm(m->grads + from, m->param_list.total - from, 0.0, m->scalars);
   double scalars[SCALAR_COUNT];
   unet_read_scalars(m, scalars);
   got_scalars[1] = (float)scalars[SCALAR_GRAD_NORM];
@@ -248,9 +336,22 @@ static int check_first_pass(const twin_file *f, unet *m, const batch *b, compari
 }
 
 /* Optimiser steps from the initial state, the same batch each step. */
+/* A frozen encoder's parameters after the steps are its initial ones, bit for bit. */
+static int check_frozen_unchanged(const twin_file *f, const unet *m, const float *after) {
+  if (!m->encoder_frozen) return 0;
+  float *initial = fp_malloc(m->param_list.total * sizeof *initial);
+  twin_dump_read_tensor_list(f->dump, "params", &m->param_list, initial);
+  size_t changed = 0;
+  for (size_t i = 0; i < m->encoder_params; i++) changed += initial[i] != after[i];
+  printf("frozen encoder: %zu of %zu parameters changed by the steps: %s\n", changed,
+         m->encoder_params, changed ? "FAIL" : "ok");
+  free(initial);
+  return changed != 0;
+}
+
 static int check_steps(const twin_file *f, unet *m, const batch *b, comparison *stepped) {
   const backend *be = m->be;
-  long steps = h5_read_attr_long(f->file, f->path, "steps");
+  long steps = twin_dump_attr_long(f->dump, "steps");
   optimizer *opt = twin_optimizer(be, f, m);
   size_t n = (size_t)steps;
   float *want = fp_calloc(4 * n + 4, sizeof *want);
@@ -262,7 +363,7 @@ static int check_steps(const twin_file *f, unet *m, const batch *b, comparison *
     read_pair(f, "after/lrs", want_lrs, peer_lrs, n);
   }
   for (long s = 0; s < steps; s++) {
-    got[s] = (float)loss_of_batch(m, b);
+    got[s] = (float)loss_of_batch(m, b, s);
     unet_backward(m);
     got_lrs[s] = (float)optimizer_step(opt, m);
     printf("step %ld: loss C %.7f PyTorch %.7f, lr C %.6e PyTorch %.6e\n", s, got[s],
@@ -277,6 +378,7 @@ static int check_steps(const twin_file *f, unet *m, const batch *b, comparison *
     be->download(params, m->params, FP_F32, m->param_list.total);
     be->download(buffers, m->buffers, FP_F32, m->buffer_list.total);
     compare_list(stepped, f, "after/params", &m->param_list, params);
+    failures += check_frozen_unchanged(f, m, params);
     compare_list(stepped, f, "after/buffers", &m->buffer_list, buffers);
     failures += report(stepped);
     free(params);
@@ -290,12 +392,19 @@ static int check_steps(const twin_file *f, unet *m, const batch *b, comparison *
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "bf16") && strcmp(argv[2], "f32"))) {
-    fprintf(stderr, "usage: %s TWIN.h5 [f32|bf16]   (made by tests/twin/unet_twin.py)\n", argv[0]);
+  const char *mode = argc == 3 ? argv[2] : "f32";
+  if (argc < 2 || argc > 3 ||
+      (strcmp(mode, "bf16") && strcmp(mode, "f32") && strcmp(mode, "f32-peer"))) {
+    fprintf(stderr, "usage: %s DUMP.h5|DUMP.twin [f32|f32-peer|bf16]   (tests/twin/unet_twin.py)\n",
+            argv[0]);
     return 2;
   }
-  fp_dtype compute = argc == 3 && !strcmp(argv[2], "bf16") ? FP_BF16 : FP_F32;
-  twin_file f = {h5_open_read(argv[1]), argv[1], compute == FP_BF16 ? "peer_bf16/" : NULL};
+  fp_dtype compute = !strcmp(mode, "bf16") ? FP_BF16 : FP_F32;
+  int peer = strcmp(mode, "f32") != 0;
+  twin_file f = {twin_dump_open(argv[1]), argv[1],
+                 !peer                ? NULL
+                 : compute == FP_BF16 ? "peer_bf16/"
+                                      : "peer_f32/"};
   const backend *be = test_backend();
   char why[256];
   if (be->dtype_support(compute, why, sizeof why) == DTYPE_NOT_NATIVE) {
@@ -304,10 +413,16 @@ int main(int argc, char **argv) {
   }
   unet *m = twin_model(be, &f, compute);
   batch b = upload_batch(be, &f, m);
-  int peer = compute == FP_BF16;
-  comparison forward = {"forward output", forward_tolerance, peer, 0, 0, "", 0, 0, 0};
-  comparison gradients = {"gradients", gradient_tolerance, peer, 0, 0, "", 0, 0, 0};
-  comparison stepped = {"after optimiser steps", step_tolerance, peer, 0, 0, "", 0, 0, 0};
+  comparison forward = {.what = "forward output", .tolerance = forward_tolerance};
+  comparison gradients = {.what = "gradients", .tolerance = gradient_tolerance};
+  comparison stepped = {.what = "after optimiser steps", .tolerance = step_tolerance};
+  comparison *groups[] = {&forward, &gradients, &stepped};
+  for (int i = 0; i < 3; i++) {
+    groups[i]->against_peer = peer;
+    groups[i]->peer_floor = compute == FP_BF16 ? BF16_FLOOR : F32_PEER_FLOOR;
+    groups[i]->peer_name = compute == FP_BF16 ? "PyTorch bf16" : "PyTorch f32";
+    groups[i]->zero_bound = compute == FP_BF16 ? ZERO_BOUND_BF16 : ZERO_BOUND_F32;
+  }
   int failures = check_first_pass(&f, m, &b, &forward, &gradients);
   unet_destroy(m);
   m = twin_model(be, &f, compute); /* the steps start from the initial state again */
@@ -316,9 +431,8 @@ int main(int argc, char **argv) {
   int reference = be->reference_primitive_count();
   printf("primitives using oneDNN reference code: %d\n", reference);
   if (reference > 0) failures++;
-  H5Fclose(f.file);
-  be->release(b.labels);
-  be->release(b.class_weights);
+  twin_dump_close(f.dump);
+  release_batch(be, &b);
   unet_destroy(m);
   printf("%s\n", failures ? "TWIN MISMATCH" : "twin agrees");
   return failures ? 1 : 0;

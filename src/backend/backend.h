@@ -60,6 +60,10 @@ enum step_scalar {
   SCALAR_NONFINITE,   /* 1 when the gradient norm is NaN or infinite */
   SCALAR_LR,          /* learning rate of the next adam_update */
   SCALAR_STEP,        /* Adam's step count for the next update, 1 on the first */
+  SCALAR_BAD_LABELS,  /* labels outside the classes (not the ignore label) in the last loss */
+  SCALAR_CLASS_LOSS,  /* sigmoid_bce: mean binary cross-entropy of the class-presence logits */
+  SCALAR_BOX_LOSS,    /* sigmoid_smooth_l1: mean smooth-L1 over the present classes' boxes */
+  SCALAR_BOX_COUNT,   /* sigmoid_smooth_l1: box coordinates it averaged over (4 per present) */
   SCALAR_COUNT
 };
 
@@ -140,6 +144,25 @@ typedef struct backend {
   void (*global_avgpool_forward)(const tensor *x, tensor *y);
   void (*global_avgpool_backward)(const tensor *dy, tensor *dx);
 
+  /* global max pool to [N,C,1,1]: each channel's first maximum (a NaN counts as the maximum,
+   * as in PyTorch); backward gives dy to that position and 0 elsewhere */
+  void (*global_maxpool_forward)(const tensor *x, tensor *y);
+  void (*global_maxpool_backward)(const tensor *x, const tensor *dy, tensor *dx);
+
+  /* y [N,C,H,W] = x [N,C,1,1] at every pixel (a branch's output injected as planes); its
+   * backward, dx [N,C,1,1] = the sum of dy over the plane */
+  void (*broadcast_plane)(const tensor *x, tensor *y);
+  void (*sum_plane)(const tensor *dy, tensor *dx);
+
+  /* y = a * b elementwise, same shape and dtype (dropout: b is the keep mask / (1 - p));
+   * y may alias a */
+  void (*mul)(const tensor *a, const tensor *b, tensor *y);
+
+  /* y = 1 / (1 + exp(-x)) elementwise (a branch's output injected as probabilities); y may
+   * alias x. Backward reads the forward output, dx = dy * y * (1 - y); dx may alias dy. */
+  void (*sigmoid_forward)(const tensor *x, tensor *y);
+  void (*sigmoid_backward)(const tensor *y, const tensor *dy, tensor *dx);
+
   /* fully connected: x [N,in] (any tensor, flattened per sample in NCHW order), weights
    * [out,in] in x's dtype, bias [out] f32 -> y [N,out,1,1] */
   void (*inner_product_forward)(const tensor *x, const void *weights, const float *bias, tensor *y);
@@ -148,12 +171,29 @@ typedef struct backend {
 
   /* Softmax cross-entropy over channels, in f32 whatever the logits' dtype, with per-class
    * weights and an ignore label, reduced like PyTorch's mean: sum(w[t]*nll)/sum(w[t]) over
-   * pixels whose label t != ignore_label. Writes scalars[SCALAR_LOSS] and
-   * scalars[SCALAR_LOSS_WEIGHT], and (if grad_logits is not NULL) grad_scale * d loss / d logits.
+   * pixels whose label t != ignore_label. Writes scalars[SCALAR_LOSS],
+   * scalars[SCALAR_LOSS_WEIGHT] and scalars[SCALAR_BAD_LABELS], and (if grad_logits is not NULL)
+   * grad_scale * d loss / d logits. A label >= C that is not ignore_label is an error: a host
+   * backend may stop at once; a device backend counts such labels in SCALAR_BAD_LABELS (and
+   * gives them weight 0) rather than wait for the device, and unet_read_scalars stops there.
    * labels: u8 [N,H,W]; class_weights: f32 [C]. */
   void (*softmax_cross_entropy)(const tensor *logits, const uint8_t *labels,
                                 const float *class_weights, int ignore_label, float grad_scale,
                                 tensor *grad_logits, double *scalars);
+  /* Multilabel loss of logits [N,K,1,1] against targets f32 [N*K] in {0,1} (or soft):
+   * scalars[SCALAR_CLASS_LOSS] = mean over the N*K entries of
+   * max(x,0) - x*t + log(1 + exp(-|x|)) (torch's BCEWithLogitsLoss), in f32/f64 whatever the
+   * logits' dtype; grad (if not NULL) = grad_scale * (sigmoid(x) - t) / (N*K). */
+  void (*sigmoid_bce)(const tensor *logits, const float *targets, float grad_scale, tensor *grad,
+                      double *scalars);
+  /* Box loss of x [N,4K,1,1] (per class the (y0,x0,y1,x1) logits) against targets f32 [N*4K] in
+   * [0,1], counting only the classes whose mask f32 [N*K] is 1: with s = sigmoid(x), d = s - t,
+   * smooth-L1 l(d) = d^2/2 for |d| < 1 else |d| - 1/2 (torch's SmoothL1Loss, beta 1);
+   * scalars[SCALAR_BOX_COUNT] = 4 * the number of present (n, k), scalars[SCALAR_BOX_LOSS] =
+   * their sum of l / that count (0 when none); grad (if not NULL) = grad_scale * mask * l'(d) *
+   * s (1 - s) / that count. */
+  void (*sigmoid_smooth_l1)(const tensor *x, const float *targets, const float *mask,
+                            float grad_scale, tensor *grad, double *scalars);
   /* per-pixel argmax over channels -> u8 [N,H,W] */
   void (*argmax_channels)(const tensor *logits, uint8_t *predictions);
   /* per-pixel softmax over channels (inference); probabilities has the logits' shape and may
@@ -171,10 +211,14 @@ typedef struct backend {
                       size_t count, const adam_config *cfg, const double *scalars);
   /* how many distinct primitives fell back to a reference (slow) implementation */
   int (*reference_primitive_count)(void);
+  /* the cudaStream_t every op is queued on (collectives on device buffers order themselves
+   * after it); NULL for host backends */
+  void *(*device_stream)(void);
 } backend;
 
-/* The backend named `name`: "cpu", or "auto" (the best one built and usable here: today cpu).
- * Returns NULL and fills `why` when there is none by that name or it cannot run here. */
+/* The backend named `name`: "cpu", "cuda", or "auto" (cuda when it is built in and a GPU is
+ * visible, else cpu). Returns NULL and fills `why` when there is none by that name, it is not
+ * built into this program, or it cannot run here (no GPU). */
 const backend *backend_open(const char *name, char *why, size_t why_size);
 
 #endif

@@ -24,6 +24,8 @@
       FP_FATAL("oneDNN: %s failed: %s", #call, dnnl_status2str(status_));                          \
   } while (0)
 
+enum cpu_workspace_slot { CPU_WS_INPUT, CPU_WS_OUTPUT, CPU_WS_SECOND_INPUT, CPU_WS_COUNT };
+
 typedef struct cpu_state {
   dnnl_engine_t engine;
   dnnl_stream_t stream;
@@ -31,9 +33,9 @@ typedef struct cpu_state {
   primitive_cache cache;
   int reference_primitives;
   int allow_winograd;
-  /* grow-only workspaces of the loss and argmax (plain f32 copies of logits and gradients) */
-  void *workspace[2];
-  size_t workspace_bytes[2];
+  /* grow-only workspaces (plain f32 copies of tensors for the loops of cpu_loss.c, cpu_heads.c) */
+  void *workspace[CPU_WS_COUNT];
+  size_t workspace_bytes[CPU_WS_COUNT];
 } cpu_state;
 
 extern cpu_state cpu;
@@ -106,6 +108,13 @@ void staging_out_done(staging *s, void *stored_ptr);
 #define FP_SAME_SHAPE(a, b)                                                                        \
   ((a)->n == (b)->n && (a)->c == (b)->c && (a)->h == (b)->h && (a)->w == (b)->w)
 
+/* A tensor as plain f32 NCHW, for the ops written as loops: the data itself when it is stored
+ * so, else a copy in workspace `slot`. cpu_plain_output gives where to write; cpu_plain_done
+ * stores what was written back into the tensor. */
+const float *cpu_plain_input(const tensor *t, int slot);
+float *cpu_plain_output(const tensor *t, int slot);
+void cpu_plain_done(tensor *t, float *plain);
+
 /* The op implementations, one file per concern; cpu_backend.c puts them in the table. */
 void cpu_conv2d_forward(const conv_desc *d, const tensor *x, const void *weights, const float *bias,
                         tensor *y);
@@ -141,6 +150,17 @@ void cpu_concat_channels(const tensor *a, const tensor *b, tensor *y);
 void cpu_split_channels(const tensor *dy, tensor *da, tensor *db);
 void cpu_add(const tensor *a, const tensor *b, tensor *y);
 void cpu_softmax_channels(const tensor *logits, tensor *probabilities);
+void cpu_global_maxpool_forward(const tensor *x, tensor *y);
+void cpu_global_maxpool_backward(const tensor *x, const tensor *dy, tensor *dx);
+void cpu_broadcast_plane(const tensor *x, tensor *y);
+void cpu_sum_plane(const tensor *dy, tensor *dx);
+void cpu_mul(const tensor *a, const tensor *b, tensor *y);
+void cpu_sigmoid_forward(const tensor *x, tensor *y);
+void cpu_sigmoid_backward(const tensor *y, const tensor *dy, tensor *dx);
+void cpu_sigmoid_bce(const tensor *logits, const float *targets, float grad_scale, tensor *grad,
+                     double *scalars);
+void cpu_sigmoid_smooth_l1(const tensor *x, const float *targets, const float *mask,
+                           float grad_scale, tensor *grad, double *scalars);
 
 void cpu_softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
                                const float *class_weights, int ignore_label, float grad_scale,

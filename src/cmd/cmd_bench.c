@@ -13,22 +13,27 @@
 #include "unet.h"
 
 static void usage(FILE *out) {
-  fprintf(out, "usage: bench [--arch r18|r34] [--height H] [--width W] [--batch B] [--threads T]\n"
+  fprintf(out, "usage: bench [--arch " UNET_ARCH_WORDS
+               "] [--height H] [--width W] [--batch B] [--threads T]\n"
                "             [--classes K] [--warmup N] [--steps N] [--infer-batches N]\n"
-               "             [--backend auto|cpu] [--precision auto|fp32|bf16]\n"
+               "             [--backend auto|cpu|cuda] [--precision auto|fp32|bf16]\n"
                "Times training steps (forward, weighted cross-entropy, backward, AdamW) of a\n"
                "training model and inference batches (forward, argmax) of an inference-only model\n"
                "of the U-Net on synthetic data and prints one line:\n"
                "  engine=c ... precision=<fp32|bf16> train_img_s=<x> infer_img_s=<y> ...\n"
                "Defaults: r34 288x192, batch 8, 59 classes, 2 warm-up steps, 5 timed steps,\n"
-               "5 inference batches, threads = all cores, backend auto, precision auto (bf16\n"
-               "where the CPU has AMX-BF16, else fp32; the reason goes to stderr).\n");
+               "5 inference batches, threads = all cores, backend auto (cuda when built in and a\n"
+               "GPU is visible), precision auto (bf16 where the CPU has AMX-BF16 or the GPU bf16\n"
+               "Tensor Cores, else fp32; the reason goes to stderr). Each step ends by reading\n"
+               "its scalars back and each inference batch by copying its predictions to the host,\n"
+               "as train and parse_catalog do, so device backends are timed to completion.\n");
 }
 
 typedef struct bench_data {
   float *host_input;
   uint8_t *labels, *predictions; /* backend memory */
-  float *class_weights;          /* backend memory */
+  uint8_t *host_predictions;
+  float *class_weights; /* backend memory */
 } bench_data;
 
 static bench_data bench_data_create(const backend *be, const unet *m) {
@@ -45,6 +50,7 @@ static bench_data bench_data_create(const backend *be, const unet *m) {
   for (int k = 0; k < m->classes; k++) host_weights[k] = k == 0 ? 1.0f : 2.0f;
   d.labels = be->alloc(FP_U8, pixels);
   d.predictions = be->alloc(FP_U8, pixels);
+  d.host_predictions = fp_malloc(pixels);
   d.class_weights = be->alloc(FP_F32, (size_t)m->classes);
   be->upload(d.labels, host_labels, FP_U8, pixels);
   be->upload(d.class_weights, host_weights, FP_F32, (size_t)m->classes);
@@ -55,6 +61,7 @@ static bench_data bench_data_create(const backend *be, const unet *m) {
 
 static void bench_data_free(const backend *be, bench_data *d) {
   free(d->host_input);
+  free(d->host_predictions);
   be->release(d->labels);
   be->release(d->predictions);
   be->release(d->class_weights);
@@ -69,17 +76,17 @@ static double time_training(const backend *be, unet_config config, int warmup, i
   adam_config adam = {0.9f, 0.999f, 1e-8f, 1e-4f, 1};
   schedule_config schedule = {1e-3, 0.1, warmup + steps};
   optimizer *opt = optimizer_create(be, m->param_list.total, adam, schedule, 1.0);
-  double seconds = 0.0, scalars[SCALAR_COUNT];
+  double start = 0.0, scalars[SCALAR_COUNT];
   for (int s = 0; s < warmup + steps; s++) {
-    double start = progress_now();
+    if (s == warmup) start = progress_now();
     unet_forward(m, 1);
     be->softmax_cross_entropy(&m->logits, d.labels, d.class_weights, 255, 1.0f, &m->grad_logits,
                               m->scalars);
     unet_backward(m);
     optimizer_step(opt, m);
     unet_read_scalars(m, scalars);
-    if (s >= warmup) seconds += progress_now() - start;
   }
+  double seconds = progress_now() - start;
   optimizer_destroy(opt);
   bench_data_free(be, &d);
   unet_destroy(m);
@@ -92,13 +99,15 @@ static double time_inference(const backend *be, unet_config config, int batches)
   unet *m = unet_create(be, &config, 1);
   bench_data d = bench_data_create(be, m);
   be->tensor_from_nchw(&m->input, d.host_input);
-  double seconds = 0.0;
+  size_t pixels = (size_t)m->batch * m->height * m->width;
+  double start = 0.0;
   for (int b = 0; b < 1 + batches; b++) {
-    double start = progress_now();
+    if (b == 1) start = progress_now();
     unet_forward(m, 0);
     be->argmax_channels(&m->logits, d.predictions);
-    if (b >= 1) seconds += progress_now() - start;
+    be->download(d.host_predictions, d.predictions, FP_U8, pixels);
   }
+  double seconds = progress_now() - start;
   bench_data_free(be, &d);
   unet_destroy(m);
   return seconds / batches;
@@ -127,7 +136,7 @@ int main(int argc, char **argv) {
   }
   unet_arch arch;
   if (unet_arch_parse(arch_name, &arch) != 0) {
-    fprintf(stderr, "bench: --arch must be r18 or r34, not '%s'\n", arch_name);
+    fprintf(stderr, "bench: --arch must be one of " UNET_ARCH_WORDS ", not '%s'\n", arch_name);
     return 2;
   }
   if (threads > 0) omp_set_num_threads(threads);
@@ -136,7 +145,8 @@ int main(int argc, char **argv) {
   runtime_describe(&rt, where, sizeof where);
   fprintf(stderr, "bench: %s\n", where);
 
-  unet_config config = {arch, classes, batch, height, width, rt.compute, UNET_TRAINING};
+  unet_config config = {.arch = arch, .classes = classes, .batch = batch, .height = height,
+                        .width = width, .compute = rt.compute, .mode = UNET_TRAINING};
   double step_s = time_training(rt.be, config, warmup, steps);
   double batch_s = time_inference(rt.be, config, infer_batches);
   printf("engine=c arch=%s height=%d width=%d batch=%d threads=%d backend=%s precision=%s "

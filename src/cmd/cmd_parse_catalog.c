@@ -24,7 +24,7 @@
 
 #include "catalog_chunk.h"
 #include "catalog_files.h"
-#include "catalog_hash.h"
+#include "hash.h"
 #include "catalog_job.h"
 #include "catalog_master.h"
 #include "catalog_preview.h"
@@ -261,8 +261,10 @@ static void setup(run *r, int *lock_fd) {
                        j->source_max_height, j->source_max_width, j->zstd_level};
   runtime rt = runtime_open(j->backend, j->precision, r->opts.job_path, 0);
   runtime_describe(&rt, r->runtime_text, sizeof r->runtime_text);
-  unet_config model_config = {r->info.arch,  r->info.classes, j->batch,      r->info.height,
-                              r->info.width, rt.compute,      UNET_INFERENCE};
+  unet_config model_config = {.arch = r->info.arch,     .classes = r->info.classes,
+                              .batch = j->batch,         .height = r->info.height,
+                              .width = r->info.width,    .compute = rt.compute,
+                              .mode = UNET_INFERENCE,    .branches = r->info.branches};
   r->model = unet_create(rt.be, &model_config, 0);
   checkpoint_load(j->checkpoint, r->model, NULL, NULL);
   r->checkpoint_hash = model_hash(r->model);

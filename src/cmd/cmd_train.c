@@ -1,7 +1,8 @@
 /* train JOBFILE [section.key=value ...]: trains the U-Net on an HDF5 dataset made by `ingest`,
  * validating and checkpointing every epoch. Under mpirun or srun every rank trains on its own
  * shard of each global batch and gradients are averaged (data parallel); rank 0 prints and
- * writes the checkpoints. SIGTERM or SIGUSR1: finish the step, checkpoint, exit 75. */
+ * writes the checkpoints. SIGTERM, SIGUSR1 or SIGINT: finish the step, checkpoint, exit 75. */
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <signal.h>
@@ -13,50 +14,42 @@
 
 #include "check.h"
 #include "checkpoint.h"
+#include "checkpoint_dir.h"
 #include "collective.h"
 #include "config.h"
 #include "data_parallel.h"
+#include "hash.h"
 #include "dataset.h"
 #include "loader.h"
 #include "metrics.h"
 #include "optim.h"
+#include "pretrained.h"
 #include "progress.h"
 #include "runtime.h"
+#include "train_loss.h"
 #include "unet.h"
 
 enum { EXIT_NON_FINITE_LOSS = 3, EXIT_PREEMPTED = 75 /* EX_TEMPFAIL: requeue me */ };
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: train JOBFILE [section.key=value ...]\n"
-          "Trains the U-Net described by the job file (see jobs/README.md) on an HDF5 dataset\n"
-          "made by `ingest`. Overrides on the command line win over the file, e.g.\n"
-          "  train jobs/ccp_r34.ini train.batch=4 data.limit=64\n"
-          "Per epoch it prints the training loss and pixel accuracy and, on the validation\n"
-          "split, pixel accuracy and mIoU; checkpoints go to checkpoint.dir/last.h5 (and\n"
-          "best.h5, by validation mIoU excluding background), and every step's loss to\n"
-          "checkpoint.dir/steps.csv. Under mpirun/srun the ranks train data-parallel, each\n"
-          "on its share of every global batch (train.batch images per rank).\n"
-          "SIGTERM or SIGUSR1 finishes the current step, writes last.h5 and exits 75; with\n"
-          "checkpoint.resume=auto the next run continues exactly where it stopped.\n"
-          "Exit status: 0 done, 1 error, 3 stopped on a non-finite loss (the last good\n"
-          "checkpoint is kept), 75 stopped by a signal (requeue).\n\n"
-          "Job-file keys:\n");
+  fprintf(
+      out,
+      "usage: train JOBFILE [section.key=value ...]\n"
+      "Trains the U-Net described by the job file (see jobs/README.md) on an HDF5 dataset\n"
+      "made by `ingest`. Overrides on the command line win over the file, e.g.\n"
+      "  train jobs/ccp_r34.ini train.batch=4 data.limit=64\n"
+      "Per epoch it prints the training loss and pixel accuracy and, on the validation\n"
+      "split, pixel accuracy and mIoU; checkpoints go to checkpoint.dir/last.h5 (and\n"
+      "best.h5, by validation mIoU excluding background), and every step's loss to\n"
+      "checkpoint.dir/steps.csv. Under mpirun/srun the ranks train data-parallel, each\n"
+      "on its share of every global batch (train.batch images per rank).\n"
+      "SIGTERM, SIGUSR1 or SIGINT finishes the current step, writes last.h5 and exits 75 (more\n"
+      "signals meanwhile do not interrupt it); with\n"
+      "checkpoint.resume=auto the next run continues exactly where it stopped.\n"
+      "Exit status: 0 done, 1 error, 3 stopped on a non-finite loss (the last good\n"
+      "checkpoint is kept), 75 stopped by a signal (requeue).\n\n"
+      "Job-file keys:\n");
   train_config_print_help(out);
-}
-
-static void make_directory(const char *path) {
-  char partial[1024];
-  size_t n = strlen(path);
-  FP_CHECK(n < sizeof partial, "checkpoint.dir too long: %s", path);
-  for (size_t i = 1; i <= n; i++) {
-    if (path[i] == '/' || path[i] == '\0') {
-      memcpy(partial, path, i);
-      partial[i] = '\0';
-      if (mkdir(partial, 0777) != 0 && access(partial, F_OK) != 0)
-        FP_FATAL("cannot create directory %s (checkpoint.dir)", partial);
-    }
-  }
 }
 
 static volatile sig_atomic_t stop_requested;
@@ -66,12 +59,29 @@ static void request_stop(int signal_number) {
   stop_requested = 1;
 }
 
+/* SIGTERM (Slurm), SIGUSR1 (mpirun forwards it) and SIGINT (Ctrl-C) all ask for the graceful
+ * stop, and keep doing so: with sigaction, not signal(), whose System V semantics under strict
+ * C11 would reset the handler after the first, so that a second signal killed the run in the
+ * middle of saving. */
+static void install_stop_handlers(void) {
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = request_stop;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  const int signals[] = {SIGTERM, SIGUSR1, SIGINT};
+  for (size_t i = 0; i < sizeof signals / sizeof *signals; i++)
+    FP_CHECK(sigaction(signals[i], &action, NULL) == 0, "sigaction(%d): %s", signals[i],
+             strerror(errno));
+}
+
 typedef struct trainer {
   train_config cfg;
   const char *job; /* the job file's path, for messages */
   runtime rt;
   const backend *be;
   collective *comm;
+  int checkpoint_lock; /* rank 0: held for the run (checkpoint_dir.h); -1 elsewhere */
   int rank, world_size;
   unet *model;
   optimizer *opt;
@@ -88,8 +98,11 @@ typedef struct trainer {
   long steps_per_epoch;
   confusion train_conf, val_conf;
   double best_miou, epoch_loss_sum; /* the sum over the current epoch's steps */
+  long best_epoch;                  /* 1-based epoch of best_miou, 0 = none yet */
+  long total_epochs;                /* train.frozen_epochs + train.epochs */
   int stop;                         /* a rank was asked to stop */
   progress prog;
+  train_loss loss;
   FILE *step_log; /* rank 0 only */
   char config_text[16384];
   char last_path[1100], best_path[1100], step_log_path[1100];
@@ -142,74 +155,33 @@ static seg_metrics validate(trainer *t, confusion *conf, double *val_loss) {
   return confusion_metrics(conf);
 }
 
-/* Sum of the class weights of the batch's labelled pixels: the weighted mean loss's divisor. */
-static double loss_weight_sum(const trainer *t, const uint8_t *masks, size_t pixels) {
-  double sum = 0.0;
-  for (size_t i = 0; i < pixels; i++)
-    if (masks[i] != t->cfg.ignore_label) sum += t->host_class_weights[masks[i]];
-  return sum;
-}
-
-/* One training step's forward and loss, queued on the backend. Each rank's loss is the weighted
- * mean over its own pixels; the global batch's is the weighted mean over all pixels, so each
- * rank's loss gradient is scaled by N * local_weight / global_weight before the gradients are
- * averaged. The same small all-reduce tells every rank whether any rank was asked to stop.
- * Returns this rank's share of the loss weight (see global_loss). */
-static double forward_loss(trainer *t, const loader_batch *batch, int *stop,
-                           double *global_weight) {
-  const backend *be = t->be;
+/* One training step's forward and loss, queued on the backend (train_loss.h normalises each
+ * term over the global batch); the same small all-reduce tells every rank whether any rank was
+ * asked to stop. */
+static void forward_loss(trainer *t, const loader_batch *batch) {
   unet *m = t->model;
   upload_batch(t, batch);
+  unet_set_dropout_draw(m, (uint64_t)t->opt->step, (long)t->rank * t->cfg.batch);
   unet_forward(m, 1);
-  *stop = stop_requested;
-  float grad_scale = 1.0f;
-  double local_weight = 0.0;
-  if (t->world_size > 1) {
-    size_t pixels = (size_t)batch->count * m->height * m->width;
-    local_weight = loss_weight_sum(t, batch->masks, pixels);
-    double sums[2] = {local_weight, stop_requested ? 1.0 : 0.0};
-    collective_allreduce_sum_host_doubles(t->comm, sums, 2);
-    *stop = sums[1] > 0.0;
-    *global_weight = sums[0];
-    /* no labelled pixel anywhere: the gradient is zero whatever the scale */
-    if (sums[0] > 0.0) grad_scale = (float)(t->world_size * local_weight / sums[0]);
-  }
-  be->softmax_cross_entropy(&m->logits, t->labels, t->class_weights, t->cfg.ignore_label,
-                            grad_scale, &m->grad_logits, m->scalars);
-  return local_weight;
-}
-
-/* The global batch's loss from this rank's (read back after the step). */
-static double global_loss(trainer *t, double local_loss, double local_weight,
-                          double global_weight) {
-  if (t->world_size == 1 || !(global_weight > 0.0)) return local_loss;
-  double weighted = local_loss * local_weight;
-  collective_allreduce_sum_host_doubles(t->comm, &weighted, 1);
-  return weighted / global_weight;
+  t->stop = train_loss_prepare(&t->loss, m, batch->masks, stop_requested);
+  unet_loss(m, &t->loss.spec, 1);
 }
 
 static void save(trainer *t, const char *path, long epoch, double best_metric,
                  double epoch_loss_sum, confusion *epoch_confusion) {
   if (t->rank != 0) return;
-  checkpoint_info info = {t->model->arch,
-                          t->model->classes,
-                          t->model->height,
-                          t->model->width,
-                          t->opt->step,
-                          epoch,
-                          best_metric,
-                          (long)t->cfg.batch * t->world_size,
-                          epoch_loss_sum,
-                          epoch_confusion ? epoch_confusion->counts : NULL};
+  checkpoint_info info = {.arch = t->model->arch,
+                          .classes = t->model->classes,
+                          .height = t->model->height,
+                          .width = t->model->width,
+                          .step = t->opt->step,
+                          .epoch = epoch,
+                          .best_metric = best_metric,
+                          .best_epoch = t->best_epoch,
+                          .global_batch = (long)t->cfg.batch * t->world_size,
+                          .epoch_loss_sum = epoch_loss_sum,
+                          .epoch_confusion = epoch_confusion ? epoch_confusion->counts : NULL};
   checkpoint_save(path, t->model, t->opt, &info, t->config_text, t->class_names);
-}
-
-/* FNV-1a, to check that every rank runs the same resolved job. */
-static unsigned long long text_hash(const char *text) {
-  unsigned long long hash = 1469598103934665603ULL;
-  for (const unsigned char *p = (const unsigned char *)text; *p; p++)
-    hash = (hash ^ *p) * 1099511628211ULL;
-  return hash;
 }
 
 /* steps.csv holds one line per optimiser step. Resuming keeps the lines of the steps the
@@ -220,7 +192,8 @@ static void open_step_log(trainer *t, long steps_kept) {
   snprintf(temporary, sizeof temporary, "%s.tmp", t->step_log_path);
   FILE *out = fopen(temporary, "w");
   if (!out) FP_FATAL("cannot create %s", temporary);
-  fprintf(out, "step,epoch,loss,lr,grad_norm\n");
+  fprintf(out, "step,epoch,loss,lr,grad_norm%s\n",
+          t->model->br.mode != BRANCHES_NONE ? ",segmentation_loss,class_loss,box_loss" : "");
   FILE *old = steps_kept > 0 ? fopen(t->step_log_path, "r") : NULL;
   if (old) {
     char line[256];
@@ -242,16 +215,28 @@ typedef struct step_report {
   double lr, grad_norm; /* grad_norm before clipping */
 } step_report;
 
-static void log_step(trainer *t, long epoch, double loss, const step_report *report) {
+static void log_step(trainer *t, long epoch, const step_losses *loss, const step_report *report) {
   if (t->rank != 0) return;
-  fprintf(t->step_log, "%ld,%ld,%.9g,%.9g,%.9g\n", t->opt->step, epoch + 1, loss, report->lr,
+  fprintf(t->step_log, "%ld,%ld,%.9g,%.9g,%.9g", t->opt->step, epoch + 1, loss->total, report->lr,
           report->grad_norm);
+  if (t->model->br.mode != BRANCHES_NONE)
+    fprintf(t->step_log, ",%.9g,%.9g,%.9g", loss->segmentation, loss->class_loss, loss->box_loss);
+  fputc('\n', t->step_log);
   fflush(t->step_log);
 }
 
 static void open_loaders(trainer *t) {
-  loader_config train_lc = {t->cfg.dataset, 0, t->cfg.batch,   t->rank, t->world_size,
-                            t->cfg.seed,    1, t->cfg.augment, t->cfg.limit, 0, 0};
+  loader_config train_lc = {t->cfg.dataset,
+                            0,
+                            t->cfg.batch,
+                            t->rank,
+                            t->world_size,
+                            t->cfg.seed,
+                            1,
+                            t->cfg.augment ? &t->cfg.augmentation : NULL,
+                            t->cfg.limit,
+                            0,
+                            0};
   t->train_loader = loader_open(&train_lc);
   const char *val_path = t->cfg.val_dataset[0] ? t->cfg.val_dataset : t->cfg.dataset;
   loader_config val_lc = {val_path,
@@ -302,9 +287,28 @@ static void broadcast_state(trainer *t) {
   unet_weights_changed(m);
 }
 
+/* The training phases: with train.frozen_epochs > 0, first those epochs with the encoder frozen
+ * and a one-cycle schedule to train.frozen_lr, then train.epochs with every layer, a one-cycle
+ * schedule to train.lr and a new Adam state. starting: the phase begins now (reset Adam);
+ * otherwise the state comes from step 0 or a checkpoint of the same phase. */
+static void set_phase(trainer *t, long epoch, int starting) {
+  int frozen = epoch < t->cfg.frozen_epochs;
+  long frozen_steps = t->steps_per_epoch * t->cfg.frozen_epochs;
+  schedule_config schedule = {frozen ? t->cfg.frozen_lr : t->cfg.lr, t->cfg.warmup,
+                              frozen ? frozen_steps : t->steps_per_epoch * t->cfg.epochs};
+  unet_freeze_encoder(t->model, frozen);
+  if (starting) {
+    optimizer_start_phase(t->opt, schedule);
+  } else {
+    t->opt->schedule = schedule;
+    t->opt->phase_start = frozen ? 0 : frozen_steps;
+  }
+}
+
 /* The job, the runtime, the data, the model, the optimiser and the step's buffers. */
 static void setup(trainer *t, int argc, char **argv) {
   t->job = argv[1];
+  t->checkpoint_lock = -1;
   train_config_defaults(&t->cfg);
   train_config_load(&t->cfg, t->job, argc - 2, argv + 2);
   train_config_validate(&t->cfg, t->job);
@@ -314,21 +318,26 @@ static void setup(trainer *t, int argc, char **argv) {
   t->rank = collective_rank(t->comm);
   t->world_size = collective_size(t->comm);
   train_config_to_ini(&t->cfg, t->config_text, sizeof t->config_text);
-  FP_CHECK(collective_all_equal_u64(t->comm, text_hash(t->config_text)),
+  FP_CHECK(collective_all_equal_u64(t->comm, fnv1a64(t->config_text, strlen(t->config_text))),
            "the ranks were started with different job settings (%s and overrides); every rank "
            "must run the same job",
            t->job);
   if (t->cfg.threads > 0) omp_set_num_threads(t->cfg.threads);
-  signal(SIGTERM, request_stop);
-  signal(SIGUSR1, request_stop);
+  install_stop_handlers();
 
   t->classes = dataset_classes(t, t->job);
   unet_arch arch;
   FP_CHECK(unet_arch_parse(t->cfg.arch, &arch) == 0, "%s: model.arch '%s'", t->job, t->cfg.arch);
   const backend *be = t->be;
   open_loaders(t);
-  unet_config model_config = {arch,         t->classes,    t->cfg.batch, t->cfg.height,
-                              t->cfg.width, t->rt.compute, UNET_TRAINING};
+  unet_config model_config = {.arch = arch,
+                              .classes = t->classes,
+                              .batch = t->cfg.batch,
+                              .height = t->cfg.height,
+                              .width = t->cfg.width,
+                              .compute = t->rt.compute,
+                              .mode = UNET_TRAINING,
+                              .branches = train_config_branches(&t->cfg, t->job)};
   t->model = unet_create(be, &model_config, t->cfg.seed);
   t->model->bn_momentum = (float)t->cfg.bn_momentum;
   if (t->world_size > 1) {
@@ -338,8 +347,10 @@ static void setup(trainer *t, int argc, char **argv) {
   }
   adam_config adam = {0.9f, 0.999f, (float)t->cfg.adam_eps, (float)t->cfg.weight_decay,
                       strcmp(t->cfg.optimizer, "adam") != 0};
-  schedule_config schedule = {t->cfg.lr, t->cfg.warmup, t->steps_per_epoch * t->cfg.epochs};
-  t->opt = optimizer_create(be, t->model->param_list.total, adam, schedule, t->cfg.clip_norm);
+  t->total_epochs = (long)t->cfg.frozen_epochs + t->cfg.epochs;
+  schedule_config unused = {t->cfg.lr, t->cfg.warmup, 1}; /* set_phase sets the real one */
+  t->opt = optimizer_create(be, t->model->param_list.total, adam, unused, t->cfg.clip_norm);
+  set_phase(t, 0, 0);
 
   size_t classes = (size_t)t->classes;
   t->host_class_weights = fp_malloc(classes * sizeof *t->host_class_weights);
@@ -348,6 +359,12 @@ static void setup(trainer *t, int argc, char **argv) {
   be->upload(t->class_weights, t->host_class_weights, FP_F32, classes);
   t->pixels = (size_t)t->cfg.batch * t->cfg.height * t->cfg.width;
   t->labels = be->alloc(FP_U8, t->pixels);
+  loss_spec spec = {.labels = t->labels,
+                    .class_weights = t->class_weights,
+                    .ignore_label = t->cfg.ignore_label,
+                    .class_loss_weight = (float)t->cfg.class_loss_weight,
+                    .box_loss_weight = (float)t->cfg.box_loss_weight};
+  train_loss_init(&t->loss, t->model, spec, t->host_class_weights, t->comm, t->world_size);
   t->predictions = be->alloc(FP_U8, t->pixels);
   t->host_predictions = fp_malloc(t->pixels);
   confusion_init(&t->train_conf, t->classes);
@@ -357,7 +374,7 @@ static void setup(trainer *t, int argc, char **argv) {
 /* Continues from checkpoint.dir/last.h5 (resume=auto) or starts afresh; every rank then holds
  * rank 0's state. */
 static void resume_or_start(trainer *t) {
-  if (t->rank == 0) make_directory(t->cfg.checkpoint_dir);
+  if (t->rank == 0) t->checkpoint_lock = checkpoint_dir_open(t->cfg.checkpoint_dir);
   snprintf(t->last_path, sizeof t->last_path, "%s/last.h5", t->cfg.checkpoint_dir);
   snprintf(t->best_path, sizeof t->best_path, "%s/best.h5", t->cfg.checkpoint_dir);
   snprintf(t->step_log_path, sizeof t->step_log_path, "%s/steps.csv", t->cfg.checkpoint_dir);
@@ -371,11 +388,23 @@ static void resume_or_start(trainer *t) {
                "(any rank count with that product works)",
                t->last_path, info.global_batch, global_batch, t->cfg.batch, t->world_size);
     t->best_miou = info.best_metric;
+    t->best_epoch = info.best_epoch;
+    if (access(t->best_path, F_OK) == 0) { /* best.h5 is saved first: it may be ahead */
+      checkpoint_info best = checkpoint_peek(t->best_path);
+      if (best.best_metric > t->best_miou) {
+        t->best_miou = best.best_metric;
+        t->best_epoch = best.best_epoch;
+      }
+    }
     t->epoch_loss_sum = info.epoch_loss_sum;
+    set_phase(t, info.step / t->steps_per_epoch, 0);
     if (t->rank == 0)
       printf("resumed from %s: step %ld (epoch %ld, batch %ld of %ld)\n", t->last_path, info.step,
              info.step / t->steps_per_epoch + 1, info.step % t->steps_per_epoch,
              t->steps_per_epoch);
+  } else if (t->cfg.init[0] && t->rank == 0) { /* broadcast_state gives the other ranks them */
+    printf("train: model.init:\n");
+    unet_load_pretrained(t->model, t->cfg.init, stdout);
   }
   if (t->rank != 0) confusion_reset(&t->train_conf); /* rank 0 carries the unfinished epoch's */
   broadcast_state(t);
@@ -386,19 +415,17 @@ static void resume_or_start(trainer *t) {
     printf("train: %s %dx%d, %d classes, batch %d x %d ranks, %ld steps/epoch, %d epochs, %zu "
            "parameters, %d threads/rank%s\ntrain: %s\n",
            t->cfg.arch, t->cfg.height, t->cfg.width, t->classes, t->cfg.batch, t->world_size,
-           t->steps_per_epoch, t->cfg.epochs, t->model->param_list.total, omp_get_max_threads(),
-           t->model->sync_bn ? ", synchronized BN" : "", where);
+           t->steps_per_epoch, (int)t->total_epochs, t->model->param_list.total,
+           omp_get_max_threads(), t->model->sync_bn ? ", synchronized BN" : "", where);
 }
 
 /* One optimiser step. Returns 0 to go on, or the exit status to stop with. */
 static int train_step(trainer *t, long epoch, const loader_batch *batch) {
   const backend *be = t->be;
-  double global_weight = 0.0;
-  double local_weight = forward_loss(t, batch, &t->stop, &global_weight);
+  forward_loss(t, batch);
   be->argmax_channels(&t->model->logits, t->predictions);
   be->download(t->host_predictions, t->predictions, FP_U8, t->pixels);
-  confusion_add(&t->train_conf, batch->masks, t->host_predictions, t->pixels,
-                t->cfg.ignore_label);
+  confusion_add(&t->train_conf, batch->masks, t->host_predictions, t->pixels, t->cfg.ignore_label);
   unet_backward(t->model);
   if (t->dp) data_parallel_finish(t->dp);
   step_report report;
@@ -406,7 +433,8 @@ static int train_step(trainer *t, long epoch, const loader_batch *batch) {
   double scalars[SCALAR_COUNT];
   unet_read_scalars(t->model, scalars); /* the step's one read-back */
   report.grad_norm = scalars[SCALAR_GRAD_NORM];
-  double loss = global_loss(t, scalars[SCALAR_LOSS], local_weight, global_weight);
+  step_losses losses = train_loss_global(&t->loss, scalars);
+  double loss = losses.total;
   if (!isfinite(loss) || scalars[SCALAR_NONFINITE] != 0.0) {
     if (t->rank == 0)
       fprintf(stderr,
@@ -416,7 +444,7 @@ static int train_step(trainer *t, long epoch, const loader_batch *batch) {
     return EXIT_NON_FINITE_LOSS;
   }
   t->epoch_loss_sum += loss;
-  log_step(t, epoch, loss, &report);
+  log_step(t, epoch, &losses, &report);
   progress_advance(&t->prog, (long)t->cfg.batch * t->world_size);
   long epoch_step = t->opt->step - epoch * t->steps_per_epoch;
   if (t->rank == 0 && (epoch_step % t->cfg.log_every == 0 || epoch_step == t->steps_per_epoch))
@@ -436,10 +464,17 @@ static int train_step(trainer *t, long epoch, const loader_batch *batch) {
   return 0;
 }
 
+/* Early stopping: `epochs_done` epochs are done and val_miou has not improved in the last
+ * train.patience of them that belong to the second phase. */
+static int patience_exhausted(const trainer *t, long epochs_done) {
+  long since = t->best_epoch > t->cfg.frozen_epochs ? t->best_epoch : t->cfg.frozen_epochs;
+  return t->cfg.patience > 0 && epochs_done - since >= t->cfg.patience;
+}
+
 /* Validation, the epoch's line and checkpoints. Returns 0 to go on, or the exit status. */
 static int end_epoch(trainer *t, long epoch, long first_batch, double epoch_start_s) {
-  double train_img_s = (double)(t->steps_per_epoch - first_batch) * t->cfg.batch *
-                       t->world_size / (progress_now() - epoch_start_s);
+  double train_img_s = (double)(t->steps_per_epoch - first_batch) * t->cfg.batch * t->world_size /
+                       (progress_now() - epoch_start_s);
   sum_confusion(t, &t->train_conf);
   seg_metrics train_metrics = confusion_metrics(&t->train_conf);
   double val_loss;
@@ -447,16 +482,21 @@ static int end_epoch(trainer *t, long epoch, long first_batch, double epoch_star
   if (t->rank == 0)
     printf("epoch %ld/%d train_loss %.4f train_pixel_acc %.4f val_loss %.4f val_pixel_acc %.4f "
            "val_miou %.4f val_miou_with_bg %.4f val_mask_iou %.4f train_img_s %.2f\n",
-           epoch + 1, t->cfg.epochs, t->epoch_loss_sum / t->steps_per_epoch,
+           epoch + 1, (int)t->total_epochs, t->epoch_loss_sum / t->steps_per_epoch,
            train_metrics.pixel_accuracy, val_loss, val.pixel_accuracy, val.miou_foreground,
            val.miou_all, val.mask_iou, train_img_s);
   fflush(stdout);
   int is_best = val.miou_foreground > t->best_miou;
-  if (is_best) t->best_miou = val.miou_foreground;
-  int last_epoch = epoch + 1 == t->cfg.epochs;
+  if (is_best) {
+    t->best_miou = val.miou_foreground;
+    t->best_epoch = epoch + 1;
+  }
+  int last_epoch = epoch + 1 == t->total_epochs || patience_exhausted(t, epoch + 1);
+  /* best.h5 before last.h5: a kill between the two leaves last.h5 at the previous epoch, which
+   * the resumed run redoes (resume_or_start takes best_metric from best.h5 when it is higher) */
+  if (is_best) save(t, t->best_path, epoch + 1, t->best_miou, 0.0, NULL);
   if ((epoch + 1) % t->cfg.checkpoint_every == 0 || last_epoch || t->stop)
     save(t, t->last_path, epoch + 1, t->best_miou, 0.0, NULL);
-  if (is_best) save(t, t->best_path, epoch + 1, t->best_miou, 0.0, NULL);
   if (t->stop && !last_epoch) {
     if (t->rank == 0)
       printf("stopped by a signal at the end of epoch %ld; resume=auto continues from %s\n",
@@ -468,14 +508,27 @@ static int end_epoch(trainer *t, long epoch, long first_batch, double epoch_star
 }
 
 static int train(trainer *t) {
-  long total_steps = t->steps_per_epoch * t->cfg.epochs;
+  long total_steps = t->steps_per_epoch * t->total_epochs;
   progress_start(&t->prog, "train",
                  (total_steps - t->opt->step) * (long)t->cfg.batch * t->world_size);
-  for (long epoch = t->opt->step / t->steps_per_epoch; epoch < t->cfg.epochs; epoch++) {
+  for (long epoch = t->opt->step / t->steps_per_epoch; epoch < t->total_epochs; epoch++) {
     long first_batch = t->opt->step - epoch * t->steps_per_epoch;
+    if (patience_exhausted(t, epoch)) {
+      if (t->rank == 0)
+        printf("early stop: val_miou has not improved for %d epochs (best %.4f after epoch %ld, "
+               "in %s)\n",
+               t->cfg.patience, t->best_miou, t->best_epoch, t->best_path);
+      break;
+    }
     if (first_batch == 0) {
       confusion_reset(&t->train_conf);
       t->epoch_loss_sum = 0.0;
+      if (epoch == t->cfg.frozen_epochs && epoch > 0) {
+        set_phase(t, epoch, 1);
+        if (t->rank == 0)
+          printf("phase 2 from epoch %ld: every layer trained, lr up to %g, new Adam state\n",
+                 epoch + 1, t->cfg.lr);
+      }
     }
     loader_start_epoch_at(t->train_loader, (int)epoch, first_batch);
     double epoch_start_s = progress_now();
@@ -488,18 +541,20 @@ static int train(trainer *t) {
     if (status) return status;
   }
   if (t->rank == 0)
-    printf("done: %ld steps, best val_miou %.4f, checkpoints in %s\n", t->opt->step,
-           t->best_miou, t->cfg.checkpoint_dir);
+    printf("done: %ld steps, best val_miou %.4f, checkpoints in %s\n", t->opt->step, t->best_miou,
+           t->cfg.checkpoint_dir);
   return 0;
 }
 
 static void teardown(trainer *t) {
   if (t->step_log) fclose(t->step_log);
+  checkpoint_dir_close(t->checkpoint_lock);
   t->be->release(t->labels);
   t->be->release(t->predictions);
   t->be->release(t->class_weights);
   free(t->host_predictions);
   free(t->host_class_weights);
+  train_loss_free(&t->loss);
   for (int k = 0; k < t->classes; k++) free((void *)t->class_names[k]);
   free(t->class_names);
   confusion_free(&t->train_conf);

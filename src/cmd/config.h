@@ -9,6 +9,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "augment.h"
+#include "unet.h"
+
 typedef struct train_config {
   /* [data] */
   char dataset[1024];      /* data.dataset: HDF5 file from `ingest` (relative paths are resolved
@@ -22,7 +25,11 @@ typedef struct train_config {
                               comma-separated list of K floats */
   int ignore_label;        /* data.ignore_label: 0..255, default 255 */
   /* [model] */
-  char arch[16];     /* model.arch: enum r18|r34, default r34 */
+  char arch[16];     /* model.arch: enum UNET_ARCH_WORDS, default r34 */
+  char init[1024];   /* model.init: starting weights by name, empty = none (default) */
+  char branches[16]; /* model.branches: enum BRANCH_MODE_WORDS, default none */
+  char inject_blocks[64]; /* model.inject_blocks: decoder blocks 0..4, comma-separated, "0" */
+  double branch_dropout;  /* model.branch_dropout: class branch dropout, default 0.25 */
   int classes;       /* model.classes: 2..255; 0 = take from the dataset (default 0) */
   int height, width; /* model.height default 288, model.width default 192; multiples of 32,
                         32..4096 */
@@ -30,7 +37,12 @@ typedef struct train_config {
   char precision[16]; /* model.precision: enum auto|fp32|bf16, default auto */
   /* [train] */
   int batch;           /* train.batch: per-rank batch, 1..1024, default 8 */
-  int epochs;          /* 1..100000, default 30 */
+  int epochs;          /* 1..100000, default 30: epochs with every layer trained */
+  int frozen_epochs;   /* train.frozen_epochs: first phase, encoder frozen, default 0 */
+  double frozen_lr;    /* train.frozen_lr: the frozen phase's peak lr, default 1e-3 */
+  int patience;        /* train.patience: early stopping, epochs without improvement, 0 = off */
+  double class_loss_weight; /* train.class_loss_weight: w_cls, default 1 */
+  double box_loss_weight;   /* train.box_loss_weight: w_box, default 75 */
   char optimizer[16];  /* enum adamw|adam, default adamw */
   double lr;           /* train.lr: max learning rate of the one-cycle schedule, (0,10], default
                           1e-3 */
@@ -48,6 +60,11 @@ typedef struct train_config {
   char checkpoint_dir[1024]; /* checkpoint.dir, default "runs/default" */
   int checkpoint_every;      /* epochs between checkpoints, >=1, default 1 */
   char resume[16];           /* enum no|auto, default auto */
+  /* [augment]: what data.augment = true applies */
+  char augment_preset[16];       /* augment.preset: enum none|flip|all, default flip; the other
+                                    [augment] keys' starting values (explicit keys win) */
+  augment_settings augmentation; /* augment.flip, augment.rotate, augment.rotate_degrees, ...:
+                                    probabilities and ranges, see io/augment.h */
 } train_config;
 
 /* Zeroes the whole struct (so two configs with equal values compare equal
@@ -71,5 +88,8 @@ void train_config_print_help(FILE *out);
 /* Parses the class_weights field into K floats (K = classes); "default" gives 1 for class 0 and
  * 2 for the rest. Exits 1 naming the key if the count is wrong or a weight does not parse. */
 void train_config_class_weights(const train_config *cfg, int classes, float *weights);
+/* model.branches, model.inject_blocks and model.branch_dropout; fatal (naming origin) when
+ * malformed. */
+branch_config train_config_branches(const train_config *cfg, const char *origin);
 
 #endif

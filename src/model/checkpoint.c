@@ -5,16 +5,8 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "durable.h"
 #include "h5_tensors.h"
-
-static void write_flat(hid_t file, const char *name, const backend *be, const float *data,
-                       size_t count) {
-  float *host = fp_malloc(count * sizeof *host);
-  be->download(host, data, FP_F32, count);
-  int dims[1] = {(int)count};
-  h5_write_floats(file, name, 1, dims, host);
-  free(host);
-}
 
 static void write_list(hid_t file, const char *group, const backend *be, const tensor_list *list,
                        const float *data) {
@@ -77,28 +69,30 @@ void checkpoint_save(const char *path, const unet *m, const optimizer *opt,
   h5_write_attr_long(file, "classes", m->classes);
   h5_write_attr_long(file, "height", m->height);
   h5_write_attr_long(file, "width", m->width);
+  h5_write_attr_string(file, "branches", branch_mode_name(m->br.mode));
+  h5_write_attr_long(file, "inject_blocks", (long)m->br.inject_blocks);
+  h5_write_attr_double(file, "branch_dropout", m->br.dropout);
   h5_write_attr_long(file, "step", info->step);
   h5_write_attr_long(file, "epoch", info->epoch);
   h5_write_attr_double(file, "best_metric", info->best_metric);
+  h5_write_attr_long(file, "best_epoch", info->best_epoch);
   h5_write_attr_string(file, "config", config_text ? config_text : "");
   h5_write_attr_long(file, "global_batch", info->global_batch);
   h5_write_attr_double(file, "epoch_loss_sum", info->epoch_loss_sum);
-  h5_write_attr_long(file, "format_version", 2);
+  h5_write_attr_long(file, "format_version", 3);
   if (info->epoch_confusion) write_confusion(file, m->classes, info->epoch_confusion);
   if (class_names) write_class_names(file, m->classes, class_names);
   write_list(file, "params", m->be, &m->param_list, m->params);
   write_list(file, "buffers", m->be, &m->buffer_list, m->buffers);
   if (opt) {
-    write_flat(file, "optimizer/exp_avg", opt->be, opt->exp_avg, opt->count);
-    write_flat(file, "optimizer/exp_avg_sq", opt->be, opt->exp_avg_sq, opt->count);
+    /* by parameter name, as the parameters (format 3): a change of registration order cannot
+     * misalign them */
+    write_list(file, "optimizer/exp_avg", opt->be, &m->param_list, opt->exp_avg);
+    write_list(file, "optimizer/exp_avg_sq", opt->be, &m->param_list, opt->exp_avg_sq);
   }
   H5_CHECK(H5Fflush(file, H5F_SCOPE_GLOBAL));
   H5_CHECK(H5Fclose(file));
-  if (rename(temporary, path) != 0) {
-    perror(path);
-    remove(temporary);
-    FP_FATAL("cannot rename checkpoint %s to %s", temporary, path);
-  }
+  durable_rename(temporary, path);
 }
 
 static checkpoint_info read_info(hid_t file, const char *path) {
@@ -106,17 +100,28 @@ static checkpoint_info read_info(hid_t file, const char *path) {
   char arch_name[16];
   h5_read_attr_string(file, path, "arch", arch_name, sizeof arch_name);
   if (unet_arch_parse(arch_name, &info.arch) != 0)
-    FP_FATAL("%s: attribute 'arch' is '%s', not r18 or r34", path, arch_name);
+    FP_FATAL("%s: attribute 'arch' is '%s', not one of " UNET_ARCH_WORDS, path, arch_name);
   info.classes = (int)h5_read_attr_long(file, path, "classes");
   info.height = (int)h5_read_attr_long(file, path, "height");
   info.width = (int)h5_read_attr_long(file, path, "width");
   info.step = h5_read_attr_long(file, path, "step");
   info.epoch = h5_read_attr_long(file, path, "epoch");
   info.best_metric = h5_read_attr_double(file, path, "best_metric");
+  info.best_epoch = H5Aexists(file, "best_epoch") > 0 ? h5_read_attr_long(file, path, "best_epoch")
+                                                       : 0;
   int has_progress = H5Aexists(file, "global_batch") > 0;
   info.global_batch = has_progress ? h5_read_attr_long(file, path, "global_batch") : 0;
   info.epoch_loss_sum = has_progress ? h5_read_attr_double(file, path, "epoch_loss_sum") : 0.0;
   info.epoch_confusion = NULL;
+  info.branches = (branch_config){BRANCHES_NONE, 0, 0.0f}; /* written before the branches */
+  if (H5Aexists(file, "branches") > 0) {
+    char mode[16];
+    h5_read_attr_string(file, path, "branches", mode, sizeof mode);
+    if (branch_mode_parse(mode, &info.branches.mode) != 0)
+      FP_FATAL("%s: attribute 'branches' is '%s', not one of " BRANCH_MODE_WORDS, path, mode);
+    info.branches.inject_blocks = (unsigned)h5_read_attr_long(file, path, "inject_blocks");
+    info.branches.dropout = (float)h5_read_attr_double(file, path, "branch_dropout");
+  }
   return info;
 }
 
@@ -144,6 +149,22 @@ static void read_list(hid_t file, const char *path, const char *group, const bac
   free(host);
 }
 
+/* Adam's moments: by name (format 3), or one flat array in parameter order (formats 1 and 2,
+ * written before the order could change). */
+static void read_moments(hid_t file, const char *path, const unet *m, optimizer *opt) {
+  H5O_info_t object;
+  int by_name = H5Lexists(file, "optimizer/exp_avg", H5P_DEFAULT) > 0 &&
+                H5Oget_info_by_name(file, "optimizer/exp_avg", &object, H5P_DEFAULT) >= 0 &&
+                object.type == H5O_TYPE_GROUP;
+  if (by_name) {
+    read_list(file, path, "optimizer/exp_avg", opt->be, &m->param_list, opt->exp_avg);
+    read_list(file, path, "optimizer/exp_avg_sq", opt->be, &m->param_list, opt->exp_avg_sq);
+  } else {
+    read_flat(file, path, "optimizer/exp_avg", opt->be, opt->exp_avg, opt->count);
+    read_flat(file, path, "optimizer/exp_avg_sq", opt->be, opt->exp_avg_sq, opt->count);
+  }
+}
+
 checkpoint_info checkpoint_load(const char *path, unet *m, optimizer *opt,
                                 int64_t *epoch_confusion) {
   hid_t file = h5_open_read(path);
@@ -154,12 +175,15 @@ checkpoint_info checkpoint_load(const char *path, unet *m, optimizer *opt,
   if (info.classes != m->classes)
     FP_FATAL("%s: checkpoint field 'classes' is %d but the model has %d classes", path,
              info.classes, m->classes);
+  if (info.branches.mode != m->br.mode || info.branches.inject_blocks != m->br.inject_blocks)
+    FP_FATAL("%s: checkpoint fields 'branches', 'inject_blocks' are %s, %u but the model's %s, %u",
+             path, branch_mode_name(info.branches.mode), info.branches.inject_blocks,
+             branch_mode_name(m->br.mode), m->br.inject_blocks);
   read_list(file, path, "params", m->be, &m->param_list, m->params);
   read_list(file, path, "buffers", m->be, &m->buffer_list, m->buffers);
   unet_weights_changed(m);
   if (opt) {
-    read_flat(file, path, "optimizer/exp_avg", opt->be, opt->exp_avg, opt->count);
-    read_flat(file, path, "optimizer/exp_avg_sq", opt->be, opt->exp_avg_sq, opt->count);
+    read_moments(file, path, m, opt);
     opt->step = info.step;
   }
   if (epoch_confusion) {

@@ -1,8 +1,9 @@
 /* Checkpoints: one HDF5 file holding the parameters and BN statistics by name
- * (/params/<name>, /buffers/<name>), the optimiser state (/optimizer/exp_avg,
- * /optimizer/exp_avg_sq, flat in parameter-buffer order) and attributes arch,
- * classes, height, width, step, epoch, config (the resolved job file) and
- * class_names. Written to a temporary name and renamed when complete. */
+ * (/params/<name>, /buffers/<name>), the optimiser state by name too
+ * (/optimizer/exp_avg/<name>, /optimizer/exp_avg_sq/<name>; format 3 — formats 1 and 2 stored
+ * them flat in parameter-buffer order, still read) and attributes arch,
+ * classes, height, width, branches, inject_blocks, branch_dropout, step, epoch, config (the
+ * resolved job file) and class_names. Written to a temporary name and renamed when complete. */
 #ifndef FP_CHECKPOINT_H
 #define FP_CHECKPOINT_H
 
@@ -16,8 +17,10 @@
 typedef struct checkpoint_info {
   unet_arch arch;
   int classes, height, width;
+  branch_config branches; /* mode none in checkpoints from before the branches */
   long step, epoch; /* optimiser steps taken; epochs completed */
   double best_metric;
+  long best_epoch; /* the epoch (1-based) best_metric was reached in, 0 = none (or format 1) */
   long global_batch;     /* images per step over all ranks (0: unknown, format 1) */
   double epoch_loss_sum; /* sum of the step losses of the unfinished epoch */
   int64_t *epoch_confusion; /* [classes*classes] training confusion of the unfinished epoch, or

@@ -17,18 +17,22 @@ struct data_parallel {
   int started; /* buckets[0..started) have their all-reduce in flight */
 };
 
+static void start_next_bucket(data_parallel *dp) {
+  bucket *b = &dp->buckets[dp->started++];
+  b->request =
+      collective_allreduce_mean_start(dp->comm, dp->model->grads + b->begin, b->end - b->begin);
+}
+
 static void start_ready_buckets(void *ctx, size_t final_from) {
   data_parallel *dp = ctx;
-  while (dp->started < dp->bucket_count && dp->buckets[dp->started].begin >= final_from) {
-    bucket *b = &dp->buckets[dp->started++];
-    b->request = collective_allreduce_mean_start(dp->comm, dp->model->grads + b->begin,
-                                                 b->end - b->begin);
-  }
+  while (dp->started < dp->bucket_count && dp->buckets[dp->started].begin >= final_from)
+    start_next_bucket(dp);
 }
 
 static void sum_across_ranks(void *ctx, float *host_values, size_t count) {
   data_parallel *dp = ctx;
-  collective_allreduce_sum(dp->comm, host_values, count);
+  /* host memory whatever the backend: over MPI also when the gradients go over NCCL */
+  collective_allreduce_sum_host_floats(dp->comm, host_values, count);
 }
 
 data_parallel *data_parallel_attach(unet *m, collective *comm, size_t bucket_floats) {
@@ -49,7 +53,9 @@ data_parallel *data_parallel_attach(unet *m, collective *comm, size_t bucket_flo
 }
 
 void data_parallel_finish(data_parallel *dp) {
-  start_ready_buckets(dp, 0);
+  size_t needed_from = unet_trained_from(dp->model);
+  while (dp->started < dp->bucket_count && dp->buckets[dp->started].end > needed_from)
+    start_next_bucket(dp);
   for (int i = 0; i < dp->started; i++) collective_wait(dp->comm, dp->buckets[i].request);
   dp->started = 0;
 }

@@ -1,5 +1,6 @@
 #include "metrics.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "check.h"
@@ -9,7 +10,9 @@ void confusion_init(confusion *c, int classes) {
   c->counts = fp_calloc((size_t)classes * classes, sizeof(int64_t));
 }
 
-void confusion_free(confusion *c) { free(c->counts); }
+void confusion_free(confusion *c) {
+  free(c->counts);
+}
 
 void confusion_reset(confusion *c) {
   memset(c->counts, 0, (size_t)c->classes * c->classes * sizeof(int64_t));
@@ -66,4 +69,51 @@ seg_metrics confusion_metrics(const confusion *c) {
   m.miou_all = count_all ? sum_all / count_all : 0.0;
   m.miou_foreground = m.classes_counted ? sum_fg / m.classes_counted : 0.0;
   return m;
+}
+
+int64_t confusion_total(const confusion *c) {
+  int64_t total = 0;
+  for (size_t i = 0; i < (size_t)c->classes * c->classes; i++) total += c->counts[i];
+  return total;
+}
+
+static double f_score(double beta2, int64_t tp, int64_t truth, int64_t predicted) {
+  double denominator = beta2 * (double)truth + (double)predicted;
+  return denominator > 0 ? (1.0 + beta2) * (double)tp / denominator : -1.0;
+}
+
+class_scores confusion_class_scores(const confusion *c, int k) {
+  class_scores s = {0};
+  s.true_positive = c->counts[(size_t)k * c->classes + k];
+  for (int j = 0; j < c->classes; j++) {
+    s.truth += c->counts[(size_t)k * c->classes + j];
+    s.predicted += c->counts[(size_t)j * c->classes + k];
+  }
+  s.precision = s.predicted ? (double)s.true_positive / (double)s.predicted : -1.0;
+  s.recall = s.truth ? (double)s.true_positive / (double)s.truth : -1.0;
+  s.f1 = f_score(1.0, s.true_positive, s.truth, s.predicted);
+  s.f2 = f_score(4.0, s.true_positive, s.truth, s.predicted);
+  return s;
+}
+
+/* by_row: percentages of each row's sum, else of each column's. */
+static void confusion_percent(const confusion *c, double *out, int by_row) {
+  int n = c->classes;
+  for (int a = 0; a < n; a++) {
+    int64_t sum = 0;
+    for (int b = 0; b < n; b++)
+      sum += by_row ? c->counts[(size_t)a * n + b] : c->counts[(size_t)b * n + a];
+    for (int b = 0; b < n; b++) {
+      size_t cell = by_row ? (size_t)a * n + b : (size_t)b * n + a;
+      out[cell] = sum ? 100.0 * (double)c->counts[cell] / (double)sum : NAN;
+    }
+  }
+}
+
+void confusion_row_percent(const confusion *c, double *out) {
+  confusion_percent(c, out, 1);
+}
+
+void confusion_column_percent(const confusion *c, double *out) {
+  confusion_percent(c, out, 0);
 }

@@ -35,17 +35,25 @@ void optimizer_destroy(optimizer *opt) {
   free(opt);
 }
 
+void optimizer_start_phase(optimizer *opt, schedule_config schedule) {
+  opt->schedule = schedule;
+  opt->phase_start = opt->step;
+  opt->be->fill_zero(opt->exp_avg, FP_F32, opt->count);
+  opt->be->fill_zero(opt->exp_avg_sq, FP_F32, opt->count);
+}
+
 double optimizer_step(optimizer *opt, unet *m) {
   FP_CHECK(m->grads && m->param_list.total == opt->count,
            "optimizer: the model has no gradients or another parameter count");
   const backend *be = opt->be;
-  double lr = one_cycle_lr(&opt->schedule, opt->step);
+  double lr = one_cycle_lr(&opt->schedule, opt->step - opt->phase_start);
   opt->step++;
-  double lr_and_step[2] = {lr, (double)opt->step};
+  double lr_and_step[2] = {lr, (double)(opt->step - opt->phase_start)};
   be->upload(m->scalars + SCALAR_LR, lr_and_step, FP_F64, 2);
-  be->gradient_norm(m->grads, opt->count, opt->clip_norm, m->scalars);
-  be->adam_update(m->params, m->grads, opt->exp_avg, opt->exp_avg_sq, opt->count, &opt->adam,
-                  m->scalars);
+  size_t from = unet_trained_from(m), count = opt->count - from;
+  be->gradient_norm(m->grads + from, count, opt->clip_norm, m->scalars);
+  be->adam_update(m->params + from, m->grads + from, opt->exp_avg + from, opt->exp_avg_sq + from,
+                  count, &opt->adam, m->scalars);
   unet_weights_changed(m);
   return lr;
 }

@@ -1,10 +1,11 @@
-/* U-Net forward and backward, written out explicitly over the backend's op table. Building
- * the model (parameters, activations, initialisation) is in unet_build.c. */
+/* U-Net forward and backward, written out explicitly over the backend's op table: the
+ * conv(+BN)(+ReLU) unit with synchronized batch norm, the decoder and head, and the order of the
+ * whole pass. Building the model is in unet_build.c, the encoders in encoder_*.c. */
 #include <math.h>
 #include <string.h>
 
 #include "check.h"
-#include "unet.h"
+#include "unet_internal.h"
 
 /* ---------------------------------------------------------------- forward */
 
@@ -34,44 +35,33 @@ static void sync_batch_statistics(unet *m, bn_layer *bn) {
   be->upload(batch_var, variance, FP_F32, c);
 }
 
-static void conv_bn_forward(unet *m, conv_bn *u, const tensor *x, int training) {
+void batch_norm_forward(unet *m, bn_layer *bn, const tensor *x, tensor *y, int training) {
   const backend *be = m->be;
-  const float *gamma = m->params + u->bn.gamma, *beta = m->params + u->bn.beta;
-  float *running_mean = m->buffers + u->bn.running_mean,
-        *running_var = m->buffers + u->bn.running_var;
-  be->conv2d_forward(&u->conv.desc, x, unet_compute_weights(m, u->conv.weight), NULL, &u->conv_out);
-  if (training) {
-    float *batch_mean = m->batch_stats + u->bn.batch_mean;
-    float *batch_var = m->batch_stats + u->bn.batch_var;
-    be->batchnorm_forward_training(&u->conv_out, gamma, beta, m->bn_eps, &u->out, batch_mean,
-                                   batch_var);
-    size_t count = (size_t)u->conv_out.n * u->conv_out.h * u->conv_out.w;
-    if (m->sync_bn) {
-      sync_batch_statistics(m, &u->bn);
-      be->batchnorm_forward_inference(&u->conv_out, gamma, beta, batch_mean, batch_var, m->bn_eps,
-                                      &u->out);
-      count *= (size_t)m->parallel.world_size;
-    }
-    be->batchnorm_update_running(running_mean, running_var, batch_mean, batch_var, u->bn.channels,
-                                 m->bn_momentum, count);
-  } else {
-    be->batchnorm_forward_inference(&u->conv_out, gamma, beta, running_mean, running_var, m->bn_eps,
-                                    &u->out);
+  const float *gamma = m->params + bn->gamma, *beta = m->params + bn->beta;
+  float *running_mean = m->buffers + bn->running_mean, *running_var = m->buffers + bn->running_var;
+  if (!training) {
+    be->batchnorm_forward_inference(x, gamma, beta, running_mean, running_var, m->bn_eps, y);
+    return;
   }
-  if (u->relu) be->relu_forward(&u->out, &u->out);
+  float *batch_mean = m->batch_stats + bn->batch_mean, *batch_var = m->batch_stats + bn->batch_var;
+  be->batchnorm_forward_training(x, gamma, beta, m->bn_eps, y, batch_mean, batch_var);
+  size_t count = (size_t)x->n * x->h * x->w;
+  if (m->sync_bn) {
+    sync_batch_statistics(m, bn);
+    be->batchnorm_forward_inference(x, gamma, beta, batch_mean, batch_var, m->bn_eps, y);
+    count *= (size_t)m->parallel.world_size;
+  }
+  be->batchnorm_update_running(running_mean, running_var, batch_mean, batch_var, bn->channels,
+                               m->bn_momentum, count);
 }
 
-static const tensor *basic_block_forward(unet *m, basic_block *b, const tensor *x, int training) {
-  conv_bn_forward(m, &b->conv1, x, training);
-  conv_bn_forward(m, &b->conv2, &b->conv1.out, training);
-  const tensor *identity = x;
-  if (b->has_downsample) {
-    conv_bn_forward(m, &b->downsample, x, training);
-    identity = &b->downsample.out;
-  }
-  m->be->add(&b->conv2.out, identity, &b->conv2.out);
-  m->be->relu_forward(&b->conv2.out, &b->conv2.out);
-  return &b->conv2.out;
+void conv_bn_forward(unet *m, conv_bn *u, const tensor *x, int training) {
+  const float *bias = u->conv.has_bias ? m->params + u->conv.bias : NULL;
+  const void *weights = unet_compute_weights(m, u->conv.weight);
+  tensor *conv_out = u->has_bn ? &u->conv_out : &u->out;
+  m->be->conv2d_forward(&u->conv.desc, x, weights, bias, conv_out);
+  if (u->has_bn) batch_norm_forward(m, &u->bn, &u->conv_out, &u->out, training);
+  if (u->relu) m->be->relu_forward(&u->out, &u->out);
 }
 
 static const tensor *decoder_block_forward(unet *m, decoder_block *d, const tensor *x,
@@ -82,19 +72,14 @@ static const tensor *decoder_block_forward(unet *m, decoder_block *d, const tens
     m->be->concat_channels(&d->upsampled, skip, &d->concatenated);
     conv_in = &d->concatenated;
   }
+  if (d->injected) {
+    m->be->broadcast_plane(&m->br.injected, &d->planes);
+    m->be->concat_channels(conv_in, &d->planes, &d->with_planes);
+    conv_in = &d->with_planes;
+  }
   conv_bn_forward(m, &d->conv1, conv_in, training);
   conv_bn_forward(m, &d->conv2, &d->conv1.out, training);
   return &d->conv2.out;
-}
-
-const tensor *unet_stage_output(const unet *m, int stage) {
-  const encoder_stage *s = &m->stages[stage];
-  return &s->blocks[s->block_count - 1].conv2.out;
-}
-
-static tensor *stage_output_grad(unet *m, int stage) {
-  encoder_stage *s = &m->stages[stage];
-  return &s->blocks[s->block_count - 1].grad_out;
 }
 
 void unet_forward(unet *m, int training) {
@@ -104,38 +89,37 @@ void unet_forward(unet *m, int training) {
     m->be->convert(m->compute_params, m->compute, m->params, FP_F32, m->param_list.total);
     m->compute_params_stale = 0;
   }
-  conv_bn_forward(m, &m->stem, &m->input, training);
-  m->be->maxpool_forward(&m->pool, &m->stem.out, &m->pooled);
-  const tensor *x = &m->pooled;
-  for (int s = 0; s < 4; s++)
-    for (int b = 0; b < m->stages[s].block_count; b++)
-      x = basic_block_forward(m, &m->stages[s].blocks[b], x, training);
-  const tensor *skips[5] = {unet_stage_output(m, 2), unet_stage_output(m, 1),
-                            unet_stage_output(m, 0), &m->stem.out, NULL};
-  for (int i = 0; i < 5; i++) x = decoder_block_forward(m, &m->decoder[i], x, skips[i], training);
+  if (m->enc.kind == ENCODER_RESNET)
+    resnet_encoder_forward(m, &m->enc.resnet, training);
+  else
+    vgg_encoder_forward(m, &m->enc.vgg, training);
+  branches_forward(m, training);
+  const tensor *x = m->enc.features[4];
+  for (int i = 0; i < 5; i++)
+    x = decoder_block_forward(m, &m->decoder[i], x, i < 4 ? m->enc.features[3 - i] : NULL,
+                              training);
   m->be->conv2d_forward(&m->head.desc, x, unet_compute_weights(m, m->head.weight),
                         m->params + m->head.bias, &m->logits);
 }
 
 /* --------------------------------------------------------------- backward */
 
-/* grad_out is consumed (ReLU backward runs in place on it); grad_x may be NULL
- * when the input needs no gradient. */
 /* The backend's batch-norm backward subtracts this rank's means of dy and dy*xhat; synchronized
  * BN needs the global batch's. The difference is, per channel, gamma/sigma * (a + b * xhat), which
  * a batch-norm inference pass with scale gamma/sigma*b and shift gamma/sigma*a computes. */
-static void sync_batchnorm_backward_correction(unet *m, conv_bn *u) {
+static void sync_batchnorm_backward_correction(unet *m, bn_layer *bn, const tensor *x,
+                                               tensor *grad_x) {
   const backend *be = m->be;
-  size_t c = (size_t)u->bn.channels;
+  size_t c = (size_t)bn->channels;
   float *local = m->host_stats, *global = local + 2 * c, *gamma = local + 4 * c,
         *variance = local + 5 * c;
-  be->download(local, m->grads + u->bn.gamma, FP_F32, c);
-  be->download(local + c, m->grads + u->bn.beta, FP_F32, c);
+  be->download(local, m->grads + bn->gamma, FP_F32, c);
+  be->download(local + c, m->grads + bn->beta, FP_F32, c);
   memcpy(global, local, 2 * c * sizeof *local);
   m->parallel.sum_across_ranks(m->parallel.ctx, global, 2 * c);
-  be->download(gamma, m->params + u->bn.gamma, FP_F32, c);
-  be->download(variance, m->batch_stats + u->bn.batch_var, FP_F32, c);
-  float local_count = (float)((size_t)u->conv_out.n * u->conv_out.h * u->conv_out.w);
+  be->download(gamma, m->params + bn->gamma, FP_F32, c);
+  be->download(variance, m->batch_stats + bn->batch_var, FP_F32, c);
+  float local_count = (float)((size_t)x->n * x->h * x->w);
   float global_count = local_count * (float)m->parallel.world_size;
   for (size_t k = 0; k < c; k++) {
     float gamma_over_sigma = gamma[k] / sqrtf(variance[k] + m->bn_eps);
@@ -146,99 +130,118 @@ static void sync_batchnorm_backward_correction(unet *m, conv_bn *u) {
   }
   be->upload(m->sync_scale, local, FP_F32, c);
   be->upload(m->sync_shift, local + c, FP_F32, c);
-  tensor correction = u->conv_out;
+  tensor correction = *x;
   correction.data = m->sync_scratch;
-  be->batchnorm_forward_inference(&u->conv_out, m->sync_scale, m->sync_shift,
-                                  m->batch_stats + u->bn.batch_mean,
-                                  m->batch_stats + u->bn.batch_var, m->bn_eps, &correction);
-  be->add(&u->grad_conv_out, &correction, &u->grad_conv_out);
+  be->batchnorm_forward_inference(x, m->sync_scale, m->sync_shift, m->batch_stats + bn->batch_mean,
+                                  m->batch_stats + bn->batch_var, m->bn_eps, &correction);
+  be->add(grad_x, &correction, grad_x);
 }
 
-static void conv_bn_backward(unet *m, conv_bn *u, const tensor *x, tensor *grad_out,
-                             tensor *grad_x) {
+void batch_norm_backward(unet *m, bn_layer *bn, const tensor *x, const tensor *grad_y,
+                         tensor *grad_x) {
+  m->be->batchnorm_backward(x, grad_y, m->params + bn->gamma, m->batch_stats + bn->batch_mean,
+                            m->batch_stats + bn->batch_var, m->bn_eps, grad_x,
+                            m->grads + bn->gamma, m->grads + bn->beta);
+  if (m->sync_bn) sync_batchnorm_backward_correction(m, bn, x, grad_x);
+  mark_grads_final(m, bn->gamma);
+  mark_grads_final(m, bn->beta);
+}
+
+void conv_bn_backward(unet *m, conv_bn *u, const tensor *x, tensor *grad_out, tensor *grad_x) {
   const backend *be = m->be;
   if (u->relu) be->relu_backward(&u->out, grad_out, grad_out);
-  be->batchnorm_backward(&u->conv_out, grad_out, m->params + u->bn.gamma,
-                         m->batch_stats + u->bn.batch_mean, m->batch_stats + u->bn.batch_var,
-                         m->bn_eps, &u->grad_conv_out, m->grads + u->bn.gamma,
-                         m->grads + u->bn.beta);
-  if (m->sync_bn) sync_batchnorm_backward_correction(m, u);
-  be->conv2d_backward_weights(&u->conv.desc, x, &u->grad_conv_out, m->grads + u->conv.weight, NULL);
+  const tensor *grad_conv = grad_out;
+  if (u->has_bn) {
+    batch_norm_backward(m, &u->bn, &u->conv_out, grad_out, &u->grad_conv_out);
+    grad_conv = &u->grad_conv_out;
+  }
+  be->conv2d_backward_weights(&u->conv.desc, x, grad_conv, m->grads + u->conv.weight,
+                              u->conv.has_bias ? m->grads + u->conv.bias : NULL);
+  mark_grads_final(m, u->conv.weight);
+  if (u->conv.has_bias) mark_grads_final(m, u->conv.bias);
   if (grad_x)
-    be->conv2d_backward_data(&u->conv.desc, &u->grad_conv_out,
-                             unet_compute_weights(m, u->conv.weight), grad_x);
+    be->conv2d_backward_data(&u->conv.desc, grad_conv, unet_compute_weights(m, u->conv.weight),
+                             grad_x);
 }
 
-static void basic_block_backward(unet *m, basic_block *b, const tensor *x, tensor *grad_x) {
-  const backend *be = m->be;
-  be->relu_backward(&b->conv2.out, &b->grad_out, &b->grad_out);
-  conv_bn_backward(m, &b->conv2, &b->conv1.out, &b->grad_out, &b->grad_mid);
-  conv_bn_backward(m, &b->conv1, x, &b->grad_mid, grad_x);
-  if (b->has_downsample) {
-    conv_bn_backward(m, &b->downsample, x, &b->grad_out, &b->grad_identity);
-    be->add(grad_x, &b->grad_identity, grad_x);
-  } else {
-    be->add(grad_x, &b->grad_out, grad_x);
-  }
+/* The gradient w.r.t. the injected vector: written to br.grad_injected by the first injected
+ * block backward meets, added to it by the others. */
+static void injection_backward(unet *m, decoder_block *d, int first) {
+  branches *b = &m->br;
+  m->be->sum_plane(&d->grad_planes, first ? &b->grad_injected : &b->grad_injected_block);
+  if (!first) m->be->add(&b->grad_injected, &b->grad_injected_block, &b->grad_injected);
 }
 
 /* grad_skip receives the skip's gradient (overwritten, the skip's first). */
-static void decoder_block_backward(unet *m, decoder_block *d, tensor *grad_x, tensor *grad_skip) {
+static void decoder_block_backward(unet *m, decoder_block *d, tensor *grad_x, tensor *grad_skip,
+                                   int first_injected) {
   conv_bn_backward(m, &d->conv2, &d->conv1.out, &d->grad_out, &d->grad_mid);
-  if (d->has_skip) {
-    conv_bn_backward(m, &d->conv1, &d->concatenated, &d->grad_mid, &d->grad_concatenated);
-    m->be->split_channels(&d->grad_concatenated, &d->grad_upsampled, grad_skip);
+  const tensor *conv_in = d->has_skip ? &d->concatenated : &d->upsampled;
+  tensor *grad_conv_in = d->has_skip ? &d->grad_concatenated : &d->grad_upsampled;
+  if (d->injected) {
+    conv_bn_backward(m, &d->conv1, &d->with_planes, &d->grad_mid, &d->grad_with_planes);
+    m->be->split_channels(&d->grad_with_planes, grad_conv_in, &d->grad_planes);
+    injection_backward(m, d, first_injected);
   } else {
-    conv_bn_backward(m, &d->conv1, &d->upsampled, &d->grad_mid, &d->grad_upsampled);
+    conv_bn_backward(m, &d->conv1, conv_in, &d->grad_mid, grad_conv_in);
   }
+  if (d->has_skip) m->be->split_channels(&d->grad_concatenated, &d->grad_upsampled, grad_skip);
   m->be->upsample2x_backward(&d->grad_upsampled, grad_x);
 }
 
-static void grads_ready(unet *m, size_t final_from) {
+/* Parameter tensors are registered in increasing offsets: the one at `offset` by bisection. */
+static int param_index(const unet *m, size_t offset) {
+  int low = 0, high = m->param_list.count - 1;
+  while (low < high) {
+    int mid = (low + high + 1) / 2;
+    if (m->param_list.items[mid].offset <= offset)
+      low = mid;
+    else
+      high = mid - 1;
+  }
+  FP_CHECK(m->param_list.items[low].offset == offset, "no parameter tensor at offset %zu", offset);
+  return low;
+}
+
+void mark_grads_final(unet *m, size_t offset) {
+  m->grad_final[param_index(m, offset)] = 1;
+}
+
+void grads_ready(unet *m, size_t final_from) {
+  for (int i = m->param_list.count - 1; i >= 0 && m->param_list.items[i].offset >= final_from; i--)
+    FP_CHECK(m->grad_final[i],
+             "backward reported the gradients from offset %zu final, but %s's "
+             "is not computed yet",
+             final_from, m->param_list.items[i].name);
   if (m->parallel.grads_ready) m->parallel.grads_ready(m->parallel.ctx, final_from);
 }
 
 void unet_backward(unet *m) {
   FP_CHECK(m->mode == UNET_TRAINING, "unet_backward: an inference model has no gradients");
   const backend *be = m->be;
+  memset(m->grad_final, 0, (size_t)m->param_list.count);
   decoder_block *last = &m->decoder[4];
   be->conv2d_backward_weights(&m->head.desc, &last->conv2.out, &m->grad_logits,
                               m->grads + m->head.weight, m->grads + m->head.bias);
   be->conv2d_backward_data(&m->head.desc, &m->grad_logits, unet_compute_weights(m, m->head.weight),
                            &last->grad_out);
+  mark_grads_final(m, m->head.weight);
+  mark_grads_final(m, m->head.bias);
   grads_ready(m, m->head.weight);
 
-  tensor *skip_grads[5] = {stage_output_grad(m, 2), stage_output_grad(m, 1),
-                           stage_output_grad(m, 0), &m->grad_stem_out, NULL};
+  /* block 0's input is f5; blocks 0..3 skip f4..f1 */
+  int injected_seen = 0;
   for (int i = 4; i >= 0; i--) {
-    tensor *grad_x = i > 0 ? &m->decoder[i - 1].grad_out : stage_output_grad(m, 3);
-    decoder_block_backward(m, &m->decoder[i], grad_x, skip_grads[i]);
-    grads_ready(m, m->decoder[i].conv1.conv.weight);
+    tensor *grad_x = i > 0 ? &m->decoder[i - 1].grad_out : m->enc.feature_grads[4];
+    decoder_block *d = &m->decoder[i];
+    decoder_block_backward(m, d, grad_x, i < 4 ? m->enc.feature_grads[3 - i] : NULL,
+                           d->injected && !injected_seen++);
+    grads_ready(m, d->conv1.conv.weight);
   }
-
-  for (int s = 3; s >= 0; s--) {
-    encoder_stage *stage = &m->stages[s];
-    for (int b = stage->block_count - 1; b >= 0; b--) {
-      const tensor *x;
-      tensor *grad_x;
-      if (b > 0) {
-        x = &stage->blocks[b - 1].conv2.out;
-        grad_x = &stage->blocks[b - 1].grad_out;
-      } else if (s > 0) {
-        x = unet_stage_output(m, s - 1);
-        grad_x = &stage->grad_input;
-      } else {
-        x = &m->pooled;
-        grad_x = &m->grad_pooled;
-      }
-      basic_block_backward(m, &stage->blocks[b], x, grad_x);
-      grads_ready(m, stage->blocks[b].conv1.conv.weight);
-    }
-    if (s > 0)
-      be->add(stage_output_grad(m, s - 1), &stage->grad_input, stage_output_grad(m, s - 1));
-  }
-  be->maxpool_backward(&m->pool, &m->stem.out, &m->grad_pooled, &m->grad_stem_pool);
-  be->add(&m->grad_stem_out, &m->grad_stem_pool, &m->grad_stem_out);
-  conv_bn_backward(m, &m->stem, &m->input, &m->grad_stem_out, NULL);
-  grads_ready(m, 0);
+  branches_backward(m);
+  if (m->encoder_frozen) return;
+  if (m->enc.kind == ENCODER_RESNET)
+    resnet_encoder_backward(m, &m->enc.resnet);
+  else
+    vgg_encoder_backward(m, &m->enc.vgg);
 }

@@ -1,4 +1,4 @@
-/* U-Net with a ResNet18/34 encoder and the decoder of
+/* U-Net with a ResNet18/34 or VGG16/19 (with or without batch norm) encoder and the decoder of
  * segmentation_models_pytorch's Unet. Forward and backward are written out
  * explicitly; every op goes through the backend table.
  *
@@ -37,9 +37,18 @@ typedef struct tensor_list {
   size_t total; /* elements */
 } tensor_list;
 
-typedef enum unet_arch { UNET_R18, UNET_R34 } unet_arch;
+typedef enum unet_arch {
+  UNET_R18,
+  UNET_R34,
+  UNET_VGG16,
+  UNET_VGG16_BN,
+  UNET_VGG19,
+  UNET_VGG19_BN
+} unet_arch;
 
-/* Parses "r18"/"r34"; returns 0 on success. */
+/* The job-file words, the one list: "r18|r34|vgg16|vgg16_bn|vgg19|vgg19_bn". */
+#define UNET_ARCH_WORDS "r18|r34|vgg16|vgg16_bn|vgg19|vgg19_bn"
+/* Parses one of UNET_ARCH_WORDS; returns 0 on success. */
 int unet_arch_parse(const char *name, unet_arch *arch);
 const char *unet_arch_name(unet_arch arch);
 
@@ -56,9 +65,11 @@ typedef struct bn_layer {
   size_t batch_mean, batch_var;     /* offsets into batch_stats (training), saved for backward */
 } bn_layer;
 
-/* conv -> BN -> optional ReLU (in place on `out`) */
+/* conv -> optional BN -> optional ReLU (in place on `out`). Without BN the convolution writes
+ * `out` itself (conv_out and grad_conv_out unused). */
 typedef struct conv_bn {
   conv_layer conv;
+  int has_bn;
   bn_layer bn;
   int relu;
   tensor conv_out, out;
@@ -80,12 +91,119 @@ typedef struct encoder_stage {
   tensor grad_input; /* gradient w.r.t. the stage input before it joins the skip's */
 } encoder_stage;
 
+/* torchvision's ResNet18/34 without avgpool and fc: f1 = the stem's output, f2..f5 = layer1..4 */
+typedef struct resnet_encoder {
+  conv_bn stem;
+  pool_desc pool;
+  tensor pooled, grad_pooled;
+  tensor grad_stem_out, grad_stem_pool;
+  encoder_stage stages[4];
+} resnet_encoder;
+
+enum { VGG_BLOCKS = 5, VGG_MAX_CONVS = 4 };
+
+/* One block of torchvision's VGG `features`: (for blocks after the first) the previous block's
+ * output max-pooled, then 3x3 convs with bias (+ BN) + ReLU. */
+typedef struct vgg_block {
+  int conv_count;
+  conv_bn convs[VGG_MAX_CONVS];
+  tensor pooled, grad_pooled; /* blocks 1..4: the input */
+  tensor grad_out;            /* gradient w.r.t. the block output */
+  tensor grad_unpooled;       /* scratch: the next block's input gradient, un-pooled */
+  tensor grad_mid[2];         /* gradients between the convs, alternating */
+} vgg_block;
+
+/* segmentation_models_pytorch's VGG encoder: f1..f4 = blocks 1..4's outputs (block 0's, at full
+ * resolution, feeds no skip), f5 = the last block's output max-pooled. */
+typedef struct vgg_encoder {
+  vgg_block blocks[VGG_BLOCKS];
+  pool_desc pool;
+  tensor final_pooled, grad_final_pooled;
+} vgg_encoder;
+
+typedef enum encoder_kind { ENCODER_RESNET, ENCODER_VGG } encoder_kind;
+
+/* What the decoder sees of any encoder: the features f1..f5 (1/2 .. 1/32 of the input) and the
+ * tensors their gradients go to (the decoder overwrites them; the encoder's backward reads
+ * them). */
+typedef struct encoder {
+  encoder_kind kind;
+  union {
+    resnet_encoder resnet;
+    vgg_encoder vgg;
+  };
+  const tensor *features[5];
+  tensor *feature_grads[5];
+} encoder;
+
 typedef struct decoder_block {
   int has_skip;
   tensor upsampled, concatenated;
+  /* injected (branches.inject_blocks): the branches' vector as planes, joined to the input */
+  int injected;
+  tensor planes, with_planes, grad_with_planes, grad_planes;
   conv_bn conv1, conv2;
   tensor grad_upsampled, grad_concatenated, grad_mid, grad_out;
 } decoder_block;
+
+/* Fully connected layer: weight [out,in] and bias [out], offsets into params/grads. */
+typedef struct fc_layer {
+  int in, out;
+  size_t weight, bias;
+} fc_layer;
+
+/* The Extended U-Net's branches, fed by the deepest features' average and max pools:
+ * class branch: FC 512 + ReLU + BN + dropout + FC -> K class-presence logits;
+ * box branch: FC 512 + ReLU + FC -> 4K box logits (per class y0, x0, y1, x1). */
+typedef enum branch_mode {
+  BRANCHES_NONE,
+  BRANCHES_TRAINED, /* trained with their losses, not injected into the decoder */
+  BRANCHES_INJECTED /* also injected into the decoder blocks of inject_blocks */
+} branch_mode;
+#define BRANCH_MODE_WORDS "none|trained|injected"
+int branch_mode_parse(const char *name, branch_mode *mode);
+const char *branch_mode_name(branch_mode mode);
+
+enum { BRANCH_HIDDEN = 512 };
+
+typedef struct branch_config {
+  branch_mode mode;
+  unsigned inject_blocks; /* BRANCHES_INJECTED: bit i for decoder block i (0 = deepest) */
+  float dropout;          /* the class branch's dropout probability (paper: 0.25) */
+} branch_config;
+
+typedef struct class_branch {
+  fc_layer fc1, fc2;
+  bn_layer bn;
+  tensor hidden, normed, dropped, logits, probabilities;
+  tensor keep_mask; /* training: the dropout draw (branch_targets.h) */
+  tensor grad_logits, grad_dropped, grad_normed, grad_hidden, grad_probabilities;
+} class_branch;
+
+typedef struct box_branch {
+  fc_layer fc1, fc2;
+  tensor hidden, logits, boxes;
+  tensor grad_logits, grad_hidden, grad_boxes, grad_pooled;
+} box_branch;
+
+typedef struct branches {
+  branch_mode mode;
+  unsigned inject_blocks; /* bit i: decoder block i's input gets the planes */
+  float dropout;
+  uint64_t dropout_seed, dropout_step;
+  long dropout_first_sample; /* this rank's first image in the global batch */
+  float *host_keep_mask;
+  tensor average, maximum, pooled;
+  tensor grad_pooled, grad_average, grad_maximum, grad_from_average, grad_from_maximum;
+  class_branch cls;
+  box_branch box;
+  /* [N,5K,1,1]: class probabilities (or the ground truth's presence) then the boxes */
+  tensor injected, grad_injected, grad_injected_block;
+  tensor ground_truth; /* [N,K,1,1]: class presence injected instead (inference) */
+  int use_ground_truth;
+  float *target_presence, *target_boxes; /* backend memory, f32 [N*K] and [N*4K] */
+  size_t first_param;                    /* offset of the branches' first parameter */
+} branches;
 
 /* Data-parallel training hooks; all NULL (the default) on a single rank. */
 typedef struct unet_parallel {
@@ -105,6 +223,7 @@ typedef struct unet_config {
   int classes, batch, height, width;
   fp_dtype compute; /* FP_F32 or FP_BF16 */
   unet_mode mode;
+  branch_config branches; /* mode BRANCHES_NONE (zero): the plain U-Net */
 } unet_config;
 
 /* Inference mode: how many buffers the transient activations take turns in. Four is what the
@@ -151,21 +270,29 @@ typedef struct unet {
   size_t scratch_bytes;
 
   tensor input; /* [batch,3,H,W] */
-  conv_bn stem;
-  pool_desc pool;
-  tensor pooled, grad_pooled;
-  encoder_stage stages[4];
+  encoder enc;
+  branches br;
   decoder_block decoder[5];
   conv_layer head;
   tensor logits, grad_logits;
-  tensor grad_stem_out, grad_stem_pool;
 
   unet_parallel parallel;
   /* Synchronized BN (unet_enable_sync_bn): statistics over the whole global batch. */
   int sync_bn;
   void *sync_scratch;             /* backend memory, scratch_bytes */
   float *sync_scale, *sync_shift; /* backend memory, per-channel correction terms */
-  float *host_stats;              /* host, 4 x the widest layer's channels */
+  float *host_stats;              /* host, 6 x widest_bn floats */
+  int widest_bn;                  /* channels of the widest batch-norm layer */
+
+  /* Backward marks each parameter tensor's gradient final (by param_list index) and checks,
+   * whenever it reports gradients ready to all-reduce, that every one it reports is. */
+  uint8_t *grad_final;
+
+  /* The encoder's parameters are the first encoder_params of the buffer (registered first).
+   * Frozen (unet_freeze_encoder): backward stops at the decoder, computing no encoder gradient,
+   * and the optimiser updates only the rest; batch norm still runs in training mode. */
+  size_t encoder_params;
+  int encoder_frozen;
 } unet;
 
 /* Builds the model and allocates every activation for batches of `batch`
@@ -188,14 +315,45 @@ size_t unet_activation_bytes(const unet *m);
  * batch must have the same size. */
 void unet_enable_sync_bn(unet *m);
 
+/* Freezes (1) or unfreezes (0) the encoder; see unet.encoder_frozen. */
+void unet_freeze_encoder(unet *m, int frozen);
+/* The first parameter offset whose gradient backward computes (encoder_params when frozen). */
+size_t unet_trained_from(const unet *m);
+
 /* input must already hold the batch (be->tensor_from_nchw(&m->input, ...)). */
 void unet_forward(unet *m, int training);
 /* Training mode only. Requires grad_logits to be set; overwrites every gradient in m->grads. */
 void unet_backward(unet *m);
 
-/* Output feature of encoder stage 0..3 (layer1..layer4). */
-const tensor *unet_stage_output(const unet *m, int stage);
-
 const named_tensor *tensor_list_find(const tensor_list *list, const char *name);
+
+/* ------------------------------------------------------------ branches */
+
+/* The dropout draw of the next training forward: optimiser step `step`, this rank's images
+ * being those from first_sample of the global batch (branch_targets.h). */
+void unet_set_dropout_draw(unet *m, uint64_t step, long first_sample);
+/* Inject presence (host f32 [batch*classes], 0/1) instead of the class branch's output in the
+ * next forwards (ground-truth injection); NULL goes back to the branch's output. */
+void unet_inject_ground_truth(unet *m, const float *host_presence);
+/* Uploads the batch's branch targets (host, branch_targets_from_masks's layout). */
+void unet_set_branch_targets(unet *m, const float *presence, const float *boxes);
+
+/* How a training step's loss is made (the compound loss of the Extended U-Net). The scales
+ * normalise each term over the global batch across ranks (1 on one rank). */
+typedef struct loss_spec {
+  const uint8_t *labels;      /* backend memory, u8 [batch,H,W] */
+  const float *class_weights; /* backend memory, f32 [classes] */
+  int ignore_label;
+  float class_loss_weight, box_loss_weight; /* w_cls, w_box */
+  float segmentation_scale, class_scale, box_scale;
+} loss_spec;
+/* Queues the losses on the backend: the weighted cross-entropy (SCALAR_LOSS), and with branches
+ * the class-presence BCE (SCALAR_CLASS_LOSS) and box smooth-L1 (SCALAR_BOX_LOSS, BOX_COUNT)
+ * against the targets unet_set_branch_targets gave. With gradients (training) each term's
+ * gradient is its weight x its scale x d term; without, only the scalars. */
+void unet_loss(unet *m, const loss_spec *spec, int gradients);
+/* The compound loss: cross-entropy + w_cls x BCE + w_box x box loss. */
+double unet_total_loss(const loss_spec *spec, double segmentation, double class_loss,
+                       double box_loss);
 
 #endif

@@ -1,38 +1,40 @@
-/* Building the U-Net: parameter registration (PyTorch's names), the twin's initialisation, and
- * activation allocation for training or inference. Forward and backward are in unet.c. */
+/* Building the U-Net: parameter registration (PyTorch's names), the decoder and head (the
+ * encoders are in encoder_resnet.c and encoder_vgg.c), the twin's initialisation, and activation
+ * allocation for training or inference. Forward and backward are in unet.c. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "check.h"
 #include "rng.h"
-#include "unet.h"
+#include "unet_internal.h"
 
-static const int stage_channels[4] = {64, 128, 256, 512};
 static const int decoder_channels[5] = {256, 128, 64, 32, 16};
 
+/* In unet_arch order. */
+static const char *const arch_names[] = {"r18", "r34", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"};
+
 int unet_arch_parse(const char *name, unet_arch *arch) {
-  if (!strcmp(name, "r18"))
-    *arch = UNET_R18;
-  else if (!strcmp(name, "r34"))
-    *arch = UNET_R34;
-  else
-    return -1;
-  return 0;
+  for (size_t i = 0; i < sizeof arch_names / sizeof *arch_names; i++)
+    if (!strcmp(name, arch_names[i])) {
+      *arch = (unet_arch)i;
+      return 0;
+    }
+  return -1;
 }
 
 const char *unet_arch_name(unet_arch arch) {
-  return arch == UNET_R18 ? "r18" : "r34";
+  return (size_t)arch < sizeof arch_names / sizeof *arch_names ? arch_names[arch] : "?";
 }
 
-static const int *stage_block_counts(unet_arch arch) {
-  static const int r18[4] = {2, 2, 2, 2}, r34[4] = {3, 4, 6, 3};
-  return arch == UNET_R18 ? r18 : r34;
+static encoder_kind arch_encoder(unet_arch arch) {
+  return arch == UNET_R18 || arch == UNET_R34 ? ENCODER_RESNET : ENCODER_VGG;
 }
 
 /* ----------------------------------------------------------- registration */
 
 static size_t tensor_list_add(tensor_list *list, const char *name, int ndims, const int *dims) {
+  FP_CHECK(!tensor_list_find(list, name), "tensor %s registered twice", name);
   if (list->count == list->capacity) {
     list->capacity = list->capacity ? 2 * list->capacity : 64;
     named_tensor *grown = fp_calloc((size_t)list->capacity, sizeof *grown);
@@ -60,17 +62,15 @@ const named_tensor *tensor_list_find(const tensor_list *list, const char *name) 
   return NULL;
 }
 
-/* out = prefix + suffix, aborting if the name does not fit */
-static void name_join(char *out, const char *prefix, const char *suffix) {
+void name_join(char *out, const char *prefix, const char *suffix) {
   size_t a = strlen(prefix), b = strlen(suffix);
   FP_CHECK(a + b < NAMED_TENSOR_NAME_MAX, "tensor name too long: %s%s", prefix, suffix);
   memcpy(out, prefix, a);
   memcpy(out + a, suffix, b + 1);
 }
 
-/* Gives t its shape and records it; memory comes in allocate_activations. */
-static void add_activation(unet *m, tensor *t, activation_kind kind, const tensor *alias_of, int c,
-                           int h, int w) {
+void add_activation(unet *m, tensor *t, activation_kind kind, const tensor *alias_of, int c, int h,
+                    int w) {
   *t = tensor_shape(m->compute, m->batch, c, h, w);
   if (m->activation_count == m->activation_capacity) {
     m->activation_capacity = m->activation_capacity ? 2 * m->activation_capacity : 128;
@@ -82,8 +82,11 @@ static void add_activation(unet *m, tensor *t, activation_kind kind, const tenso
   m->activations[m->activation_count++] = (activation){t, kind, alias_of};
 }
 
-static void conv_layer_init(unet *m, conv_layer *layer, const char *name, conv_desc desc,
-                            int has_bias) {
+size_t param_add(unet *m, const char *name, int ndims, const int *dims) {
+  return tensor_list_add(&m->param_list, name, ndims, dims);
+}
+
+void conv_layer_init(unet *m, conv_layer *layer, const char *name, conv_desc desc, int has_bias) {
   char full[NAMED_TENSOR_NAME_MAX];
   int weight_dims[4] = {desc.out_channels, desc.in_channels, desc.kernel, desc.kernel};
   layer->desc = desc;
@@ -96,7 +99,7 @@ static void conv_layer_init(unet *m, conv_layer *layer, const char *name, conv_d
   }
 }
 
-static void bn_layer_init(unet *m, bn_layer *bn, const char *name, int channels) {
+void bn_layer_init(unet *m, bn_layer *bn, const char *name, int channels) {
   char full[NAMED_TENSOR_NAME_MAX];
   bn->channels = channels;
   name_join(full, name, ".weight");
@@ -107,50 +110,43 @@ static void bn_layer_init(unet *m, bn_layer *bn, const char *name, int channels)
   bn->running_mean = tensor_list_add(&m->buffer_list, full, 1, &channels);
   name_join(full, name, ".running_var");
   bn->running_var = tensor_list_add(&m->buffer_list, full, 1, &channels);
+  if (channels > m->widest_bn) m->widest_bn = channels;
   bn->batch_mean = m->batch_stat_count;
   bn->batch_var = m->batch_stat_count + (size_t)channels;
   m->batch_stat_count += 2 * (size_t)channels;
 }
 
-/* kept: the output is a feature a later decoder block reads (its own buffer in either mode).
- * Inferring, batch norm runs in place, so out shares conv_out's buffer unless kept. */
-static void conv_bn_init(unet *m, conv_bn *u, const char *conv_name, const char *bn_name,
-                         const tensor *x, int out_channels, int kernel, int stride, int relu,
-                         int kept) {
-  conv_desc desc = {x->c, out_channels, kernel, stride, kernel / 2};
-  conv_layer_init(m, &u->conv, conv_name, desc, 0);
-  bn_layer_init(m, &u->bn, bn_name, out_channels);
-  u->relu = relu;
-  int h = conv_out_size(&desc, x->h), w = conv_out_size(&desc, x->w);
-  add_activation(m, &u->conv_out, ACTIVATION_TRANSIENT, NULL, out_channels, h, w);
-  if (kept)
-    add_activation(m, &u->out, ACTIVATION_KEPT, NULL, out_channels, h, w);
+/* Inferring, batch norm runs in place, so out shares conv_out's buffer unless kept. */
+void conv_bn_init(unet *m, conv_bn *u, const char *conv_name, const char *bn_name, const tensor *x,
+                  conv_bn_spec spec) {
+  conv_desc desc = {x->c, spec.out_channels, spec.kernel, spec.stride, spec.kernel / 2};
+  conv_layer_init(m, &u->conv, conv_name, desc, spec.conv_bias);
+  u->has_bn = bn_name != NULL;
+  u->relu = spec.relu;
+  int h = conv_out_size(&desc, x->h), w = conv_out_size(&desc, x->w), c = spec.out_channels;
+  if (!u->has_bn) {
+    add_activation(m, &u->out, spec.kept ? ACTIVATION_KEPT : ACTIVATION_TRANSIENT, NULL, c, h, w);
+    return;
+  }
+  bn_layer_init(m, &u->bn, bn_name, c);
+  add_activation(m, &u->conv_out, ACTIVATION_TRANSIENT, NULL, c, h, w);
+  if (spec.kept)
+    add_activation(m, &u->out, ACTIVATION_KEPT, NULL, c, h, w);
   else if (m->mode == UNET_INFERENCE)
-    add_activation(m, &u->out, ACTIVATION_ALIAS, &u->conv_out, out_channels, h, w);
+    add_activation(m, &u->out, ACTIVATION_ALIAS, &u->conv_out, c, h, w);
   else
-    add_activation(m, &u->out, ACTIVATION_TRANSIENT, NULL, out_channels, h, w);
-  add_activation(m, &u->grad_conv_out, ACTIVATION_SCRATCH, NULL, out_channels, h, w);
+    add_activation(m, &u->out, ACTIVATION_TRANSIENT, NULL, c, h, w);
+  add_activation(m, &u->grad_conv_out, ACTIVATION_SCRATCH, NULL, c, h, w);
 }
 
-static void basic_block_init(unet *m, basic_block *b, const char *name, const tensor *x,
-                             int out_channels, int stride, int output_kept) {
-  char conv[NAMED_TENSOR_NAME_MAX], bn[NAMED_TENSOR_NAME_MAX];
-  name_join(conv, name, ".conv1");
-  name_join(bn, name, ".bn1");
-  conv_bn_init(m, &b->conv1, conv, bn, x, out_channels, 3, stride, 1, 0);
-  name_join(conv, name, ".conv2");
-  name_join(bn, name, ".bn2");
-  conv_bn_init(m, &b->conv2, conv, bn, &b->conv1.out, out_channels, 3, 1, 0, output_kept);
-  b->has_downsample = stride != 1 || x->c != out_channels;
-  if (b->has_downsample) {
-    name_join(conv, name, ".downsample.0");
-    name_join(bn, name, ".downsample.1");
-    conv_bn_init(m, &b->downsample, conv, bn, x, out_channels, 1, stride, 0, 0);
-    add_activation(m, &b->grad_identity, ACTIVATION_GRADIENT, NULL, x->c, x->h, x->w);
-  }
-  const tensor *y = &b->conv2.out;
-  add_activation(m, &b->grad_mid, ACTIVATION_GRADIENT, NULL, out_channels, y->h, y->w);
-  add_activation(m, &b->grad_out, ACTIVATION_GRADIENT, NULL, out_channels, y->h, y->w);
+/* The injected planes join the block's input: conv1 takes 5K more channels. */
+static const tensor *injection_init(unet *m, decoder_block *d, const tensor *conv_in) {
+  int c = conv_in->c + m->br.injected.c, h = conv_in->h, w = conv_in->w;
+  add_activation(m, &d->planes, ACTIVATION_TRANSIENT, NULL, m->br.injected.c, h, w);
+  add_activation(m, &d->with_planes, ACTIVATION_TRANSIENT, NULL, c, h, w);
+  add_activation(m, &d->grad_with_planes, ACTIVATION_GRADIENT, NULL, c, h, w);
+  add_activation(m, &d->grad_planes, ACTIVATION_GRADIENT, NULL, m->br.injected.c, h, w);
+  return &d->with_planes;
 }
 
 static void decoder_block_init(unet *m, decoder_block *d, int index, const tensor *x,
@@ -167,47 +163,34 @@ static void decoder_block_init(unet *m, decoder_block *d, int index, const tenso
     add_activation(m, &d->grad_concatenated, ACTIVATION_GRADIENT, NULL, c, skip->h, skip->w);
     conv_in = &d->concatenated;
   }
+  d->injected = (m->br.inject_blocks >> index) & 1u;
+  if (d->injected) conv_in = injection_init(m, d, conv_in);
   snprintf(conv, sizeof conv, "decoder.blocks.%d.conv1.0", index);
   snprintf(bn, sizeof bn, "decoder.blocks.%d.conv1.1", index);
-  conv_bn_init(m, &d->conv1, conv, bn, conv_in, out_channels, 3, 1, 1, 0);
+  conv_bn_init(m, &d->conv1, conv, bn, conv_in, (conv_bn_spec){out_channels, 3, 1, 0, 1, 0});
   snprintf(conv, sizeof conv, "decoder.blocks.%d.conv2.0", index);
   snprintf(bn, sizeof bn, "decoder.blocks.%d.conv2.1", index);
-  conv_bn_init(m, &d->conv2, conv, bn, &d->conv1.out, out_channels, 3, 1, 1, 0);
+  conv_bn_init(m, &d->conv2, conv, bn, &d->conv1.out, (conv_bn_spec){out_channels, 3, 1, 0, 1, 0});
   const tensor *y = &d->conv2.out;
   add_activation(m, &d->grad_mid, ACTIVATION_GRADIENT, NULL, out_channels, y->h, y->w);
   add_activation(m, &d->grad_out, ACTIVATION_GRADIENT, NULL, out_channels, y->h, y->w);
 }
 
-static void build_layers(unet *m) {
+static void build_layers(unet *m, const unet_config *config) {
   add_activation(m, &m->input, ACTIVATION_KEPT, NULL, 3, m->height, m->width);
-  conv_bn_init(m, &m->stem, "encoder.conv1", "encoder.bn1", &m->input, 64, 7, 2, 1, 1);
-  const tensor *stem = &m->stem.out;
-  add_activation(m, &m->grad_stem_out, ACTIVATION_GRADIENT, NULL, 64, stem->h, stem->w);
-  add_activation(m, &m->grad_stem_pool, ACTIVATION_GRADIENT, NULL, 64, stem->h, stem->w);
-  m->pool = (pool_desc){3, 2, 1};
-  add_activation(m, &m->pooled, ACTIVATION_TRANSIENT, NULL, 64, stem->h / 2, stem->w / 2);
-  add_activation(m, &m->grad_pooled, ACTIVATION_GRADIENT, NULL, 64, stem->h / 2, stem->w / 2);
-
-  const int *counts = stage_block_counts(m->arch);
-  const tensor *x = &m->pooled;
-  for (int s = 0; s < 4; s++) {
-    encoder_stage *stage = &m->stages[s];
-    stage->block_count = counts[s];
-    stage->blocks = fp_calloc((size_t)counts[s], sizeof *stage->blocks);
-    if (s > 0) add_activation(m, &stage->grad_input, ACTIVATION_GRADIENT, NULL, x->c, x->h, x->w);
-    for (int b = 0; b < counts[s]; b++) {
-      char name[NAMED_TENSOR_NAME_MAX];
-      snprintf(name, sizeof name, "encoder.layer%d.%d", s + 1, b);
-      int skip_feature = s < 3 && b == counts[s] - 1; /* layer1..3 outputs feed the decoder */
-      basic_block_init(m, &stage->blocks[b], name, x, stage_channels[s], (b == 0 && s > 0) ? 2 : 1,
-                       skip_feature);
-      x = &stage->blocks[b].conv2.out;
-    }
-  }
-  const tensor *skips[5] = {unet_stage_output(m, 2), unet_stage_output(m, 1),
-                            unet_stage_output(m, 0), &m->stem.out, NULL};
+  m->enc.kind = arch_encoder(m->arch);
+  if (m->enc.kind == ENCODER_RESNET)
+    resnet_encoder_build(m, &m->enc);
+  else
+    vgg_encoder_build(m, &m->enc);
+  m->encoder_params = m->param_list.total;
+  /* registered before the decoder: their gradients are final after the decoder's */
+  branches_build(m, config);
+  /* f5 is the first block's input; f4, f3, f2, f1 its skips */
+  const tensor *x = m->enc.features[4];
   for (int i = 0; i < 5; i++) {
-    decoder_block_init(m, &m->decoder[i], i, x, skips[i], decoder_channels[i]);
+    decoder_block_init(m, &m->decoder[i], i, x, i < 4 ? m->enc.features[3 - i] : NULL,
+                       decoder_channels[i]);
     x = &m->decoder[i].conv2.out;
   }
   conv_layer_init(m, &m->head, "segmentation_head.0", (conv_desc){x->c, m->classes, 3, 1, 1}, 1);
@@ -283,7 +266,9 @@ static int has_suffix(const char *s, const char *suffix) {
 }
 
 /* The twin's init: encoder convs kaiming-normal (fan_out, relu), decoder convs
- * kaiming-uniform (fan_in, relu), head xavier-uniform, biases 0, BN 1/0. */
+ * kaiming-uniform (fan_in, relu), head and fully connected layers (the 2-D weights)
+ * xavier-uniform, biases 0, BN 1/0 (a 1-D `.weight` is a batch norm's; layers of other shapes
+ * fail here until their init is written). */
 static void init_parameters(unet *m, uint64_t seed) {
   rng r;
   rng_seed(&r, seed);
@@ -302,8 +287,14 @@ static void init_parameters(unet *m, uint64_t seed) {
             has_prefix(t->name, "decoder.") ? sqrt(6.0 / fan_in) : sqrt(6.0 / (fan_in + fan_out));
         for (size_t k = 0; k < t->count; k++) p[k] = (float)(bound * (2.0 * rng_uniform(&r) - 1.0));
       }
+    } else if (t->ndims == 2) {
+      double bound = sqrt(6.0 / (t->dims[0] + t->dims[1]));
+      for (size_t k = 0; k < t->count; k++) p[k] = (float)(bound * (2.0 * rng_uniform(&r) - 1.0));
     } else if (has_suffix(t->name, ".weight")) {
+      FP_CHECK(t->ndims == 1, "init: no rule for the %d-D parameter %s", t->ndims, t->name);
       for (size_t k = 0; k < t->count; k++) p[k] = 1.0f;
+    } else {
+      FP_CHECK(has_suffix(t->name, ".bias"), "init: no rule for parameter %s", t->name);
     }
   }
   m->be->upload(m->params, host, FP_F32, m->param_list.total);
@@ -338,7 +329,8 @@ unet *unet_create(const backend *be, const unet_config *config, uint64_t seed) {
   m->mode = config->mode;
   m->bn_momentum = 0.1f;
   m->bn_eps = 1e-5f;
-  build_layers(m);
+  m->br.dropout_seed = seed;
+  build_layers(m, config);
   allocate_activations(m);
   m->params = be->alloc(FP_F32, m->param_list.total);
   if (m->mode == UNET_TRAINING) {
@@ -349,8 +341,17 @@ unet *unet_create(const backend *be, const unet_config *config, uint64_t seed) {
   m->compute_params =
       m->compute == FP_F32 ? (void *)m->params : be->alloc(m->compute, m->param_list.total);
   m->scalars = be->alloc(FP_F64, SCALAR_COUNT);
+  m->grad_final = fp_calloc((size_t)m->param_list.count, 1);
   init_parameters(m, seed);
   return m;
+}
+
+void unet_freeze_encoder(unet *m, int frozen) {
+  m->encoder_frozen = frozen;
+}
+
+size_t unet_trained_from(const unet *m) {
+  return m->encoder_frozen ? m->encoder_params : 0;
 }
 
 void unet_weights_changed(unet *m) {
@@ -359,14 +360,15 @@ void unet_weights_changed(unet *m) {
 
 void unet_read_scalars(const unet *m, double scalars[SCALAR_COUNT]) {
   m->be->download(scalars, m->scalars, FP_F64, SCALAR_COUNT);
+  FP_CHECK(scalars[SCALAR_BAD_LABELS] == 0.0,
+           "%.0f labels of the batch are outside the model's %d classes (and not the ignore "
+           "label)",
+           scalars[SCALAR_BAD_LABELS], m->classes);
 }
 
 const void *unet_compute_weights(const unet *m, size_t offset) {
   return (const char *)m->compute_params + offset * fp_dtype_size(m->compute);
 }
-
-/* Channels of the widest batch-norm layer (layer4). */
-static const size_t widest_layer = 512;
 
 void unet_enable_sync_bn(unet *m) {
   FP_CHECK(m->parallel.sum_across_ranks && m->parallel.world_size >= 1,
@@ -374,10 +376,14 @@ void unet_enable_sync_bn(unet *m) {
   FP_CHECK(m->mode == UNET_TRAINING, "synchronized batch norm needs a training model");
   if (m->sync_bn) return;
   m->sync_bn = 1;
-  m->sync_scratch = m->be->alloc(FP_U8, m->scratch_bytes);
-  m->sync_scale = m->be->alloc(FP_F32, widest_layer);
-  m->sync_shift = m->be->alloc(FP_F32, widest_layer);
-  m->host_stats = fp_malloc(6 * widest_layer * sizeof *m->host_stats);
+  /* the correction of any batch-norm input: the decoder's (scratch) or the class branch's */
+  size_t bytes = m->scratch_bytes;
+  if (m->br.mode != BRANCHES_NONE && m->be->tensor_bytes(&m->br.cls.hidden) > bytes)
+    bytes = m->be->tensor_bytes(&m->br.cls.hidden);
+  m->sync_scratch = m->be->alloc(FP_U8, bytes);
+  m->sync_scale = m->be->alloc(FP_F32, (size_t)m->widest_bn);
+  m->sync_shift = m->be->alloc(FP_F32, (size_t)m->widest_bn);
+  m->host_stats = fp_malloc(6 * (size_t)m->widest_bn * sizeof *m->host_stats);
 }
 
 /* ----------------------------------------------------------------- destroy */
@@ -388,7 +394,8 @@ void unet_destroy(unet *m) {
   for (int i = 0; i < m->activation_count; i++)
     if (owns_buffer(m, m->activations[i].kind)) be->tensor_release(m->activations[i].t);
   free(m->activations);
-  for (int s = 0; s < 4; s++) free(m->stages[s].blocks);
+  if (m->enc.kind == ENCODER_RESNET) resnet_encoder_release(&m->enc.resnet);
+  branches_release(m);
   for (int s = 0; s < UNET_RING_SLOTS; s++)
     if (m->ring[s]) be->release(m->ring[s]);
   void *buffers[] = {m->scratch, m->grads,        m->batch_stats, m->buffers,
@@ -398,6 +405,7 @@ void unet_destroy(unet *m) {
   if (m->compute_params != m->params) be->release(m->compute_params);
   be->release(m->params);
   free(m->host_stats);
+  free(m->grad_final);
   free(m->param_list.items);
   free(m->buffer_list.items);
   free(m);

@@ -1,8 +1,9 @@
 /* The training loader on a synthetic dataset written with the dataset writer:
  * sharding (disjoint, covering, 1 rank x 2B == 2 ranks x B in order and in
  * pixels), split selection, limit, shuffling per epoch, normalisation,
- * augmentation alignment of photo and mask, restart mid-epoch; plus
- * mask_class_boxes.
+ * augmentation alignment of photo and mask, no augmentation and augmentation
+ * with every probability 0 giving identical tensors (flips only: the input or
+ * its mirror), restart mid-epoch.
  *   test_loader WORK_DIR          runs the tests
  *   test_loader --open FILE       dataset_open only (used by dataset_validation.py) */
 #include <math.h>
@@ -17,6 +18,8 @@
 #include "shard.h"
 
 enum { N = 40, H = 48, W = 40, K = 3 };
+
+static augment_settings all_on; /* every transform on (preset "all"), filled in by main */
 
 static const uint8_t colours[K + 1][3] = {
     {70, 120, 180}, {180, 70, 90}, {90, 180, 70}, {128, 128, 128} /* under ignore (255) pixels */};
@@ -75,11 +78,13 @@ static void write_dataset(const char *path) {
 typedef struct epoch_record {
   int64_t count;
   int64_t indices[N];
-  float *images; /* [count][3*H*W] when recorded */
+  float *images;  /* [count][3*H*W] when recorded */
+  uint8_t *masks; /* [count][H*W] when recorded */
 } epoch_record;
 
 static void record_epoch(const char *path, int split, int batch, int rank, int ranks, int shuffle,
-                         int augment, int epoch, int64_t limit, epoch_record *r) {
+                         const augment_settings *augment, int epoch, int64_t limit,
+                         epoch_record *r) {
   loader_config cfg = {path, split, batch, rank, ranks, 11, shuffle, augment, limit, 0, 0};
   loader *l = loader_open(&cfg);
   loader_start_epoch(l, epoch);
@@ -92,6 +97,7 @@ static void record_epoch(const char *path, int split, int batch, int rank, int r
       if (r->images)
         memcpy(r->images + r->count * 3 * H * W, b.images + (size_t)j * 3 * H * W,
                sizeof(float) * 3 * H * W);
+      if (r->masks) memcpy(r->masks + r->count * H * W, b.masks + (size_t)j * H * W, H * W);
       r->indices[r->count++] = b.indices[j];
     }
     batches++;
@@ -125,8 +131,9 @@ static void test_sharding(const char *path) {
   static float one_images[N * 3 * H * W], two_images[2][N * 3 * H * W];
   epoch_record one = {.images = one_images},
                two[2] = {{.images = two_images[0]}, {.images = two_images[1]}};
-  record_epoch(path, 0, 4, 0, 1, 1, 1, 2, 0, &one);
-  for (int rank = 0; rank < 2; rank++) record_epoch(path, 0, 2, rank, 2, 1, 1, 2, 0, &two[rank]);
+  record_epoch(path, 0, 4, 0, 1, 1, &all_on, 2, 0, &one);
+  for (int rank = 0; rank < 2; rank++)
+    record_epoch(path, 0, 2, rank, 2, 1, &all_on, 2, 0, &two[rank]);
   FP_CHECK(one.count == train / 4 * 4 && two[0].count * 2 == one.count,
            "train %lld: 1 rank %lld, 2 ranks %lld each", (long long)train, (long long)one.count,
            (long long)two[0].count);
@@ -205,7 +212,7 @@ static float jittered(const augment_params *p, int colour, int c) {
  * near label edges the colour lies between those of the labels around it. */
 static void check_alignment(const loader_batch *b, int j, int epoch, int64_t *interior_checked,
                             int64_t *labelled, int *changed) {
-  augment_params p = augment_draw(11, epoch, b->indices[j], H, W);
+  augment_params p = augment_draw(&all_on, 11, epoch, b->indices[j], H, W);
   const uint8_t *mask = b->masks + (size_t)j * H * W;
   for (int y = 0; y < H; y++)
     for (int x = 0; x < W; x++) {
@@ -249,7 +256,7 @@ static void check_alignment(const loader_batch *b, int j, int epoch, int64_t *in
 }
 
 static void test_augmentation(const char *path) {
-  loader_config cfg = {path, -1, 4, 0, 1, 11, 1, 1, 0, 0, 0};
+  loader_config cfg = {path, -1, 4, 0, 1, 11, 1, &all_on, 0, 0, 0};
   loader *l = loader_open(&cfg);
   int64_t interior = 0, labelled = 0;
   int changed = 0;
@@ -268,16 +275,60 @@ static void test_augmentation(const char *path) {
          (long long)interior);
 }
 
-static void test_boxes(void) {
-  uint8_t mask[6 * 5];
-  memset(mask, 0, sizeof mask);
-  mask[1 * 5 + 2] = mask[3 * 5 + 4] = 1; /* class 1 spans rows 1-3, columns 2-4 */
-  mask[5 * 5 + 0] = 255;
-  int32_t boxes[4 * 4];
-  mask_class_boxes(mask, 6, 5, 4, boxes);
-  const int32_t expected[16] = {0, 0, 6, 5, 1, 2, 4, 5, -1, -1, -1, -1, -1, -1, -1, -1};
-  FP_CHECK(!memcmp(boxes, expected, sizeof expected), "boxes: %d %d %d %d / %d %d %d %d", boxes[0],
-           boxes[1], boxes[2], boxes[3], boxes[4], boxes[5], boxes[6], boxes[7]);
+/* Augmentation with every probability 0 gives bit for bit the tensors of no augmentation; with
+ * flips only each image is the unaugmented one or its exact mirror, about half of them mirrored. */
+static void test_augmentation_off(const char *path) {
+  static float plain_images[N * 3 * H * W], none_images[N * 3 * H * W], flip_images[N * 3 * H * W];
+  static uint8_t plain_masks[N * H * W], none_masks[N * H * W], flip_masks[N * H * W];
+  augment_settings none, flip;
+  augment_preset("none", &none);
+  augment_preset("flip", &flip);
+  int flipped = 0, images = 0;
+  for (int epoch = 0; epoch < 2; epoch++) {
+    epoch_record plain = {.images = plain_images, .masks = plain_masks},
+                 zero = {.images = none_images, .masks = none_masks},
+                 flips = {.images = flip_images, .masks = flip_masks};
+    record_epoch(path, -1, 4, 0, 1, 1, NULL, epoch, 0, &plain);
+    record_epoch(path, -1, 4, 0, 1, 1, &none, epoch, 0, &zero);
+    record_epoch(path, -1, 4, 0, 1, 1, &flip, epoch, 0, &flips);
+    FP_CHECK(plain.count == zero.count && plain.count == flips.count &&
+                 !memcmp(plain.indices, zero.indices, sizeof plain.indices) &&
+                 !memcmp(plain.indices, flips.indices, sizeof plain.indices),
+             "epoch %d: augmentation changed the image order", epoch);
+    FP_CHECK(!memcmp(plain_images, none_images, sizeof(float) * 3 * H * W * plain.count) &&
+                 !memcmp(plain_masks, none_masks, (size_t)H * W * plain.count),
+             "epoch %d: every probability 0 is not bit-identical to no augmentation", epoch);
+    for (int64_t p = 0; p < plain.count; p++) {
+      const float *a = plain_images + p * 3 * H * W, *b = flip_images + p * 3 * H * W;
+      const uint8_t *ma = plain_masks + p * H * W, *mb = flip_masks + p * H * W;
+      int same = !memcmp(a, b, sizeof(float) * 3 * H * W) && !memcmp(ma, mb, H * W), mirrored = 1;
+      for (int y = 0; y < H && mirrored; y++)
+        for (int x = 0; x < W; x++)
+          if (ma[y * W + x] != mb[y * W + W - 1 - x]) {
+            mirrored = 0;
+            break;
+          }
+      for (int c = 0; c < 3 && mirrored; c++)
+        for (int y = 0; y < H && mirrored; y++)
+          for (int x = 0; x < W; x++)
+            if (memcmp(&a[(c * H + y) * W + x], &b[(c * H + y) * W + W - 1 - x], sizeof *a)) {
+              mirrored = 0;
+              break;
+            }
+      augment_params d = augment_draw(&flip, 11, epoch, plain.indices[p], H, W);
+      FP_CHECK(d.flip ? mirrored : same, "epoch %d image %lld: flip %d but the image is %s", epoch,
+               (long long)plain.indices[p], d.flip,
+               same       ? "unchanged"
+               : mirrored ? "mirrored"
+                          : "neither");
+      flipped += d.flip;
+      images++;
+    }
+  }
+  FP_CHECK(flipped > images / 5 && flipped < images * 4 / 5, "flips only: %d of %d flipped",
+           flipped, images);
+  printf("augmentation off: probabilities 0 identical to none; flips only mirrored %d of %d\n",
+         flipped, images);
 }
 
 int main(int argc, char **argv) {
@@ -291,12 +342,13 @@ int main(int argc, char **argv) {
   FP_CHECK(argc == 2, "usage: test_loader WORK_DIR | test_loader --open FILE");
   char path[2048];
   snprintf(path, sizeof path, "%s/loader.h5", argv[1]);
+  FP_CHECK(augment_preset("all", &all_on), "no preset all");
   write_dataset(path);
   test_sharding(path);
   test_order_split_limit(path);
   test_normalisation_and_restart(path);
   test_augmentation(path);
-  test_boxes();
+  test_augmentation_off(path);
   printf("loader ok\n");
   return 0;
 }

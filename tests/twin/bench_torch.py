@@ -6,8 +6,12 @@ Training step: forward (train mode), weighted cross-entropy, backward, gradient 
 to norm 1, AdamW (weight decay 1e-4) with the one-cycle lr. Inference batch: eval-mode
 forward under torch.no_grad() and argmax over classes. `--warmup` untimed training steps,
 then `--steps` timed ones; one untimed inference batch, then `--infer-batches` timed ones.
-`--bf16`: both forwards run under torch.autocast("cpu", dtype=torch.bfloat16) (parameters
+`--bf16`: both forwards run under torch.autocast(device, dtype=torch.bfloat16) (parameters
 and optimiser stay float32); the training loss is computed in float32 on the logits.
+`--device cuda`: on the GPU, with cudnn.benchmark on, TF32 off for fp32 (as the C engine's
+fp32), each step ending with the loss read back and each inference batch with its predictions
+copied to the host (as the C engine's bench does); `--compile MODE` wraps the model in
+torch.compile(mode=MODE) (e.g. max-autotune), compiled during the warm-up steps.
 
 Prints ONE line on stdout:
   engine=pytorch arch=r34 height=288 width=192 batch=8 threads=2 train_img_s=<x>
@@ -17,7 +21,7 @@ and the torch version, build BLAS and the BLAS / oneDNN libraries actually loade
 
   /usr/bin/python3 tests/twin/bench_torch.py --arch r34 --height 288 --width 192 --batch 8 \\
       --threads 2 [--classes 59] [--warmup 2] [--steps 5] [--infer-batches 5] [--channels-last]
-      [--bf16]
+      [--bf16] [--device cpu|cuda] [--compile MODE]
 """
 
 import argparse
@@ -48,6 +52,9 @@ def parse_args(argv=None):
                    help="forward under CPU autocast to bfloat16 (loss in float32)")
     p.add_argument("--no-mkldnn", action="store_true",
                    help="disable oneDNN convolutions (native im2col + BLAS)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--compile", default="", metavar="MODE",
+                   help="torch.compile mode (default, reduce-overhead, max-autotune); empty: eager")
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args(argv)
     if args.height % 32 or args.width % 32:
@@ -78,10 +85,14 @@ def describe_build(args):
             if "BLAS_INFO" in part or "LAPACK_INFO" in part]
     dnn = [line.strip(" -") for line in config.splitlines() if "MKL-DNN" in line or "oneDNN" in line]
     err = sys.stderr
-    print("torch %s, threads %d, mkldnn %s, channels_last %d, bf16 autocast %d" % (
-        torch.__version__, torch.get_num_threads(),
-        "on" if torch.backends.mkldnn.enabled else "off", args.channels_last, args.bf16),
-        file=err)
+    print("torch %s, threads %d, mkldnn %s, channels_last %d, bf16 autocast %d, device %s, "
+          "compile %s" % (
+              torch.__version__, torch.get_num_threads(),
+              "on" if torch.backends.mkldnn.enabled else "off", args.channels_last, args.bf16,
+              args.device, args.compile or "no"), file=err)
+    if args.device == "cuda":
+        print("cuda %s, cudnn %s, %s" % (torch.version.cuda, torch.backends.cudnn.version(),
+                                         torch.cuda.get_device_name()), file=err)
     print("torch build: %s; %s" % (", ".join(blas), "; ".join(dnn)), file=err)
     print("loaded: %s" % ", ".join(loaded_libraries()), file=err)
 
@@ -94,15 +105,22 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
 
-    model = tw.build_model(args.arch, args.classes, args.seed).to(memory_format=fmt)
-    x = torch.randn(args.batch, 3, args.height, args.width).contiguous(memory_format=fmt)
+    device = torch.device(args.device)
+    if args.device == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    model = tw.build_model(args.arch, args.classes, args.seed).to(device, memory_format=fmt)
+    x = torch.randn(args.batch, 3, args.height, args.width).to(device).contiguous(
+        memory_format=fmt)
     labels = torch.randint(0, args.classes, (args.batch, args.height, args.width),
-                           dtype=torch.uint8)
-    weights = tw.class_weights_for(args.classes)
+                           dtype=torch.uint8).to(device)
+    weights = tw.class_weights_for(args.classes).to(device)
+    forward = torch.compile(model, mode=args.compile) if args.compile else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
                                   weight_decay=1e-4)
     total_steps = args.warmup + args.steps
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
+    autocast = torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.bf16)
     describe_build(args)
 
     model.train()
@@ -111,7 +129,7 @@ def main(argv=None):
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         with autocast:
-            logits = model(x)
+            logits = forward(x)
         loss = tw.segmentation_loss(logits.float(), labels, weights)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -129,7 +147,7 @@ def main(argv=None):
     with torch.no_grad(), autocast:
         for b in range(1 + args.infer_batches):
             start = time.perf_counter()
-            predictions = model(x).argmax(1).to(torch.uint8)
+            predictions = forward(x).argmax(1).to(torch.uint8).cpu()
             if b >= 1:
                 infer_seconds += time.perf_counter() - start
     del predictions

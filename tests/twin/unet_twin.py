@@ -4,7 +4,7 @@
 Importable: `build_model`, `one_cycle_lr`, `class_weights_for`, `make_batch`,
 `segmentation_loss`, `grad_total_norm`, `clip_gradients`, `make_optimizer`.
 
-As a script it writes an HDF5 dump that tests/test_twin.c compares the C engine
+As a script it writes a dump that tests/test_twin.c compares the C engine
 against: initial parameters and BN buffers, input and labels, the first forward's
 logits and loss, the first backward's gradients and their norm, and parameters,
 buffers, losses and learning rates after `--steps` optimiser steps on the same
@@ -12,25 +12,42 @@ batch. Parameter and buffer names are `model.named_parameters()` /
 `named_buffers()` names (num_batches_tracked is skipped). With --bf16-peer it also
 writes /peer_bf16: the same run under bfloat16 autocast, laid out like the root's results.
 
+The dump is HDF5 (h5py and numpy, imported only then) unless --out ends in ".twin": then it
+is a tensor directory (index.txt + data.bin, the format is described in tests/twin_dump.c)
+written with torch and the standard library alone, for machines without h5py or numpy.
+
 Run with Debian's Python (python3-torch): /usr/bin/python3 tests/twin/unet_twin.py --help
 """
 
 import argparse
 import copy
+import ctypes
 import math
+import os
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import branches_twin  # noqa: E402  (next to this file)
+
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
 IGNORE_INDEX = 255
-ARCH_LAYERS = {"r18": (2, 2, 2, 2), "r34": (3, 4, 6, 3)}
-ENCODER_CHANNELS = (64, 64, 128, 256, 512)  # f1..f5
+RESNET_LAYERS = {"r18": (2, 2, 2, 2), "r34": (3, 4, 6, 3)}
+# torchvision's VGG configurations: output channels per 3x3 conv, "M" a 2x2 max pool
+VGG_LAYERS = {
+    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+              512, 512, 512, "M"),
+    "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+              512, 512, 512, 512, "M"),
+}
+ARCH_LAYERS = dict(RESNET_LAYERS)
+ARCH_LAYERS.update({name: layers for name, layers in VGG_LAYERS.items()})
+ARCH_LAYERS.update({name + "_bn": layers for name, layers in VGG_LAYERS.items()})
 DECODER_CHANNELS = (256, 128, 64, 32, 16)
 
 
@@ -87,6 +104,38 @@ class ResNetEncoder(nn.Module):
         return f1, f2, f3, f4, f5
 
 
+class VGGEncoder(nn.Module):
+    """segmentation_models_pytorch's VGG encoder: torchvision's `features` (3x3 convs with bias,
+    BatchNorm after each in the _bn variants, ReLU, 2x2 max pools), split at the pools; returns
+    f1..f5 = the outputs of blocks 2..5 (before their pool) and the last pool's output (the
+    full-resolution block 1 output, smp's f0, is not used by the decoder)."""
+
+    def __init__(self, layers, batch_norm_after_conv):
+        super().__init__()
+        modules, in_channels = [], 3
+        for item in layers:
+            if item == "M":
+                modules.append(nn.MaxPool2d(2, stride=2))
+                continue
+            modules.append(nn.Conv2d(in_channels, item, 3, padding=1, bias=True))
+            if batch_norm_after_conv:
+                modules.append(batch_norm(item))
+            modules.append(nn.ReLU(inplace=True))
+            in_channels = item
+        self.features = nn.Sequential(*modules)
+        self.out_channels = tuple(c for i, c in enumerate(layers)
+                                  if c != "M" and layers[i + 1] == "M")[1:] + (512,)
+
+    def forward(self, x):
+        features = []
+        for module in self.features:
+            if isinstance(module, nn.MaxPool2d):
+                features.append(x)
+            x = module(x)
+        features.append(x)
+        return tuple(features[1:])  # f1..f5
+
+
 def conv_bn_relu(in_channels, out_channels):
     """segmentation_models_pytorch's Conv2dReLU with use_batchnorm=True."""
     return nn.Sequential(
@@ -96,43 +145,67 @@ def conv_bn_relu(in_channels, out_channels):
 
 
 class DecoderBlock(nn.Module):
-    def __init__(self, in_channels, skip_channels, out_channels):
+    """extra_channels: the injected branch planes joined after the skip (Extended U-Net)."""
+
+    def __init__(self, in_channels, skip_channels, out_channels, extra_channels=0):
         super().__init__()
-        self.conv1 = conv_bn_relu(in_channels + skip_channels, out_channels)
+        self.conv1 = conv_bn_relu(in_channels + skip_channels + extra_channels, out_channels)
         self.conv2 = conv_bn_relu(out_channels, out_channels)
 
-    def forward(self, x, skip=None):
+    def forward(self, x, skip=None, injected=None):
         x = F.interpolate(x, scale_factor=2, mode="nearest")
         if skip is not None:
             x = torch.cat([x, skip], dim=1)
+        if injected is not None:
+            x = torch.cat([x, branches_twin.as_planes(injected, x)], dim=1)
         return self.conv2(self.conv1(x))
 
 
 class UnetDecoder(nn.Module):
-    """smp UnetDecoder, no center block, no attention."""
+    """smp UnetDecoder, no center block, no attention; blocks in inject_blocks take the
+    branches' injected vector as extra_channels planes."""
 
-    def __init__(self):
+    def __init__(self, encoder_channels, extra_channels=0, inject_blocks=()):
         super().__init__()
-        in_channels = (512,) + DECODER_CHANNELS[:-1]          # 512,256,128,64,32
-        skip_channels = (256, 128, 64, 64, 0)                 # f4,f3,f2,f1,none
+        in_channels = (encoder_channels[4],) + DECODER_CHANNELS[:-1]  # f5, 256, 128, 64, 32
+        skip_channels = tuple(reversed(encoder_channels[:4])) + (0,)  # f4, f3, f2, f1, none
+        self.inject_blocks = tuple(inject_blocks)
         self.blocks = nn.ModuleList(
-            DecoderBlock(i, s, o) for i, s, o in zip(in_channels, skip_channels, DECODER_CHANNELS))
+            DecoderBlock(i, s, o, extra_channels if index in self.inject_blocks else 0)
+            for index, (i, s, o) in enumerate(zip(in_channels, skip_channels, DECODER_CHANNELS)))
 
-    def forward(self, f1, f2, f3, f4, f5):
+    def forward(self, f1, f2, f3, f4, f5, injected=None):
         x = f5
-        for block, skip in zip(self.blocks, (f4, f3, f2, f1, None)):
-            x = block(x, skip)
+        for index, (block, skip) in enumerate(zip(self.blocks, (f4, f3, f2, f1, None))):
+            x = block(x, skip, injected if index in self.inject_blocks else None)
         return x
 
 
 class UNet(nn.Module):
-    def __init__(self, arch="r18", classes=5):
+    """branches: none (plain U-Net), trained (the Extended U-Net's class and box branches with
+    their losses) or injected (their outputs also join the decoder blocks of inject_blocks).
+    With branches forward returns (logits, class_logits, box_logits); the class branch's
+    dropout multiplies by self.keep_mask, set before each training forward."""
+
+    def __init__(self, arch="r18", classes=5, branches="none", inject_blocks=(0,), dropout=0.25):
         super().__init__()
         if arch not in ARCH_LAYERS:
             raise ValueError("arch must be one of %s" % ", ".join(ARCH_LAYERS))
         self.arch = arch
-        self.encoder = ResNetEncoder(ARCH_LAYERS[arch])
-        self.decoder = UnetDecoder()
+        if arch in RESNET_LAYERS:
+            self.encoder = ResNetEncoder(RESNET_LAYERS[arch])
+            encoder_channels = (64, 64, 128, 256, 512)  # f1..f5
+        else:
+            self.encoder = VGGEncoder(VGG_LAYERS[arch.replace("_bn", "")], arch.endswith("_bn"))
+            encoder_channels = self.encoder.out_channels
+        self.branches = branches
+        self.keep_mask = None
+        if branches != "none":
+            self.class_branch = branches_twin.ClassBranch(2 * encoder_channels[4], classes, dropout)
+            self.box_branch = branches_twin.BoxBranch(2 * encoder_channels[4], classes)
+        injected = branches == "injected"
+        self.decoder = UnetDecoder(encoder_channels, 5 * classes if injected else 0,
+                                   inject_blocks if injected else ())
         self.segmentation_head = nn.Sequential(nn.Conv2d(DECODER_CHANNELS[-1], classes, 3, padding=1,
                                                          bias=True))
 
@@ -140,12 +213,22 @@ class UNet(nn.Module):
         if x.shape[-2] % 32 or x.shape[-1] % 32:
             raise ValueError("input height and width must be multiples of 32, got %s" %
                              (tuple(x.shape),))
-        return self.segmentation_head(self.decoder(*self.encoder(x)))
+        features = self.encoder(x)
+        if self.branches == "none":
+            return self.segmentation_head(self.decoder(*features))
+        pooled = branches_twin.pooled_features(features[4])
+        class_logits = self.class_branch(pooled, self.keep_mask)
+        box_logits = self.box_branch(pooled)
+        injected = None
+        if self.branches == "injected":
+            injected = branches_twin.injected_vector(class_logits, box_logits)
+        return (self.segmentation_head(self.decoder(*features, injected=injected)), class_logits,
+                box_logits)
 
 
 def init_parameters(model):
     """Encoder convs kaiming-normal (fan_out, relu); decoder convs kaiming-uniform (fan_in,
-    relu); head xavier-uniform with zero bias; BN weight 1, bias 0."""
+    relu); head and fully connected layers xavier-uniform with zero bias; BN weight 1, bias 0."""
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d):
             if name.startswith("encoder."):
@@ -156,14 +239,18 @@ def init_parameters(model):
                 nn.init.xavier_uniform_(module.weight)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.BatchNorm2d):
+        elif isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d)):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
 
 
-def build_model(arch="r18", classes=5, seed=1):
+def build_model(arch="r18", classes=5, seed=1, branches="none", inject_blocks=(0,),
+                dropout=0.25):
     torch.manual_seed(seed)
-    model = UNet(arch, classes)
+    model = UNet(arch, classes, branches, inject_blocks, dropout)
     init_parameters(model)
     return model
 
@@ -224,8 +311,10 @@ def clip_gradients(model, total_norm, clip_norm):
 
 
 def make_optimizer(model, name, lr, betas, eps, weight_decay):
+    """Over the parameters that train (a frozen encoder's have requires_grad False)."""
     cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[name]
-    return cls(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    return cls(trained, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
 def named_buffers_to_dump(model):
@@ -234,7 +323,7 @@ def named_buffers_to_dump(model):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        description="PyTorch twin of the C U-Net engine: writes an HDF5 dump of initial weights, "
+        description="PyTorch twin of the C U-Net engine: writes a dump of initial weights, "
                     "first forward/backward and the state after a few optimiser steps.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--arch", choices=sorted(ARCH_LAYERS), default="r18")
@@ -262,7 +351,23 @@ def parse_args(argv=None):
     p.add_argument("--bf16-peer", action="store_true",
                    help="also run the same steps in float32 under bfloat16 autocast (oneDNN on) "
                         "and write them to /peer_bf16, for the C engine's bf16 tolerances")
-    p.add_argument("--out", default="twin.h5", help="HDF5 file to write")
+    p.add_argument("--f32-peer", action="store_true",
+                   help="also run the same steps in plain float32 and write them to /peer_f32, "
+                        "for models where float32 itself is far from the float64 answer")
+    p.add_argument("--branches", choices=branches_twin.BRANCH_MODES, default="none",
+                   help="the Extended U-Net's class and box branches: none, trained (their losses "
+                        "only) or injected (their outputs also join the decoder)")
+    p.add_argument("--inject-blocks", default="0",
+                   help="comma-separated decoder blocks 0..4 that get the injected planes")
+    p.add_argument("--branch-dropout", type=float, default=0.25)
+    p.add_argument("--class-loss-weight", type=float, default=1.0, help="w_cls")
+    p.add_argument("--box-loss-weight", type=float, default=75.0, help="w_box")
+    p.add_argument("--freeze-encoder", action="store_true",
+                   help="the encoder's parameters get no gradients and no updates (requires_grad "
+                        "False), as the engine's train.frozen_epochs phase; BN still trains")
+    p.add_argument("--out", default="twin.h5",
+                   help="dump to write: a tensor directory (torch and the standard library only) "
+                        "if it ends in .twin, else an HDF5 file (needs h5py and numpy)")
     args = p.parse_args(argv)
     if args.height % 32 or args.width % 32 or args.height <= 0 or args.width <= 0:
         p.error("--height and --width must be positive multiples of 32")
@@ -270,13 +375,21 @@ def parse_args(argv=None):
         p.error("--classes must be in [2, 255]")
     if args.batch < 1 or args.steps < 0 or args.total_steps < 1:
         p.error("--batch and --total-steps must be >= 1, --steps >= 0")
+    try:
+        args.inject_blocks = tuple(sorted({int(b) for b in args.inject_blocks.split(",")}))
+    except ValueError:
+        p.error("--inject-blocks must be comma-separated integers 0..4")
+    if not all(0 <= b <= 4 for b in args.inject_blocks):
+        p.error("--inject-blocks must be in 0..4")
     return args
 
 
-def numpy_of(t):
-    if t.dtype == torch.bfloat16:  # numpy has no bfloat16; float32 holds it exactly
+def host_copy(t):
+    """A CPU copy of t outside autograd; bfloat16 as float32, which holds it exactly."""
+    t = t.detach()
+    if t.dtype == torch.bfloat16:
         t = t.float()
-    return t.detach().cpu().numpy().copy()
+    return t.cpu().clone()
 
 
 def train_steps(model, x, labels, weights, args, bf16=False):
@@ -290,32 +403,48 @@ def train_steps(model, x, labels, weights, args, bf16=False):
                                (args.beta1, args.beta2), args.eps, args.weight_decay)
     r = {}
 
-    def forward_backward(m):
+    def forward_backward(m, step):
         m.train()
         for p in m.parameters():
             p.grad = None
+        if args.branches != "none":
+            m.keep_mask = branches_twin.dropout_keep_mask(args.seed, step, 0, args.batch,
+                                                          branches_twin.BRANCH_HIDDEN,
+                                                          args.branch_dropout)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = m(x)
-        loss = segmentation_loss(logits.float() if bf16 else logits, labels, weights)
+            outputs = m(x)
+        if args.branches == "none":
+            outputs = (outputs,)
+        if bf16:
+            outputs = tuple(o.float() for o in outputs)
+        loss = segmentation_loss(outputs[0], labels, weights)
+        if args.branches != "none":
+            presence, boxes = branches_twin.branch_targets(labels, args.classes)
+            loss = branches_twin.compound_loss(loss, outputs[1], outputs[2], presence, boxes,
+                                               args.class_loss_weight, args.box_loss_weight)[0]
         loss.backward()
-        return logits, loss
+        return outputs, loss
 
-    def record_first(logits, loss, m, total_norm):
-        r["output"] = numpy_of(logits)
+    def record_first(outputs, loss, m, total_norm):
+        logits = outputs[0]
+        if len(outputs) > 1:
+            r["class_logits"] = host_copy(outputs[1])
+            r["box_logits"] = host_copy(outputs[2])
+        r["output"] = host_copy(logits)
         r["loss"] = float(loss)
-        r["grads"] = {n: numpy_of(p.grad) for n, p in m.named_parameters()}
+        r["grads"] = {n: host_copy(p.grad) for n, p in m.named_parameters() if p.grad is not None}
         r["grad_norm"] = total_norm
 
     if args.steps == 0:  # first forward on a copy so the buffers stay initial
         m = copy.deepcopy(model)
-        logits, loss = forward_backward(m)
-        record_first(logits, loss, m, grad_total_norm(m))
+        outputs, loss = forward_backward(m, 0)
+        record_first(outputs, loss, m, grad_total_norm(m))
     losses, lrs = [], []
     for step in range(args.steps):
-        logits, loss = forward_backward(model)
+        outputs, loss = forward_backward(model, step)
         total_norm = grad_total_norm(model)
         if step == 0:
-            record_first(logits, loss, model, total_norm)
+            record_first(outputs, loss, model, total_norm)
         clip_gradients(model, total_norm, args.clip_norm)
         lr = one_cycle_lr(step, args.max_lr, args.warmup, args.total_steps)
         for group in optimizer.param_groups:
@@ -324,10 +453,10 @@ def train_steps(model, x, labels, weights, args, bf16=False):
         losses.append(float(loss))
         lrs.append(lr)
     r["after"] = {
-        "params": {n: numpy_of(p) for n, p in model.named_parameters()},
-        "buffers": {n: numpy_of(b) for n, b in named_buffers_to_dump(model)},
-        "losses": np.asarray(losses, dtype=np.float64),
-        "lrs": np.asarray(lrs, dtype=np.float64),
+        "params": {n: host_copy(p) for n, p in model.named_parameters()},
+        "buffers": {n: host_copy(b) for n, b in named_buffers_to_dump(model)},
+        "losses": torch.tensor(losses, dtype=torch.float64),
+        "lrs": torch.tensor(lrs, dtype=torch.float64),
     }
     return r
 
@@ -335,85 +464,206 @@ def train_steps(model, x, labels, weights, args, bf16=False):
 def run_twin(args):
     """Runs the twin; returns a dict of everything that goes in the dump. With
     args.bf16_peer, d["peer_bf16"] holds the same run in float32 parameters under bfloat16
-    autocast (oneDNN on), from the same initial weights and batch."""
+    autocast (oneDNN on), from the same initial weights and batch; with args.f32_peer,
+    d["peer_f32"] the same run in plain float32."""
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
     torch.backends.mkldnn.enabled = not args.no_mkldnn
     dtype = getattr(torch, args.dtype)
-    model = build_model(args.arch, args.classes, args.seed)
-    peer = copy.deepcopy(model) if args.bf16_peer else None
+    model = build_model(args.arch, args.classes, args.seed, args.branches, args.inject_blocks,
+                        args.branch_dropout)
+    if args.freeze_encoder:
+        model.encoder.requires_grad_(False)
+    peers = {name: copy.deepcopy(model) for name, wanted in
+             (("peer_bf16", args.bf16_peer), ("peer_f32", args.f32_peer)) if wanted}
     x, labels = make_batch(args.batch, args.height, args.width, args.classes, args.seed)
     weights = class_weights_for(args.classes)
     model.to(dtype)  # initial values are drawn in float32 either way
     d = {
-        "input": numpy_of(x), "labels": numpy_of(labels), "class_weights": numpy_of(weights),
-        "params": {n: numpy_of(p) for n, p in model.named_parameters()},
-        "buffers": {n: numpy_of(b) for n, b in named_buffers_to_dump(model)},
+        "input": host_copy(x), "labels": host_copy(labels), "class_weights": host_copy(weights),
+        "params": {n: host_copy(p) for n, p in model.named_parameters()},
+        "buffers": {n: host_copy(b) for n, b in named_buffers_to_dump(model)},
         "beta1": args.beta1, "beta2": args.beta2, "eps": args.eps,
     }
     d.update(train_steps(model, x.to(dtype), labels, weights.to(dtype), args))
-    if peer is not None:
+    for name, peer in peers.items():
         start = time.perf_counter()
         with torch.backends.mkldnn.flags(enabled=True):
-            d["peer_bf16"] = train_steps(peer, x, labels, weights, args, bf16=True)
-        d["peer_bf16"]["seconds"] = time.perf_counter() - start
+            d[name] = train_steps(peer, x, labels, weights, args, bf16=name == "peer_bf16")
+        d[name]["seconds"] = time.perf_counter() - start
     return d
 
 
 def max_rel(a, b):
     """max|a-b| / max|b| in float64 (0 when both are all zero)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), np.finfo(np.float64).tiny))
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    return float((a - b).abs().max() / max(float(b.abs().max()), sys.float_info.min))
 
 
 def worst_max_rel(got, want):
-    """(error, name) of the tensor with the largest max_rel between two name->array dicts."""
+    """(error, name) of the tensor with the largest max_rel between two name->tensor dicts."""
     return max((max_rel(got[n], want[n]), n) for n in want)
 
 
+# --------------------------------------------------------------------------- dump writers
+# Both take the same calls: attr(name, value) for a root attribute (str, int or bool, float)
+# and dataset(name, value, kind) for a tensor or Python number stored as kind "f32", "f64" or
+# "u8"; a name is a path from the root ("peer_bf16/grads/encoder.conv1.weight"), its groups
+# made as needed. Used as context managers; the dump is complete once the block exits.
+
+class H5Writer:
+    """An HDF5 file (h5py and numpy, imported only here)."""
+
+    def __init__(self, path):
+        import h5py
+        import numpy
+        self.np = numpy
+        self.types = {"f32": numpy.float32, "f64": numpy.float64, "u8": numpy.uint8}
+        self.file = h5py.File(path, "w")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+    def attr(self, name, value):
+        if isinstance(value, str):
+            self.file.attrs[name] = value
+        elif isinstance(value, int):  # bool too
+            self.file.attrs[name] = self.np.int64(value)
+        else:
+            self.file.attrs[name] = self.np.float64(value)
+
+    def dataset(self, name, value, kind):
+        dtype = self.types[kind]
+        if isinstance(value, torch.Tensor):
+            data = value.detach().cpu().numpy().astype(dtype)
+        else:
+            data = dtype(value)
+        group = self.file
+        *parents, leaf = name.split("/")
+        for part in parents:  # one level at a time, as the dump has always been made
+            group = group[part] if part in group else group.create_group(part)
+        group.create_dataset(leaf, data=data)
+
+
+class TwinWriter:
+    """A tensor directory, DUMP.twin/ (index.txt + data.bin; tests/twin_dump.c has the format):
+    torch and the standard library only. An existing dump there is replaced; index.txt is
+    written last, so an interrupted run leaves no readable dump."""
+
+    TYPES = {"f32": torch.float32, "f64": torch.float64, "u8": torch.uint8}
+
+    def __init__(self, path):
+        if sys.byteorder != "little":
+            raise SystemExit("%s: the .twin format is little-endian, this machine is not" % path)
+        os.makedirs(path, exist_ok=True)
+        strangers = sorted(set(os.listdir(path)) - {"index.txt", "data.bin"})
+        if strangers:
+            raise SystemExit("%s: not a .twin dump directory (holds %s)" %
+                             (path, ", ".join(strangers)))
+        self.path = path
+        self.index = os.path.join(path, "index.txt")
+        if os.path.exists(self.index):
+            os.remove(self.index)
+        self.data = open(os.path.join(path, "data.bin"), "wb")
+        self.lines = ["twin-dump 1"]
+        self.names = {"attribute": set(), "dataset": set()}
+        self.offset = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        self.data.close()
+        if exc_type is None:
+            with open(self.index + ".tmp", "w", encoding="utf-8") as f:
+                f.write("\n".join(self.lines) + "\n")
+            os.replace(self.index + ".tmp", self.index)
+
+    def _add_name(self, what, name):
+        if not name or any(c.isspace() for c in name) or "" in name.split("/"):
+            raise ValueError("%s: bad %s name %r" % (self.path, what, name))
+        if name in self.names[what]:
+            raise ValueError("%s: %s %s written twice" % (self.path, what, name))
+        self.names[what].add(name)
+
+    def attr(self, name, value):
+        self._add_name("attribute", name)
+        if isinstance(value, str):
+            if "\n" in value:
+                raise ValueError("%s: attribute %s holds a newline" % (self.path, name))
+            kind, text = "string", value
+        elif isinstance(value, int):  # bool too
+            kind, text = "long", str(int(value))
+        else:
+            kind, text = "double", repr(float(value))  # repr round-trips exactly
+        self.lines.append("attribute %s %s %s" % (name, kind, text))
+
+    def dataset(self, name, value, kind):
+        self._add_name("dataset", name)
+        t = torch.as_tensor(value, dtype=self.TYPES[kind]).detach().cpu().contiguous()
+        size = t.numel() * t.element_size()
+        if size:  # the tensor's own bytes, without numpy
+            self.data.write((ctypes.c_char * size).from_address(t.data_ptr()))
+        dims = "x".join(str(n) for n in t.shape) or "scalar"
+        self.lines.append("dataset /%s %s %s %d" % (name, kind, dims, self.offset))
+        self.offset += size
+
+
+def open_dump(path):
+    """The writer for --out: a tensor directory if path ends in .twin, else an HDF5 file."""
+    return TwinWriter(path) if path.rstrip("/").endswith(".twin") else H5Writer(path)
+
+
 def write_dump(path, args, d):
-    import h5py
-    with h5py.File(path, "w") as f:
-        a = f.attrs
-        a["arch"] = args.arch
-        a["optimizer"] = args.optimizer
-        a["dtype"] = args.dtype  # compute precision of the twin run (tensors are float32)
-        a["no_mkldnn"] = np.int64(args.no_mkldnn)
+    with open_dump(path) as w:
+        w.attr("arch", args.arch)
+        w.attr("freeze_encoder", bool(args.freeze_encoder))
+        w.attr("branches", args.branches)
+        w.attr("inject_blocks", sum(1 << b for b in args.inject_blocks))
+        w.attr("branch_dropout", float(args.branch_dropout))
+        w.attr("class_loss_weight", float(args.class_loss_weight))
+        w.attr("box_loss_weight", float(args.box_loss_weight))
+        w.attr("optimizer", args.optimizer)
+        w.attr("dtype", args.dtype)  # compute precision of the twin run (tensors are float32)
+        w.attr("no_mkldnn", bool(args.no_mkldnn))
         for key in ("height", "width", "batch", "classes", "seed", "steps", "total_steps"):
-            a[key] = np.int64(getattr(args, key))
-        a["max_lr"] = np.float64(args.max_lr)
-        a["warmup_fraction"] = np.float64(args.warmup)
-        a["weight_decay"] = np.float64(args.weight_decay)
-        a["clip_norm"] = np.float64(args.clip_norm)
+            w.attr(key, int(getattr(args, key)))
+        w.attr("max_lr", float(args.max_lr))
+        w.attr("warmup_fraction", float(args.warmup))
+        w.attr("weight_decay", float(args.weight_decay))
+        w.attr("clip_norm", float(args.clip_norm))
         for key in ("beta1", "beta2", "eps"):
-            a[key] = np.float64(d[key])
-        f.create_dataset("input", data=d["input"].astype(np.float32))
-        f.create_dataset("labels", data=d["labels"].astype(np.uint8))
-        f.create_dataset("class_weights", data=d["class_weights"].astype(np.float32))
-        write_run(f, d)
-        if "peer_bf16" in d:
-            write_run(f.create_group("peer_bf16"), d["peer_bf16"])
+            w.attr(key, float(d[key]))
+        w.dataset("input", d["input"], "f32")
+        w.dataset("labels", d["labels"], "u8")
+        w.dataset("class_weights", d["class_weights"], "f32")
+        write_run(w, "", d)
+        for name in ("peer_bf16", "peer_f32"):
+            if name in d:
+                write_run(w, name + "/", d[name])
 
 
-def write_run(g, r):
-    """Writes a train_steps result into group g: output, loss, grad_norm, grads/, after/.
+def write_run(w, prefix, r):
+    """Writes a train_steps result under prefix: output, loss, grad_norm, grads/, after/.
     The root's dict also holds the initial params and buffers; they go before grads/, the
-    order the reference dump has always had (the file stays byte-identical)."""
-    g.create_dataset("output", data=r["output"].astype(np.float32))
-    g.create_dataset("loss", data=np.float64(r["loss"]))
-    g.create_dataset("grad_norm", data=np.float64(r["grad_norm"]))
+    order the reference dump has always had (the HDF5 file stays byte-identical)."""
+    w.dataset(prefix + "output", r["output"], "f32")
+    for name in ("class_logits", "box_logits"):
+        if name in r:
+            w.dataset(prefix + name, r[name], "f32")
+    w.dataset(prefix + "loss", r["loss"], "f64")
+    w.dataset(prefix + "grad_norm", r["grad_norm"], "f64")
     for group in ("params", "buffers", "grads"):
-        if group in r:
-            sub = g.create_group(group)
-            for name, value in r[group].items():
-                sub.create_dataset(name, data=value.astype(np.float32))
-    after = g.create_group("after")
+        for name, value in r.get(group, {}).items():
+            w.dataset(prefix + group + "/" + name, value, "f32")
     for group in ("params", "buffers"):
-        sub = after.create_group(group)
         for name, value in r["after"][group].items():
-            sub.create_dataset(name, data=value.astype(np.float32))
-    after.create_dataset("losses", data=r["after"]["losses"].astype(np.float64))
-    after.create_dataset("lrs", data=r["after"]["lrs"].astype(np.float64))
+            w.dataset(prefix + "after/" + group + "/" + name, value, "f32")
+    w.dataset(prefix + "after/losses", r["after"]["losses"], "f64")
+    w.dataset(prefix + "after/lrs", r["after"]["lrs"], "f64")
 
 
 def main(argv=None):
@@ -425,18 +675,20 @@ def main(argv=None):
     print("twin %s %dx%d batch %d classes %d: loss %.6f grad_norm %.4f, %d steps (last loss %s), "
           "%.1f s -> %s" % (args.arch, args.height, args.width, args.batch, args.classes, d["loss"],
                             d["grad_norm"], args.steps,
-                            "%.6f" % d["after"]["losses"][-1] if args.steps else "-", elapsed,
+                            "%.6f" % float(d["after"]["losses"][-1]) if args.steps else "-", elapsed,
                             args.out))
-    if "peer_bf16" in d:
-        peer = d["peer_bf16"]
+    for name in ("peer_bf16", "peer_f32"):
+        if name not in d:
+            continue
+        peer = d[name]
         grad_err, grad_name = worst_max_rel(peer["grads"], d["grads"])
         after = ""
         if args.steps:
             after = ", worst param after %d steps %.1e (%s)" % (
                 (args.steps,) + worst_max_rel(peer["after"]["params"], d["after"]["params"]))
-        print("peer_bf16 (autocast, vs the %s reference, max|a-b|/max|b|): loss %.6f (rel %.1e), "
+        print("%s (vs the %s reference, max|a-b|/max|b|): loss %.6f (rel %.1e), "
               "output %.1e, worst grad %.1e (%s)%s, %.1f s"
-              % (args.dtype, peer["loss"], abs(peer["loss"] - d["loss"]) / abs(d["loss"]),
+              % (name, args.dtype, peer["loss"], abs(peer["loss"] - d["loss"]) / abs(d["loss"]),
                  max_rel(peer["output"], d["output"]), grad_err, grad_name, after,
                  peer["seconds"]))
     return 0
