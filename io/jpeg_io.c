@@ -45,7 +45,7 @@ static int decode(const char *path, jpeg_minimum_fn minimum, void *context, jpeg
   /* volatile: assigned after setjmp and read after the longjmp. */
   uint8_t *volatile decoded = NULL;
   if (setjmp(failure.resume)) {
-    snprintf(error, error_size, "%s: corrupt or truncated JPEG: %s", path, failure.message);
+    snprintf(error, error_size, "%s: unreadable JPEG: %s", path, failure.message);
     jpeg_destroy_decompress(&cinfo);
     fclose(file);
     free(decoded);
@@ -73,6 +73,15 @@ static int decode(const char *path, jpeg_minimum_fn minimum, void *context, jpeg
     }
     cinfo.scale_num = (unsigned)scale_num;
     cinfo.scale_denom = 8;
+  }
+  jpeg_calc_output_dimensions(&cinfo);
+  /* the header alone sizes the buffer: a few hundred bytes can declare 65535 x 65535 */
+  if ((double)cinfo.output_width * cinfo.output_height > JPEG_MAX_PIXELS) {
+    snprintf(failure.message, sizeof failure.message,
+             "declares %ux%u pixels (decoded at %ux%u): more than the %d megapixels accepted",
+             cinfo.image_width, cinfo.image_height, cinfo.output_width, cinfo.output_height,
+             JPEG_MAX_PIXELS / 1000000);
+    longjmp(failure.resume, 1);
   }
   jpeg_start_decompress(&cinfo);
   size_t row_bytes = (size_t)cinfo.output_width * 3;

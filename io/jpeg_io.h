@@ -5,10 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Decoded pixels (after DCT scaling) a JPEG may have: its header alone sizes the buffer. */
+#define JPEG_MAX_PIXELS 100000000
+
 /* Decodes `path` to interleaved RGB (grayscale is expanded to RGB). Returns 0
  * and sets *pixels (malloc'd, height*width*3 bytes, the caller frees) or, on
- * any libjpeg error *or warning* (a truncated file, corrupt data), returns -1
- * with a message naming the file in `error` and leaves *pixels NULL. */
+ * any libjpeg error *or warning* (a truncated file, corrupt data), or more than
+ * JPEG_MAX_PIXELS decoded pixels, returns -1 with a message naming the file in
+ * `error` and leaves *pixels NULL. */
 int jpeg_read_rgb(const char *path, uint8_t **pixels, int *height, int *width, char *error,
                   size_t error_size);
 

@@ -17,25 +17,22 @@ static uint32_t tag_word(const unsigned char *bytes, int swap) {
                     bytes[0];
 }
 
-/* A version 5 MAT file is a 128-byte header and data elements, each an 8-byte tag (type,
- * byte count) and its bytes (padded to 8 unless compressed, type 15). libmatio reads a file cut
- * short without complaint, handing back part of a matrix, so every element's declared end must
- * lie within the file. Other versions (7.3 is HDF5) are left to their readers. Returns 0 or -1
- * with the error. */
-static int check_v5_complete(FILE *file, const char *path, char *error, size_t error_size) {
-  unsigned char header[128], tag[8];
-  if (fread(header, 1, sizeof header, file) != sizeof header) {
-    snprintf(error, error_size, "%s: truncated: shorter than a MAT file's 128-byte header", path);
+enum { MAT_MATRIX = 14, MAT_COMPRESSED = 15, MAT_NESTING_MAX = 16 };
+
+/* Checks the data elements in [offset, end) of the file: each tag complete and each element's
+ * declared bytes inside [offset, end); an uncompressed matrix's subelements likewise inside the
+ * matrix (libmatio sizes its allocations from them: a dimensions field declaring 4 GB in a
+ * 600-byte file made it ask for 8 GB). Returns 0 or -1 with the error. */
+static int check_elements(FILE *file, const char *path, int big, long offset, long end, int depth,
+                          char *error, size_t error_size) {
+  unsigned char tag[8];
+  if (depth > MAT_NESTING_MAX) {
+    snprintf(error, error_size, "%s: matrices nested deeper than %d at byte %ld", path,
+             MAT_NESTING_MAX, offset);
     return -1;
   }
-  int little = header[126] == 'I' && header[127] == 'M',
-      big = header[126] == 'M' && header[127] == 'I';
-  int version = little ? header[124] | header[125] << 8 : header[124] << 8 | header[125];
-  if ((!little && !big) || version != 0x0100) return 0;
-  FP_CHECK(fseek(file, 0, SEEK_END) == 0, "%s: cannot seek: %s", path, strerror(errno));
-  long size = ftell(file), offset = sizeof header;
-  while (offset < size) {
-    if (size - offset < 8 || fseek(file, offset, SEEK_SET) != 0 ||
+  while (offset < end) {
+    if (end - offset < 8 || fseek(file, offset, SEEK_SET) != 0 ||
         fread(tag, 1, sizeof tag, file) != sizeof tag) {
       snprintf(error, error_size, "%s: truncated: a data element's tag at byte %ld is cut short",
                path, offset);
@@ -46,17 +43,38 @@ static int check_v5_complete(FILE *file, const char *path, char *error, size_t e
       offset += 8;
       continue;
     }
-    long end = offset + 8 + (long)bytes + (type == 15 ? 0 : (long)((8 - bytes % 8) % 8));
-    if ((long)bytes > size || offset + 8 + (long)bytes > size) {
+    if ((long)bytes > end - offset - 8) {
       snprintf(error, error_size,
-               "%s: truncated: the data element at byte %ld declares %u bytes but the file ends "
-               "at byte %ld",
-               path, offset, bytes, size);
+               "%s: truncated: the data element at byte %ld declares %u bytes but %s ends at "
+               "byte %ld",
+               path, offset, bytes, depth ? "its matrix" : "the file", end);
       return -1;
     }
-    offset = end;
+    if (type == MAT_MATRIX && check_elements(file, path, big, offset + 8, offset + 8 + bytes,
+                                             depth + 1, error, error_size) != 0)
+      return -1;
+    offset += 8 + (long)bytes + (type == MAT_COMPRESSED ? 0 : (long)((8 - bytes % 8) % 8));
   }
   return 0;
+}
+
+/* A version 5 MAT file is a 128-byte header and data elements, each an 8-byte tag (type,
+ * byte count) and its bytes (padded to 8 unless compressed, type 15). libmatio reads a file cut
+ * short without complaint, handing back part of a matrix, so every element's declared end must
+ * lie within the file. Other versions (7.3 is HDF5) are left to their readers. Returns 0 or -1
+ * with the error. */
+static int check_v5_complete(FILE *file, const char *path, char *error, size_t error_size) {
+  unsigned char header[128];
+  if (fread(header, 1, sizeof header, file) != sizeof header) {
+    snprintf(error, error_size, "%s: truncated: shorter than a MAT file's 128-byte header", path);
+    return -1;
+  }
+  int little = header[126] == 'I' && header[127] == 'M',
+      big = header[126] == 'M' && header[127] == 'I';
+  int version = little ? header[124] | header[125] << 8 : header[124] << 8 | header[125];
+  if ((!little && !big) || version != 0x0100) return 0;
+  FP_CHECK(fseek(file, 0, SEEK_END) == 0, "%s: cannot seek: %s", path, strerror(errno));
+  return check_elements(file, path, big, sizeof header, ftell(file), 0, error, error_size);
 }
 
 static matvar_t *read_variable(const char *path, const char *name, char *error, size_t error_size) {

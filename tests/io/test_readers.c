@@ -24,6 +24,31 @@ static void gradient(uint8_t *rgb, int height, int width) {
     }
 }
 
+/* A copy of `good` whose header declares 60000 x 60000 pixels is refused before any buffer is
+ * allocated for it (a 300-byte file asked for 3 GB; found by tests/fuzz). */
+static void test_jpeg_declared_size(const char *good) {
+  const char *huge = fixture_in_work("huge.jpg");
+  FILE *in = fopen(good, "rb");
+  static uint8_t bytes[1 << 16];
+  size_t size = in ? fread(bytes, 1, sizeof bytes, in) : 0;
+  FP_CHECK(in && size > 0 && fclose(in) == 0, "%s", good);
+  size_t sof = 2;
+  while (sof + 9 < size && !(bytes[sof] == 0xFF && bytes[sof + 1] == 0xC0)) sof++;
+  FP_CHECK(sof + 9 < size, "%s: no baseline SOF marker", good);
+  bytes[sof + 5] = bytes[sof + 7] = 60000 >> 8; /* height and width, big-endian */
+  bytes[sof + 6] = bytes[sof + 8] = 60000 & 0xFF;
+  FILE *out = fopen(huge, "wb");
+  FP_CHECK(out && fwrite(bytes, 1, size, out) == size && fclose(out) == 0, "%s", huge);
+  char error[512] = "";
+  uint8_t *decoded = (uint8_t *)1;
+  int h, w;
+  FP_CHECK(jpeg_read_rgb(huge, &decoded, &h, &w, error, sizeof error) == -1 && !decoded,
+           "%s: decoded although it declares 60000x60000 pixels", huge);
+  FP_CHECK(strstr(error, huge) && strstr(error, "60000x60000") && strstr(error, "megapixels"),
+           "%s: error '%s' does not name the file and the declared size", huge, error);
+  printf("expected error: %s\n", error);
+}
+
 static void test_jpeg(void) {
   enum { H = 40, W = 56 };
   uint8_t rgb[H * W * 3], gray[H * W];
@@ -66,6 +91,32 @@ static void test_jpeg(void) {
              error);
     printf("expected error: %s\n", error);
   }
+  test_jpeg_declared_size(good);
+}
+
+/* An uncompressed matrix whose dimensions field declares 4 GB inside a small file is refused
+ * before libmatio sizes an allocation from it (it asked for 8 GB; found by tests/fuzz). The
+ * field's tag follows the 128-byte header, the matrix's tag and its 16-byte array flags. */
+static void test_mat_nested_size(const char *uncompressed) {
+  const char *hostile = fixture_in_work("nested_dims.mat");
+  static uint8_t bytes[1 << 16];
+  FILE *in = fopen(uncompressed, "rb");
+  size_t size = in ? fread(bytes, 1, sizeof bytes, in) : 0;
+  FP_CHECK(in && size > 160 && fclose(in) == 0, "%s", uncompressed);
+  FP_CHECK(bytes[126] == 'I' && bytes[128] == 14 && bytes[152] == 5,
+           "%s: not a little-endian uncompressed matrix with its dimensions at byte 152",
+           uncompressed);
+  const uint8_t declared[4] = {0x08, 0x00, 0x00, 0xF9}; /* 0xF9000008 bytes */
+  memcpy(bytes + 156, declared, sizeof declared);
+  FILE *out = fopen(hostile, "wb");
+  FP_CHECK(out && fwrite(bytes, 1, size, out) == size && fclose(out) == 0, "%s", hostile);
+  char error[512] = "", **strings = NULL;
+  int count = 0;
+  FP_CHECK(mat_read_string_cell(hostile, "label_list", &strings, &count, error, sizeof error) ==
+                   -1 &&
+               strstr(error, hostile) && strstr(error, "its matrix ends"),
+           "%s: read although a subelement declares 4 GB: '%s'", hostile, error);
+  printf("expected error: %s\n", error);
 }
 
 static void test_mat(void) {
@@ -110,6 +161,7 @@ static void test_mat(void) {
                -1,
            "a matrix read as a cell array");
   printf("expected error: %s\n", error);
+  test_mat_nested_size(cell);
 }
 
 static void test_png(void) {
