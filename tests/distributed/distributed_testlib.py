@@ -96,11 +96,11 @@ def max_param_difference(path_a, path_b):
 
 
 def steps_table(steps_csv):
-    """{step: (loss, grad_norm)} from a steps.csv."""
+    """{step: (loss, grad_norm)} from a steps.csv (the branch loss columns, if any, ignored)."""
     rows = {}
     with open(steps_csv) as f:
         next(f)
         for line in f:
-            step, _, loss, _, grad_norm = line.strip().split(",")
+            step, _, loss, _, grad_norm = line.strip().split(",")[:5]
             rows[int(step)] = (float(loss), float(grad_norm))
     return rows

@@ -1,5 +1,5 @@
 """Data-parallel equivalence: N ranks with batch b (synchronized batch norm) train the same model
-as one rank with batch N*b: same per-step losses, same first-step gradient norm and the same
+as one rank with batch N*b, the plain U-Net and the Extended U-Net (branches injected): same per-step losses, same first-step gradient norm and the same
 weights after three steps, within float32 tolerance (model.precision=fp32: these tolerances are
 f32's; bf16 rounding alone would exceed them). A control run with per-rank batch norm must
 differ, so the comparison can tell the modes apart.
@@ -26,14 +26,15 @@ GRAD_NORM_TOLERANCE = 1e-3  # relative, first step (measured: 1.5e-4 with 2 rank
 WEIGHT_TOLERANCE = 1e-4     # relative L2 over all weights after STEPS (measured: 3e-5)
 
 
-def train(build, work, dataset, ranks, sync_bn):
+def train(build, work, dataset, ranks, sync_bn, branches="none"):
     batch = GLOBAL_BATCH // ranks
     job = lib.write_job(work, dataset, epochs=1, batch=batch, limit=GLOBAL_BATCH * STEPS,
                         extra=f"adam_eps = 1e-2\nsync_bn = {'true' if sync_bn else 'false'}\n",
                         precision="fp32")
-    run_dir = os.path.join(work, f"ranks{ranks}_{'sync' if sync_bn else 'local'}")
+    run_dir = os.path.join(work, f"ranks{ranks}_{'sync' if sync_bn else 'local'}_{branches}")
     lib.remove_tree(run_dir)
-    lib.run(lib.train_command(build, job, ranks, f"checkpoint.dir={run_dir}"))
+    lib.run(lib.train_command(build, job, ranks, f"checkpoint.dir={run_dir}",
+                              f"model.branches={branches}", "model.inject_blocks=0,2"))
     return lib.steps_table(os.path.join(run_dir, "steps.csv")), lib.read_params(
         os.path.join(run_dir, "last.h5"))
 
@@ -49,19 +50,30 @@ def main():
     os.environ["FP_CONV_ALGORITHM"] = "direct"
     os.environ["OMP_NUM_THREADS"] = "1"
     dataset = lib.tiny_ccp_dataset(build, work)
-    reference_steps, reference_params = train(build, work, dataset, 1, True)
+    failures = 0
+    # the plain U-Net, and the Extended U-Net (its box loss normalised over the global batch's
+    # present classes, its class branch's batch norm and dropout draw over the global batch)
+    for branches, cases in (("none", ((2, True), (4, True), (2, False))),
+                            ("injected", ((2, True),))):
+        failures += compare(build, work, dataset, branches, cases)
+    print("equivalence: " + ("FAIL" if failures else "ok"))
+    return 1 if failures else 0
+
+
+def compare(build, work, dataset, branches, cases):
+    reference_steps, reference_params = train(build, work, dataset, 1, True, branches)
     if len(reference_steps) != STEPS:
         sys.exit(f"FAIL: the 1-rank run took {len(reference_steps)} steps, expected {STEPS}")
     failures = 0
-    for ranks, sync_bn in ((2, True), (4, True), (2, False)):
-        steps, params = train(build, work, dataset, ranks, sync_bn)
+    for ranks, sync_bn in cases:
+        steps, params = train(build, work, dataset, ranks, sync_bn, branches)
         loss_error = max(abs(steps[s][0] - reference_steps[s][0]) / reference_steps[s][0]
                          for s in reference_steps)
         grad_norm_error = abs(steps[1][1] - reference_steps[1][1]) / reference_steps[1][1]
         weight_error = relative_l2(params, reference_params)
         agrees = (loss_error <= LOSS_TOLERANCE and grad_norm_error <= GRAD_NORM_TOLERANCE and
                   weight_error <= WEIGHT_TOLERANCE)
-        label = f"{ranks} ranks x batch {GLOBAL_BATCH // ranks}, " + (
+        label = f"branches {branches}, {ranks} ranks x batch {GLOBAL_BATCH // ranks}, " + (
             "synchronized BN" if sync_bn else "per-rank BN (control)")
         print(f"{label}: losses {loss_error:.2e}, first grad norm {grad_norm_error:.2e}, "
               f"weights {weight_error:.2e} -> {'agrees' if agrees else 'differs'}")
@@ -69,8 +81,7 @@ def main():
             failures += 1
             print("FAIL: " + ("should agree with 1 rank x batch 4" if sync_bn else
                               "per-rank BN should differ; the test cannot tell the modes apart"))
-    print("equivalence: " + ("FAIL" if failures else "ok"))
-    return 1 if failures else 0
+    return failures
 
 
 if __name__ == "__main__":
