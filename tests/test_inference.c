@@ -1,6 +1,7 @@
 /* An inference-only model (no gradients, activations in a ring of shared buffers) computes,
  * bit for bit, what a training model computes in eval mode from the same weights, in every
- * precision the backend runs, for ResNet and VGG encoders, over two batches in a row (no state may leak
+ * precision the backend runs, for ResNet and VGG encoders and the Extended U-Net's injected
+ * branches, over two batches in a row (no state may leak
  * from one to the next through the shared buffers); and its activations take less than half
  * of the training model's memory. */
 #include <math.h>
@@ -18,9 +19,9 @@ static void eval_logits(unet *m, const float *input, float *logits) {
   m->be->tensor_to_nchw(&m->logits, logits);
 }
 
-static int check(const backend *be, unet_arch arch, fp_dtype compute) {
+static int check(const backend *be, unet_arch arch, fp_dtype compute, branch_config branches) {
   unet_config config = {.arch = arch, .classes = 7, .batch = 2, .height = 96, .width = 64,
-                        .compute = compute, .mode = UNET_TRAINING};
+                        .compute = compute, .mode = UNET_TRAINING, .branches = branches};
   unet *trainer = unet_create(be, &config, 3);
   config.mode = UNET_INFERENCE;
   unet *inferer = unet_create(be, &config, 99); /* other weights until copied */
@@ -52,9 +53,10 @@ static int check(const backend *be, unet_arch arch, fp_dtype compute) {
     if (memcmp(want[k], got[k], logit_count * sizeof *got[k]) != 0) failures++;
   size_t train_bytes = unet_activation_bytes(trainer), infer_bytes = unet_activation_bytes(inferer);
   if (!(infer_bytes < train_bytes / 2)) failures++;
-  printf("%s %s: inference model's output %s the training model's eval output (2 batches); "
-         "activations %.1f MB, training model's %.1f MB: %s\n",
-         unet_arch_name(arch), fp_dtype_name(compute), failures ? "vs" : "equals",
+  printf("%s %s, branches %s: inference model's output %s the training model's eval output (2 "
+         "batches); activations %.1f MB, training model's %.1f MB: %s\n",
+         unet_arch_name(arch), fp_dtype_name(compute), branch_mode_name(branches.mode),
+         failures ? "vs" : "equals",
          infer_bytes / 1e6, train_bytes / 1e6, failures ? "FAIL" : "ok");
   for (int k = 0; k < 2; k++) {
     free(inputs[k]);
@@ -78,7 +80,9 @@ int main(void) {
     }
     const unet_arch archs[] = {UNET_R18, UNET_R34, UNET_VGG16, UNET_VGG19_BN};
     for (size_t a = 0; a < sizeof archs / sizeof *archs; a++)
-      failures += check(be, archs[a], precisions[p]);
+      failures += check(be, archs[a], precisions[p], (branch_config){BRANCHES_NONE, 0, 0.0f});
+    /* the Extended U-Net, injected into the deepest and the full-size decoder blocks */
+    failures += check(be, UNET_R18, precisions[p], (branch_config){BRANCHES_INJECTED, 0x11, 0.25f});
   }
   printf("%s\n", failures ? "FAIL" : "ok");
   return failures ? 1 : 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "branch_evaluation.h"
 #include "catalog_files.h"
 #include "catalog_prior.h"
 #include "catalog_source.h"
@@ -28,6 +29,7 @@ static void usage(FILE *out) {
           "                [--batch N] [--limit N] [--threads T]\n"
           "                [--backend auto|cpu] [--precision auto|fp32|bf16]\n"
           "                [--prior-csv FILE --prior-table FILE] [--confusion OUT.csv|OUT.h5]\n"
+          "                [--ground-truth-injection]\n"
           "Runs the checkpoint's model in inference mode over a split of an HDF5 dataset\n"
           "made by `ingest` and prints pixel accuracy, mIoU over the classes other than\n"
           "background, mIoU including background, the IoU of the foreground/background mask\n"
@@ -46,7 +48,14 @@ static void usage(FILE *out) {
           "With --prior-csv (id,product_type per image) and --prior-table (product type ->\n"
           "allowed classes, jobs/category_prior/README.md) it also reports the same metrics\n"
           "with the category prior applied to the logits, and each class's IoU without and\n"
-          "with it.\n");
+          "with it.\n"
+          "A checkpoint with the Extended U-Net's branches (model.branches) also gets the\n"
+          "class branch's multilabel scores (presence where its probability >= 0.5, truth =\n"
+          "the classes in the mask): per class support, precision, recall, F1, F2 and\n"
+          "accuracy, exact-match ratio, label accuracy and micro scores; and the box branch's\n"
+          "IoU with each present class's box in the mask. --ground-truth-injection (injected\n"
+          "branches) runs every batch again with the mask's class presence injected instead\n"
+          "of the class branch's output and reports the segmentation metrics both ways.\n");
 }
 
 /* The same predictions again with the category prior applied to the logits. */
@@ -347,7 +356,7 @@ int main(int argc, char **argv) {
   const char *checkpoint_path = NULL, *data_path = NULL, *split_name = "val";
   const char *prior_csv = NULL, *prior_table = NULL, *confusion_path = NULL;
   const char *backend_name = "auto", *precision_name = "auto";
-  int batch = 8, limit = 0, threads = 0;
+  int batch = 8, limit = 0, threads = 0, ground_truth = 0;
   cli_option options[] = {
       {"--checkpoint", CLI_STRING, &checkpoint_path, 0, 0},
       {"--data", CLI_STRING, &data_path, 0, 0},
@@ -360,6 +369,7 @@ int main(int argc, char **argv) {
       {"--backend", CLI_STRING, &backend_name, 0, 0},
       {"--precision", CLI_STRING, &precision_name, 0, 0},
       {"--confusion", CLI_STRING, &confusion_path, 0, 0},
+      {"--ground-truth-injection", CLI_FLAG, &ground_truth, 0, 0},
   };
   if (cli_parse(argc, argv, options, sizeof options / sizeof options[0], usage) != argc ||
       !checkpoint_path || !data_path) {
@@ -406,6 +416,12 @@ int main(int argc, char **argv) {
   if (prior_table) prior_evaluation_open(&pe, prior_table, prior_csv, data_path, ds, m);
   confusion conf;
   confusion_init(&conf, info.classes);
+  branch_evaluation branch_eval = {0};
+  int branches = info.branches.mode != BRANCHES_NONE;
+  if (branches) branch_evaluation_init(&branch_eval, m, ground_truth);
+  FP_CHECK(branches || !ground_truth,
+           "--ground-truth-injection: checkpoint %s has no branches (attribute 'branches')",
+           checkpoint_path);
   progress prog;
   progress_start(&prog, "evaluate", (long)loader_images(ld));
   loader_start_epoch(ld, 0);
@@ -417,6 +433,7 @@ int main(int argc, char **argv) {
     be->download(host_predictions, predictions, FP_U8, pixels);
     confusion_add(&conf, b.masks, host_predictions, pixels, 255);
     if (pe.prior) prior_evaluation_batch(&pe, m, &b, predictions, host_predictions);
+    if (branches) branch_evaluation_batch(&branch_eval, m, &b, 255);
     progress_advance(&prog, b.count);
   }
   progress_print(&prog, "done");
@@ -435,6 +452,13 @@ int main(int argc, char **argv) {
   evaluation_source source = {checkpoint_path, data_path, split_name, prog.done};
   report_confusion(&conf, ds, confusion_path, confusion_format, &source);
   if (pe.prior) prior_evaluation_report(&pe, &conf, ds, prior_table, prior_csv);
+  if (branches) {
+    const char **names = fp_malloc((size_t)info.classes * sizeof *names);
+    for (int k = 0; k < info.classes; k++) names[k] = dataset_class_name(ds, k);
+    branch_evaluation_report(&branch_eval, &conf, names, stdout);
+    free(names);
+    branch_evaluation_free(&branch_eval, m);
+  }
   dataset_close(ds);
   loader_close(ld);
   confusion_free(&conf);

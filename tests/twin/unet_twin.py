@@ -209,7 +209,9 @@ class UNet(nn.Module):
         self.segmentation_head = nn.Sequential(nn.Conv2d(DECODER_CHANNELS[-1], classes, 3, padding=1,
                                                          bias=True))
 
-    def forward(self, x):
+    def forward(self, x, presence=None):
+        """presence [N, K] (0/1): injected instead of the class branch's probabilities
+        (ground-truth injection, evaluate --ground-truth-injection)."""
         if x.shape[-2] % 32 or x.shape[-1] % 32:
             raise ValueError("input height and width must be multiples of 32, got %s" %
                              (tuple(x.shape),))
@@ -222,6 +224,9 @@ class UNet(nn.Module):
         injected = None
         if self.branches == "injected":
             injected = branches_twin.injected_vector(class_logits, box_logits)
+            if presence is not None:
+                injected = torch.cat([presence.to(injected.dtype), injected[:, presence.shape[1]:]],
+                                     dim=1)
         return (self.segmentation_head(self.decoder(*features, injected=injected)), class_logits,
                 box_logits)
 
