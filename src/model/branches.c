@@ -1,27 +1,10 @@
 /* The Extended U-Net's class and box branches ("Clothing Parsing using Extended U-Net", VISAPP
  * 2021): both read f5's global average and max pools, concatenated. Their outputs, as
- * probabilities, can be injected into the decoder (decoder.c's part is in unet.c); the losses
+ * probabilities, can be injected into the decoder (the decoder's part is in unet.c); the losses
  * are in loss.c. */
-#include <string.h>
-
 #include "branch_targets.h"
 #include "check.h"
 #include "unet_internal.h"
-
-static const char *const mode_names[] = {"none", "trained", "injected"};
-
-int branch_mode_parse(const char *name, branch_mode *mode) {
-  for (size_t i = 0; i < sizeof mode_names / sizeof *mode_names; i++)
-    if (!strcmp(name, mode_names[i])) {
-      *mode = (branch_mode)i;
-      return 0;
-    }
-  return -1;
-}
-
-const char *branch_mode_name(branch_mode mode) {
-  return (size_t)mode < sizeof mode_names / sizeof *mode_names ? mode_names[mode] : "?";
-}
 
 /* ----------------------------------------------------------------- build */
 
