@@ -9,6 +9,16 @@ static void abort_job(void) {
   MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
+void collective_abort_job_on_fatal(void) {
+  int rank, size;
+  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
+  if (size == 1) return;
+  char prefix[32];
+  snprintf(prefix, sizeof prefix, "rank %d: ", rank);
+  fp_set_fatal_hook(prefix, abort_job);
+}
+
 collective *collective_init(collective_kind kind) {
   collective *c = fp_calloc(1, sizeof *c);
   int initialised = 0;
@@ -27,11 +37,7 @@ collective *collective_init(collective_kind kind) {
   MPI_CHECK(MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN));
   MPI_CHECK(MPI_Comm_rank(c->comm, &c->rank));
   MPI_CHECK(MPI_Comm_size(c->comm, &c->size));
-  if (c->size > 1) {
-    char prefix[32];
-    snprintf(prefix, sizeof prefix, "rank %d: ", c->rank);
-    fp_set_fatal_hook(prefix, abort_job);
-  }
+  collective_abort_job_on_fatal();
   switch (kind) {
     case COLLECTIVE_MPI:
       collective_mpi_attach(c);

@@ -18,6 +18,11 @@ typedef enum collective_kind { COLLECTIVE_MPI, COLLECTIVE_NCCL } collective_kind
 /* Initialises MPI if needed (MPI_THREAD_FUNNELED or better) and the chosen implementation over
  * MPI_COMM_WORLD. A process started without mpirun is a world of one rank. */
 collective *collective_init(collective_kind kind);
+/* With several ranks in MPI_COMM_WORLD (MPI initialised): a fatal error on this rank prints
+ * "rank N: error: ..." and MPI_Aborts the whole job, so that no rank waits forever for one that
+ * died. collective_init does it; programs that use MPI without a collective (parse_catalog) call
+ * it themselves. */
+void collective_abort_job_on_fatal(void);
 /* Finalises what collective_init started (and MPI, if it initialised it). */
 void collective_destroy(collective *c);
 

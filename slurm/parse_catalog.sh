@@ -73,8 +73,9 @@ done
 
 # srun starts the ranks directly where Slurm has its PMIx plugin; otherwise Open MPI's mpirun,
 # which reads the allocation itself.
+# --kill-on-bad-exit: a rank that exits non-zero ends the step at once (mpirun does so by default).
 if srun --mpi=list 2>&1 | grep -qw pmix; then
-  launcher=(srun --mpi=pmix)
+  launcher=(srun --mpi=pmix --kill-on-bad-exit=1)
   if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then launcher+=(--cpus-per-task="$SLURM_CPUS_PER_TASK"); fi
 else
   launcher=(mpirun -np "$SLURM_NTASKS")

@@ -54,7 +54,7 @@ fi
 # which launches its daemons through Slurm and reads the allocation itself. Since Slurm 22.05
 # srun no longer inherits --cpus-per-task from the batch job, so it is passed explicitly.
 if srun --mpi=list 2>&1 | grep -qw pmix; then
-  launcher=(srun --mpi=pmix)
+  launcher=(srun --mpi=pmix --kill-on-bad-exit=1)
   if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then launcher+=(--cpus-per-task="$SLURM_CPUS_PER_TASK"); fi
 else
   launcher=(mpirun -np "$SLURM_NTASKS")

@@ -1,16 +1,29 @@
 #include "check.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <unistd.h>
 
 static char fatal_prefix[64];
 static void (*fatal_stop)(void);
+/* The first fatal error ends the process; one on another thread meanwhile (an OpenMP worker, the
+ * loader) waits for that, so that exit() runs its handlers once, not on two threads at once. A
+ * fatal error inside the stop hook itself (same thread) exits at once. */
+static atomic_flag fatal_started = ATOMIC_FLAG_INIT;
+static _Thread_local int fatal_on_this_thread;
 
 void fp_set_fatal_hook(const char *message_prefix, void (*stop)(void)) {
   snprintf(fatal_prefix, sizeof fatal_prefix, "%s", message_prefix ? message_prefix : "");
   fatal_stop = stop;
+  fatal_on_this_thread = 0;
+  atomic_flag_clear(&fatal_started);
 }
 
 void fp_fatal_at(const char *file, int line, const char *fmt, ...) {
+  if (fatal_on_this_thread) exit(1);
+  fatal_on_this_thread = 1;
+  if (atomic_flag_test_and_set(&fatal_started))
+    for (;;) pause();
   va_list args;
   va_start(args, fmt);
   fprintf(stderr, "%serror: ", fatal_prefix);
@@ -18,10 +31,7 @@ void fp_fatal_at(const char *file, int line, const char *fmt, ...) {
   fprintf(stderr, " [%s:%d]\n", file, line);
   va_end(args);
   fflush(stderr);
-  /* Cleared first: a stop that fails fatally itself must not recurse. */
-  void (*stop)(void) = fatal_stop;
-  fatal_stop = NULL;
-  if (stop) stop();
+  if (fatal_stop) fatal_stop();
   exit(1);
 }
 

@@ -13,7 +13,9 @@ _Noreturn void fp_fatal_at(const char *file, int line, const char *fmt, ...)
 
 /* From now on fp_fatal_at starts its message with message_prefix (e.g. "rank 3: ") and, once the
  * message is out, calls stop (e.g. one that MPI_Aborts the whole job) before exiting. NULL
- * restores the plain message and exit. */
+ * restores the plain message and exit. Only the first thread to fail reports and exits; others
+ * failing meanwhile wait for the end. Setting the hook re-arms that (after a stop that left
+ * fp_fatal_at with a longjmp, as the fuzz harnesses' does). */
 void fp_set_fatal_hook(const char *message_prefix, void (*stop)(void));
 
 #define FP_CHECK(cond, ...)                                                    \

@@ -30,6 +30,7 @@
 #include "catalog_preview.h"
 #include "check.h"
 #include "checkpoint.h"
+#include "collective.h"
 #include "h5_tensors.h"
 #include "manifest.h"
 #include "mpi_check.h"
@@ -748,6 +749,8 @@ int main(int argc, char **argv) {
   MPI_CHECK(MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided));
   MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &r.rank));
   MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &r.ranks));
+  /* a rank that fails must not leave the others waiting in the work queue */
+  collective_abort_job_on_fatal();
   if (r.job.threads > 0) omp_set_num_threads(r.job.threads);
   int lock_fd = -1;
   setup(&r, &lock_fd);

@@ -18,7 +18,7 @@ static void jump_back(void) {
 int fuzz_guarded(void (*body)(void *context), void *context) {
   volatile int stopped = 0;
   uint64_t mark = fuzz_track_mark();
-  /* fp_fatal_at clears its hook before calling it: set it again for every run */
+  /* set for every run: it re-arms fp_fatal_at after the previous run's jump out of it */
   fp_set_fatal_hook(NULL, jump_back);
   if (setjmp(guard)) {
     fuzz_track_release(mark);
