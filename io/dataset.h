@@ -29,8 +29,12 @@ const char *dataset_class_name(const fp_dataset *ds, int k);
 int dataset_has_masks(const fp_dataset *ds);
 int dataset_split_of(const fp_dataset *ds, int64_t i); /* 0 train 1 val 2 test */
 const char *dataset_path(const fp_dataset *ds);
+/* the /masks value of unlabelled pixels (padding, classes a label map ignores) */
+#define DATASET_IGNORE_LABEL 255
 void dataset_read_image(fp_dataset *ds, int64_t i, uint8_t *hwc); /* H*W*3 */
-void dataset_read_mask(fp_dataset *ds, int64_t i, uint8_t *hw);   /* H*W */
+/* H*W labels; a label that is neither a class (< num_classes) nor DATASET_IGNORE_LABEL is a
+ * fatal error naming the file, the row and the pixel. */
+void dataset_read_mask(fp_dataset *ds, int64_t i, uint8_t *hw);
 void dataset_read_tags(fp_dataset *ds, int64_t i, uint8_t *tags); /* num_classes */
 
 /* ---- writer: items are appended in order; the file is built as

@@ -258,6 +258,14 @@ void dataset_read_mask(fp_dataset *ds, int64_t i, uint8_t *hw) {
   FP_CHECK(ds->masks > 0, "%s: no /masks (a tag-only dataset)", ds->path);
   hsize_t row[2] = {(hsize_t)ds->height, (hsize_t)ds->width};
   read_row(ds, ds->masks, "/masks", i, 3, row, hw);
+  /* a label no class has would index past the class weights and the logits downstream */
+  size_t plane = (size_t)ds->height * ds->width;
+  for (size_t p = 0; p < plane; p++)
+    if (hw[p] >= ds->num_classes && hw[p] != DATASET_IGNORE_LABEL)
+      FP_FATAL("%s: /masks row %lld: label %d at pixel (row %zu, column %zu) is none of the "
+               "dataset's %d classes (0..%d) nor the ignore label %d",
+               ds->path, (long long)i, hw[p], p / (size_t)ds->width, p % (size_t)ds->width,
+               ds->num_classes, ds->num_classes - 1, DATASET_IGNORE_LABEL);
 }
 
 void dataset_read_tags(fp_dataset *ds, int64_t i, uint8_t *tags) {

@@ -15,7 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LABELMAP_IGNORE 255
+#include "dataset.h"
+
+#define LABELMAP_IGNORE DATASET_IGNORE_LABEL
 #define LABELMAP_UNKNOWN (-1)
 #define LABELMAP_DROP (-2)
 #define LABELMAP_EXCLUDE (-3)

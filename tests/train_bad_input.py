@@ -27,6 +27,20 @@ def expect_error(what, cmd, cwd, *needles):
         print(f"ok   {what}: exit {result.returncode}: {message}")
 
 
+def label_outside_classes(build, source, out):
+    """A copy of the 4-class dataset whose mask row 3 has label 9 at (10, 12): our zstd filter
+    plugin lets h5py write /masks."""
+    import shutil
+    os.environ["HDF5_PLUGIN_PATH"] = os.path.join(build, "plugins")
+    import h5py
+    shutil.copyfile(source, out)
+    with h5py.File(out, "r+") as f:
+        mask = f["masks"][3]
+        mask[10, 12] = 9
+        f["masks"][3] = mask
+    return out
+
+
 def main():
     build, work = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     ccp = os.environ.get("CCP_DIR", "")
@@ -76,6 +90,14 @@ def main():
                                         data59], work, checkpoint + ".none")
     expect_error("missing dataset", [train, job, f"data.dataset={work}/none.h5"], work,
                  f"{work}/none.h5")
+    bad_labels = label_outside_classes(build, data4, os.path.join(work, "label9.h5"))
+    for what, command in (("training", [train, job, f"data.dataset={bad_labels}",
+                                        f"checkpoint.dir={work}/run_label9", "data.limit=0"]),
+                          ("validation", [train, job, f"data.dataset={data4}",
+                                          f"data.val_dataset={bad_labels}",
+                                          f"checkpoint.dir={work}/run_label9_val"])):
+        expect_error(f"mask label outside the classes ({what})", command, work, bad_labels,
+                     "/masks row 3", "label 9", "(row 10, column 12)", "4 classes")
     print(f"{failures} failed")
     return 1 if failures else 0
 
