@@ -1,10 +1,10 @@
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "dataset.h"
 #include "h5check.h"
+#include "hdf5_lock.h"
 #include "h5zstd.h"
 
 struct fp_dataset {
@@ -16,8 +16,6 @@ struct fp_dataset {
   uint8_t *split;
 };
 
-/* HDF5 (the MPI build) is not thread-safe: one lock around every call here. */
-static pthread_mutex_t hdf5_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static hid_t open_dataset(const fp_dataset *ds, const char *name) {
   htri_t exists = H5_OK(H5Lexists(ds->file, name, H5P_DEFAULT), "%s: %s", ds->path, name);
@@ -179,20 +177,20 @@ fp_dataset *dataset_open(const char *path) {
   fp_dataset *ds = fp_calloc(1, sizeof *ds);
   ds->path = strdup(path);
   FP_CHECK(ds->path, "out of memory");
-  FP_CHECK(pthread_mutex_lock(&hdf5_lock) == 0, "pthread_mutex_lock");
+  hdf5_lock();
   open_locked(ds);
-  pthread_mutex_unlock(&hdf5_lock);
+  hdf5_unlock();
   return ds;
 }
 
 void dataset_close(fp_dataset *ds) {
   if (!ds) return;
-  FP_CHECK(pthread_mutex_lock(&hdf5_lock) == 0, "pthread_mutex_lock");
+  hdf5_lock();
   hid_t handles[] = {ds->images, ds->masks, ds->tags};
   for (size_t h = 0; h < sizeof handles / sizeof handles[0]; h++)
     if (handles[h] > 0) H5_OK(H5Dclose(handles[h]), "%s: close", ds->path);
   H5_OK(H5Fclose(ds->file), "%s: close", ds->path);
-  pthread_mutex_unlock(&hdf5_lock);
+  hdf5_unlock();
   for (int k = 0; k < ds->num_classes; k++) free(ds->class_names[k]);
   free(ds->class_names);
   free(ds->split);
@@ -237,7 +235,7 @@ static void read_row(fp_dataset *ds, hid_t dataset, const char *name, int64_t i,
            (long long)ds->count);
   hsize_t start[4] = {(hsize_t)i}, count[4] = {1};
   for (int d = 1; d < rank; d++) count[d] = row_dims[d - 1];
-  FP_CHECK(pthread_mutex_lock(&hdf5_lock) == 0, "pthread_mutex_lock");
+  hdf5_lock();
   hid_t space = H5_ID(H5Dget_space(dataset), "%s: %s", ds->path, name);
   H5_OK(H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL), "%s: %s", ds->path,
         name);
@@ -246,7 +244,7 @@ static void read_row(fp_dataset *ds, hid_t dataset, const char *name, int64_t i,
         ds->path, name, (long long)i);
   H5Sclose(memory);
   H5Sclose(space);
-  pthread_mutex_unlock(&hdf5_lock);
+  hdf5_unlock();
 }
 
 void dataset_read_image(fp_dataset *ds, int64_t i, uint8_t *hwc) {

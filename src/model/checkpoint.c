@@ -7,6 +7,7 @@
 #include "check.h"
 #include "durable.h"
 #include "h5_tensors.h"
+#include "hdf5_lock.h"
 
 static void write_list(hid_t file, const char *group, const backend *be, const tensor_list *list,
                        const float *data) {
@@ -57,9 +58,9 @@ static void read_confusion(hid_t file, const char *path, int classes, int64_t *c
   H5Dclose(set);
 }
 
-void checkpoint_save(const char *path, const unet *m, const optimizer *opt,
-                     const checkpoint_info *info, const char *config_text,
-                     const char *const *class_names) {
+static void save_locked(const char *path, const unet *m, const optimizer *opt,
+                        const checkpoint_info *info, const char *config_text,
+                        const char *const *class_names) {
   char temporary[4096];
   int n = snprintf(temporary, sizeof temporary, "%s.tmp.%ld", path, (long)getpid());
   FP_CHECK(n > 0 && (size_t)n < sizeof temporary, "checkpoint path too long: %s", path);
@@ -125,10 +126,20 @@ static checkpoint_info read_info(hid_t file, const char *path) {
   return info;
 }
 
+void checkpoint_save(const char *path, const unet *m, const optimizer *opt,
+                     const checkpoint_info *info, const char *config_text,
+                     const char *const *class_names) {
+  hdf5_lock();
+  save_locked(path, m, opt, info, config_text, class_names);
+  hdf5_unlock();
+}
+
 checkpoint_info checkpoint_peek(const char *path) {
+  hdf5_lock();
   hid_t file = h5_open_read(path);
   checkpoint_info info = read_info(file, path);
   H5Fclose(file);
+  hdf5_unlock();
   return info;
 }
 
@@ -165,8 +176,8 @@ static void read_moments(hid_t file, const char *path, const unet *m, optimizer 
   }
 }
 
-checkpoint_info checkpoint_load(const char *path, unet *m, optimizer *opt,
-                                int64_t *epoch_confusion) {
+static checkpoint_info load_locked(const char *path, unet *m, optimizer *opt,
+                                   int64_t *epoch_confusion) {
   hid_t file = h5_open_read(path);
   checkpoint_info info = read_info(file, path);
   if (info.arch != m->arch)
@@ -191,5 +202,13 @@ checkpoint_info checkpoint_load(const char *path, unet *m, optimizer *opt,
     info.epoch_confusion = epoch_confusion;
   }
   H5Fclose(file);
+  return info;
+}
+
+checkpoint_info checkpoint_load(const char *path, unet *m, optimizer *opt,
+                                int64_t *epoch_confusion) {
+  hdf5_lock();
+  checkpoint_info info = load_locked(path, m, opt, epoch_confusion);
+  hdf5_unlock();
   return info;
 }

@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "h5_tensors.h"
+#include "hdf5_lock.h"
 
 enum { NAMES_SHOWN = 8 };
 
@@ -109,10 +110,12 @@ static void load_group(unet *m, hid_t file, const char *path, const char *group,
 
 pretrained_report unet_load_pretrained(unet *m, const char *path, FILE *log) {
   pretrained_report report = {0, 0, 0};
+  hdf5_lock();
   hid_t file = h5_open_read(path);
   load_group(m, file, path, "params", &m->param_list, m->params, &report, log);
   load_group(m, file, path, "buffers", &m->buffer_list, m->buffers, &report, log);
   H5Fclose(file);
+  hdf5_unlock();
   FP_CHECK(report.loaded > 0,
            "%s: none of its tensors (/params/<name>, /buffers/<name>) has a name of this %s "
            "model; convert PyTorch weights with docs/examples/convert_weights.py",
