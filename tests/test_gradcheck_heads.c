@@ -125,7 +125,10 @@ static void loss_run(const op_case *c, float **in, float grad_scale, float *out,
     be->sigmoid_bce(&x, t, grad_scale, grads ? &grad : NULL, scalars);
   be->download(host, scalars, FP_F64, SCALAR_COUNT);
   if (out) out[0] = (float)host[boxes ? SCALAR_BOX_LOSS : SCALAR_CLASS_LOSS];
-  if (grads) download(&grad, grads[0]);
+  if (grads)
+    download(&grad, grads[0]);
+  else
+    be->release(grad.data);
   be->release(x.data);
   be->release(t);
   be->release(mask);
