@@ -179,7 +179,7 @@ int category_prior_rule(const category_prior *p, const char *id, const char **pr
   return row >= 0 ? (int)id_map_get(p->rule_of_type, p->image_types[row]) : -1;
 }
 
-static int allows(const category_prior *p, int rule, int k) {
+int category_prior_allows(const category_prior *p, int rule, int k) {
   FP_CHECK(rule >= 0 && rule < p->rule_count && k >= 0 && k < p->num_classes,
            "category prior: rule %d, class %d", rule, k);
   return p->rules[rule].allowed[k];
@@ -187,7 +187,7 @@ static int allows(const category_prior *p, int rule, int k) {
 
 void category_prior_apply(const category_prior *p, int rule, float *logits, size_t plane) {
   for (int k = 0; k < p->num_classes; k++) {
-    if (allows(p, rule, k)) continue;
+    if (category_prior_allows(p, rule, k)) continue;
     float *channel = logits + (size_t)k * plane;
     for (size_t i = 0; i < plane; i++) channel[i] = -INFINITY;
   }

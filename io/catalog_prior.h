@@ -33,6 +33,8 @@ void category_prior_free(category_prior *p);
 /* The rule for image id (an index), or -1 when it has none. *product_type (may
  * be NULL) receives the CSV's product type, "" when the CSV does not list it. */
 int category_prior_rule(const category_prior *p, const char *id, const char **product_type);
+/* 1 when rule r allows class k, else 0. */
+int category_prior_allows(const category_prior *p, int rule, int k);
 /* Sets the logits of every class rule r forbids to -inf: logits is one image's
  * [num_classes][plane] plain (NCHW) block. */
 void category_prior_apply(const category_prior *p, int rule, float *logits, size_t plane);

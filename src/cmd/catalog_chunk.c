@@ -34,6 +34,7 @@ struct chunk_engine {
   uint8_t *pixels;      /* [chunk_size][H][W][3] */
   float *input;         /* [batch][3][H][W] */
   float *logits;        /* [batch][K][H][W] host copy for the prior; NULL without one */
+  float *presence;      /* [batch][K] injected class presence (inject_prior) */
   tensor probabilities; /* backend */
   float *host_probabilities;
   uint8_t *predictions, *host_predictions;
@@ -65,6 +66,7 @@ chunk_engine *chunk_engine_create(const chunk_setup *setup, unet *model) {
   e->pixels = fp_malloc(n * e->image_bytes);
   e->input = fp_calloc(batch * 3 * e->plane, sizeof *e->input);
   if (setup->prior) e->logits = fp_malloc(batch * k * e->plane * sizeof *e->logits);
+  if (setup->inject_prior) e->presence = fp_malloc(batch * k * sizeof *e->presence);
   e->probabilities = tensor_shape(FP_F32, model->batch, l->classes, l->height, l->width);
   e->be->tensor_alloc(&e->probabilities);
   e->host_probabilities =
@@ -90,6 +92,7 @@ void chunk_engine_free(chunk_engine *e) {
   free(e->pixels);
   free(e->input);
   free(e->logits);
+  free(e->presence);
   free(e->host_probabilities);
   free(e->host_predictions);
   free(e->source_masks);
@@ -161,6 +164,22 @@ static void fill_row_metadata(chunk_engine *e, int64_t index, const item *it) {
   memcpy(&r->letterbox[row * 5], box, sizeof box);
 }
 
+/* Ground-truth injection from the prior: the batch again, with the classes each image's rule
+ * allows injected as its class presence (images without a rule keep the branch's output). */
+static void inject_allowed_classes(chunk_engine *e, int count) {
+  unet *m = e->model;
+  int classes = m->classes;
+  e->be->tensor_to_nchw(&m->br.cls.probabilities, e->presence);
+  for (int b = 0; b < count; b++) {
+    int rule = e->items[e->batch_items[b]].rule;
+    for (int k = 0; rule >= 0 && k < classes; k++)
+      e->presence[(size_t)b * classes + k] = (float)category_prior_allows(e->setup.prior, rule, k);
+  }
+  unet_inject_ground_truth(m, e->presence);
+  unet_forward(m, 0);
+  unet_inject_ground_truth(m, NULL);
+}
+
 /* The model over the images batch_items[0..count), then their statistics and masks. */
 static void run_batch(chunk_engine *e, int count, stage_seconds *seconds) {
   const backend *be = e->be;
@@ -181,6 +200,7 @@ static void run_batch(chunk_engine *e, int count, stage_seconds *seconds) {
   unet_forward(m, 0);
   int any_rule = 0;
   for (int b = 0; b < count; b++) any_rule |= e->items[e->batch_items[b]].rule >= 0;
+  if (any_rule && e->setup.inject_prior) inject_allowed_classes(e, count);
   if (any_rule) {
     be->tensor_to_nchw(&m->logits, e->logits);
     for (int b = 0; b < count; b++) {

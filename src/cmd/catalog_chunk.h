@@ -21,6 +21,7 @@ typedef struct chunk_setup {
   catalog_layout layout;
   int64_t chunk_size;
   category_prior *prior;      /* NULL: no prior */
+  int inject_prior;           /* inject the rules' allowed classes (injected branches) */
   catalog_previous *previous; /* NULL: no previous run */
   int reuse_previous;         /* 1: unchanged images are copied from the previous run */
   const char *parts_directory;

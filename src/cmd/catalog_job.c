@@ -52,6 +52,10 @@ static const ini_key keys[] = {
      .help = "category prior: product type -> allowed/forbidden classes (with prior.csv)"},
     {"prior.csv", INI_STRING, FIELD(prior_csv), "",
      .help = "category prior: CSV 'id,product_type' of the catalog's images (with prior.table)"},
+    {"prior.inject", INI_BOOL, FIELD(prior_inject), "false",
+     .help = "with a checkpoint whose Extended U-Net branches are injected: for images with a "
+             "rule, inject the classes the rule allows as the class presence (ground-truth "
+             "injection) instead of the class branch's output"},
     {"nightly.previous", INI_STRING, FIELD(previous), "",
      .help = "the previous run's output directory: unchanged images are copied from it"},
 };
@@ -76,6 +80,8 @@ static void validate(const catalog_job *job, const char *origin) {
   FP_CHECK(job->classes != 1, "%s: model.classes = 1; give 2..255, or 0 for any", origin);
   FP_CHECK(!job->prior_table[0] == !job->prior_csv[0],
            "%s: prior.table and prior.csv go together (one is set, the other is not)", origin);
+  FP_CHECK(!job->prior_inject || job->prior_table[0],
+           "%s: prior.inject needs a category prior (prior.table and prior.csv)", origin);
 }
 
 void catalog_job_load(catalog_job *job, const char *path, int override_count, char **overrides) {

@@ -28,6 +28,7 @@ typedef struct catalog_job {
   double progress_seconds;
   /* [prior] */
   char prior_table[4096], prior_csv[4096];
+  int prior_inject; /* ground-truth injection of the allowed classes */
   /* [nightly] */
   char previous[4096];
 } catalog_job;

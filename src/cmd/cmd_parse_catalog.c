@@ -268,6 +268,10 @@ static void setup(run *r, int *lock_fd) {
                               .mode = UNET_INFERENCE,    .branches = r->info.branches};
   r->model = unet_create(rt.be, &model_config, 0);
   checkpoint_load(j->checkpoint, r->model, NULL, NULL);
+  FP_CHECK(!j->prior_inject || r->info.branches.mode == BRANCHES_INJECTED,
+           "%s: prior.inject needs a checkpoint whose branches are injected; %s has branches "
+           "'%s' (attribute 'branches')",
+           r->opts.job_path, j->checkpoint, branch_mode_name(r->info.branches.mode));
   r->checkpoint_hash = model_hash(r->model);
   uint64_t result_words[] = {r->checkpoint_hash,
                              r->prior ? category_prior_table_hash(r->prior) : 0,
@@ -279,7 +283,8 @@ static void setup(run *r, int *lock_fd) {
                              (uint64_t)r->layout.source_width,
                              (uint64_t)r->layout.zstd_level,
                              (uint64_t)j->batch,
-                             (uint64_t)rt.compute};
+                             (uint64_t)rt.compute,
+                             (uint64_t)j->prior_inject};
   r->result_fingerprint = hash_words(result_words, sizeof result_words / sizeof result_words[0]);
   uint64_t previous_fingerprint = 0;
   if (j->previous[0]) {
@@ -385,8 +390,14 @@ static void add_counts(chunk_counts *total, const chunk_counts *c) {
 /* Every rank: take chunks until there are none left. */
 static void work(run *r, coordinator *c, const int64_t *todo, int64_t todo_count,
                  rank_summary *summary) {
-  chunk_setup s = {r->images,   r->layout,         r->job.chunk, r->prior,
-                   r->previous, r->reuse_previous, r->parts};
+  chunk_setup s = {.images = r->images,
+                   .layout = r->layout,
+                   .chunk_size = r->job.chunk,
+                   .prior = r->prior,
+                   .inject_prior = r->job.prior_inject,
+                   .previous = r->previous,
+                   .reuse_previous = r->reuse_previous,
+                   .parts_directory = r->parts};
   chunk_engine *engine = chunk_engine_create(&s, r->model);
   work_queue *q =
       work_queue_start(MPI_COMM_WORLD, strcmp(r->job.mode, "static") ? WORK_DYNAMIC : WORK_STATIC,
