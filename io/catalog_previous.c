@@ -112,7 +112,7 @@ catalog_previous *catalog_previous_open(const char *run_directory) {
       H5_ID(H5Fopen(p->master_path, H5F_ACC_RDONLY, H5P_DEFAULT), "%s: open", p->master_path);
   read_tables(p, file);
   H5_OK(H5Fclose(file), "%s: close", p->master_path);
-  p->entries = id_map_create(p->rows + p->failures);
+  p->entries = id_map_create(p->rows + p->failures, ID_MAP_BORROWS);
   for (int64_t i = 0; i < p->rows; i++)
     FP_CHECK(id_map_put(p->entries, p->ids[i], i) < 0, "%s: id '%s' appears twice", p->master_path,
              p->ids[i]);

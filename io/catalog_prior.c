@@ -115,7 +115,7 @@ static uint64_t load_csv(category_prior *p, const char *path) {
   uint64_t hash = FNV1A64_START;
   ssize_t length;
   int64_t capacity = 0;
-  p->image_row = id_map_create(1024);
+  p->image_row = id_map_create(1024, ID_MAP_COPIES);
   while ((length = getline(&line, &cap, f)) >= 0) {
     line_no++;
     hash = fnv1a64_update(hash, line, (size_t)length);
@@ -157,7 +157,7 @@ category_prior *category_prior_load(const char *table_path, const char *csv_path
                                     char *const *class_names, int num_classes) {
   category_prior *p = fp_calloc(1, sizeof *p);
   p->num_classes = num_classes;
-  p->rule_of_type = id_map_create(64);
+  p->rule_of_type = id_map_create(64, ID_MAP_COPIES);
   p->table_hash = load_table(p, table_path, class_names);
   p->csv_hash = load_csv(p, csv_path);
   return p;

@@ -21,7 +21,9 @@ struct catalog {
   catalog_kind kind;
   char *path;
   int64_t count;
-  char (*ids)[CATALOG_ID_LENGTH];
+  /* image i's id is id_text + id_offsets[i]: packed, as the catalog may list 10 M images */
+  char *id_text;
+  int64_t *id_offsets;
   id_map *rows;
   /* JPEG catalogs: image i's path is paths + path_offsets[i]. */
   int64_t *path_offsets;
@@ -41,17 +43,41 @@ static catalog *catalog_new(catalog_kind kind, const char *path) {
   return c;
 }
 
-/* Checks the ids are unique and indexes them. */
+static const char *id_of(const catalog *c, int64_t i) {
+  return c->id_text + c->id_offsets[i];
+}
+
+/* Checks the ids are unique and indexes them (rank 0; catalog_unpack's copies need no index). */
 static void index_ids(catalog *c) {
-  c->rows = id_map_create(c->count);
+  c->rows = id_map_create(c->count, ID_MAP_BORROWS);
   for (int64_t i = 0; i < c->count; i++) {
-    int64_t first = id_map_put(c->rows, c->ids[i], i);
+    int64_t first = id_map_put(c->rows, id_of(c, i), i);
     if (first < 0) continue;
     if (c->kind == CATALOG_HDF5)
-      FP_FATAL("%s: id '%s' appears twice in /ids (rows %lld and %lld)", c->path, c->ids[i],
+      FP_FATAL("%s: id '%s' appears twice in /ids (rows %lld and %lld)", c->path, id_of(c, i),
                (long long)first, (long long)i);
-    FP_FATAL("%s: id '%s' appears twice: %s and %s", c->path, c->ids[i],
+    FP_FATAL("%s: id '%s' appears twice: %s and %s", c->path, id_of(c, i),
              c->paths + c->path_offsets[first], c->paths + c->path_offsets[i]);
+  }
+}
+
+/* The ids from a source: image i's is id(c, source, i, &length), `length` characters. */
+typedef const char *(*id_source)(const catalog *c, const void *source, int64_t i, size_t *length);
+
+/* Packs the count ids into id_text / id_offsets. */
+static void pack_ids(catalog *c, id_source id, const void *source) {
+  size_t total = 0, length;
+  c->id_offsets = fp_malloc((size_t)(c->count ? c->count : 1) * sizeof *c->id_offsets);
+  for (int64_t i = 0; i < c->count; i++) {
+    id(c, source, i, &length);
+    c->id_offsets[i] = (int64_t)total;
+    total += length + 1;
+  }
+  c->id_text = fp_malloc(total ? total : 1);
+  for (int64_t i = 0; i < c->count; i++) {
+    const char *text = id(c, source, i, &length);
+    memcpy(c->id_text + c->id_offsets[i], text, length);
+    c->id_text[c->id_offsets[i] + (int64_t)length] = '\0';
   }
 }
 
@@ -86,8 +112,11 @@ static int has_jpeg_extension(const char *name) {
   return dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
 }
 
-/* The file name of path without directory and extension, into id. */
-static void id_from_path(const catalog *c, const char *path, char *id) {
+/* Image i's id, the file name of its path without directory and extension (not NUL-terminated:
+ * *length characters). */
+static const char *id_from_path(const catalog *c, const void *unused, int64_t i, size_t *length) {
+  (void)unused;
+  const char *path = c->paths + c->path_offsets[i];
   const char *slash = strrchr(path, '/');
   const char *name = slash ? slash + 1 : path;
   const char *dot = strrchr(name, '.');
@@ -95,8 +124,8 @@ static void id_from_path(const catalog *c, const char *path, char *id) {
   FP_CHECK(n > 0, "%s: '%s' gives an empty id", c->path, path);
   FP_CHECK(n < CATALOG_ID_LENGTH, "%s: the id of '%s' is longer than %d characters", c->path, path,
            CATALOG_ID_LENGTH - 1);
-  memcpy(id, name, n);
-  id[n] = '\0';
+  *length = n;
+  return name;
 }
 
 static int compare_names(const void *a, const void *b) {
@@ -167,8 +196,7 @@ static void adopt_paths(catalog *c, path_list *l, int64_t limit) {
   c->paths = l->blob ? l->blob : fp_calloc(1, 1);
   c->paths_bytes = l->used;
   c->path_offsets = l->offsets ? l->offsets : fp_calloc(1, sizeof *c->path_offsets);
-  c->ids = fp_calloc((size_t)(c->count ? c->count : 1), sizeof *c->ids);
-  for (int64_t i = 0; i < c->count; i++) id_from_path(c, c->paths + c->path_offsets[i], c->ids[i]);
+  pack_ids(c, id_from_path, NULL);
 }
 
 /* ---- HDF5 catalogs ---- */
@@ -190,23 +218,31 @@ static void read_table(const catalog *c, hid_t file, const char *name, hid_t mem
   H5Dclose(dataset);
 }
 
+/* Image i's id in a table of NUL-terminated fixed-length ids (an HDF5 catalog's /ids). */
+static const char *id_from_table(const catalog *c, const void *table, int64_t i, size_t *length) {
+  (void)c;
+  const char *id = ((const char(*)[CATALOG_ID_LENGTH])table)[i];
+  *length = strlen(id);
+  return id;
+}
+
 static void read_hdf5_tables(catalog *c) {
   hid_t file = H5_ID(H5Fopen(c->path, H5F_ACC_RDONLY, H5P_DEFAULT), "%s: open", c->path);
   hid_t id_type = H5_ID(H5Tcopy(H5T_C_S1), "string type");
   H5_OK(H5Tset_size(id_type, CATALOG_ID_LENGTH), "string type");
   H5_OK(H5Tset_strpad(id_type, H5T_STR_NULLTERM), "string type");
   size_t rows = (size_t)(c->count ? c->count : 1);
-  c->ids = fp_calloc(rows, sizeof *c->ids);
+  char(*ids)[CATALOG_ID_LENGTH] = fp_calloc(rows, sizeof *ids);
   c->source_size = fp_calloc(rows, sizeof *c->source_size);
   c->letterbox_rows = fp_calloc(rows, sizeof *c->letterbox_rows);
-  read_table(c, file, "/ids", id_type, 1, 0, c->ids);
+  read_table(c, file, "/ids", id_type, 1, 0, ids);
   read_table(c, file, "/source_size", H5T_NATIVE_INT32, 2, 2, c->source_size);
   read_table(c, file, "/letterbox", H5T_NATIVE_FLOAT, 2, 5, c->letterbox_rows);
   H5Tclose(id_type);
   H5_OK(H5Fclose(file), "%s: close", c->path);
   int height = dataset_height(c->dataset), width = dataset_width(c->dataset);
   for (int64_t i = 0; i < c->count; i++) {
-    FP_CHECK(memchr(c->ids[i], '\0', CATALOG_ID_LENGTH) && c->ids[i][0],
+    FP_CHECK(memchr(ids[i], '\0', CATALOG_ID_LENGTH) && ids[i][0],
              "%s: /ids[%lld] is empty or not NUL-terminated", c->path, (long long)i);
     FP_CHECK(c->source_size[i][0] > 0 && c->source_size[i][1] > 0,
              "%s: /source_size[%lld] is %dx%d", c->path, (long long)i, c->source_size[i][0],
@@ -217,6 +253,8 @@ static void read_hdf5_tables(catalog *c) {
              "%s: /letterbox[%lld] (offset %gx%g, size %gx%g) does not fit the %dx%d images",
              c->path, (long long)i, box[1], box[2], box[3], box[4], height, width);
   }
+  pack_ids(c, id_from_table, ids);
+  free(ids);
 }
 
 static void open_hdf5(catalog *c, int64_t limit) {
@@ -297,7 +335,6 @@ catalog *catalog_unpack(const void *packed, size_t bytes) {
     memcpy(l.blob, p + (size_t)h.count * sizeof *l.offsets, l.used);
     adopt_paths(c, &l, h.count);
   }
-  index_ids(c);
   return c;
 }
 
@@ -305,7 +342,8 @@ void catalog_close(catalog *c) {
   if (!c) return;
   if (c->dataset) dataset_close(c->dataset);
   id_map_free(c->rows);
-  free(c->ids);
+  free(c->id_text);
+  free(c->id_offsets);
   free(c->path_offsets);
   free(c->paths);
   free(c->source_size);
@@ -328,10 +366,12 @@ static void check_index(const catalog *c, int64_t i) {
 
 const char *catalog_id(const catalog *c, int64_t i) {
   check_index(c, i);
-  return c->ids[i];
+  return id_of(c, i);
 }
 
 int64_t catalog_find(const catalog *c, const char *id) {
+  FP_CHECK(c->rows, "%s: catalog_find on an unpacked copy (only the catalog rank 0 opened has "
+                    "an id index)", c->path);
   return id_map_get(c->rows, id);
 }
 
@@ -345,7 +385,7 @@ int catalog_stored_width(const catalog *c) {
 uint64_t catalog_listing_hash(const catalog *c) {
   uint64_t hash = FNV1A64_START;
   for (int64_t i = 0; i < c->count; i++)
-    hash = fnv1a64_update(hash, c->ids[i], strlen(c->ids[i]) + 1);
+    hash = fnv1a64_update(hash, id_of(c, i), strlen(id_of(c, i)) + 1);
   return hash;
 }
 

@@ -35,7 +35,9 @@ typedef struct catalog catalog;
  * path on an unreadable source, a duplicate or too long id. */
 catalog *catalog_open(const char *path, int64_t limit);
 /* The listing as bytes (for sending to other ranks) and back. The HDF5 file is
- * reopened by catalog_unpack. */
+ * reopened by catalog_unpack. An unpacked copy has no id index (catalog_find):
+ * only the rank that opened the catalog needs one, and at 10 M images it is
+ * hundreds of MB. */
 void *catalog_pack(const catalog *c, size_t *bytes);
 catalog *catalog_unpack(const void *packed, size_t bytes);
 void catalog_close(catalog *c);
@@ -43,7 +45,7 @@ void catalog_close(catalog *c);
 catalog_kind catalog_kind_of(const catalog *c);
 int64_t catalog_count(const catalog *c);
 const char *catalog_id(const catalog *c, int64_t i);
-/* The catalog row of id, or -1. */
+/* The catalog row of id, or -1 (a catalog from catalog_open only). */
 int64_t catalog_find(const catalog *c, const char *id);
 /* HDF5 catalogs: the stored image size; 0 for JPEG catalogs. */
 int catalog_stored_height(const catalog *c);
