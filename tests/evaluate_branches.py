@@ -29,7 +29,7 @@ import unet_twin  # noqa: E402
 from evaluate_metrics import (FAILURES, check, import_h5py, printed_value, run,  # noqa: E402
                               section)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # io/normalise.c
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # io/image/normalise.c
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 

@@ -1,6 +1,6 @@
 /* ingest: turns a source dataset into the HDF5 files train and evaluate read
  * (schema in docs/dataset.md). The sources themselves live in io/ingest_*.c
- * behind io/ingest_source.h; this file shares their items across MPI ranks
+ * behind io/ingest/ingest_source.h; this file shares their items across MPI ranks
  * (round-robin), and rank 0 writes them in id order, so the file does not
  * depend on the rank count. */
 #include <errno.h>

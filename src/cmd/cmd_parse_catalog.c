@@ -6,7 +6,7 @@
  * in the manifest (scheduler/manifest.h), so a rerun does only the missing
  * chunks. When every chunk is done, each rank merges a contiguous range of
  * parts into its shard file and rank 0 writes the master file with virtual
- * datasets over the shards (io/catalog_master.h). docs/parse_catalog.md has
+ * datasets over the shards (io/catalog/catalog_master.h). docs/parse_catalog.md has
  * the whole story. */
 #include <errno.h>
 #include <fcntl.h>

@@ -103,7 +103,7 @@ static const ini_key keys[] = {
      .help = "epochs between saves of last.h5 (the final epoch is always saved)"},
     {"checkpoint.resume", INI_ENUM, FIELD(resume), "auto", .words = "no|auto",
      .help = "auto: continue from checkpoint.dir/last.h5 if it exists; no: start afresh"},
-    /* [augment]: what data.augment = true applies (io/augment.h). The defaults are the flip
+    /* [augment]: what data.augment = true applies (io/dataset/augment.h). The defaults are the flip
        preset's; augment.preset sets the other keys' starting values and explicit keys win. */
     {"augment.preset", INI_ENUM, FIELD(augment_preset), "flip", .words = AUGMENT_PRESET_WORDS,
      .help = "starting values of the keys below: none = all off; flip = flip 0.5, the rest off; "

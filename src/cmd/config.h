@@ -64,7 +64,7 @@ typedef struct train_config {
   char augment_preset[16];       /* augment.preset: enum none|flip|all, default flip; the other
                                     [augment] keys' starting values (explicit keys win) */
   augment_settings augmentation; /* augment.flip, augment.rotate, augment.rotate_degrees, ...:
-                                    probabilities and ranges, see io/augment.h */
+                                    probabilities and ranges, see io/dataset/augment.h */
 } train_config;
 
 /* Zeroes the whole struct (so two configs with equal values compare equal

@@ -1,4 +1,4 @@
-/* io/catalog_source.c's list file reader (catalog_open on a file of JPEG paths). Inputs
+/* io/catalog/catalog_source.c's list file reader (catalog_open on a file of JPEG paths). Inputs
  * holding the HDF5 signature are skipped: catalog_open would hand them to libhdf5 as an
  * HDF5 catalog, which is HDF5's parser, not ours. The images are never opened. */
 #include <stdlib.h>

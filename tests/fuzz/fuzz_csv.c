@@ -1,4 +1,4 @@
-/* io/csv.c: every record of the file, then csv_seek back to a record read earlier, which
+/* io/ingest/csv.c: every record of the file, then csv_seek back to a record read earlier, which
  * must read the same fields again. */
 #include <stdlib.h>
 #include <string.h>

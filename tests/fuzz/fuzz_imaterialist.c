@@ -1,4 +1,4 @@
-/* io/ingest_imaterialist.c with io/csv.c and io/rle.c: the input is train.csv, read with
+/* io/ingest/ingest_imaterialist.c with io/ingest/csv.c and io/ingest/rle.c: the input is train.csv, read with
  * a fixed label_descriptions.json and a label map using every kind of target; or, when
  * it holds a line "--csv--", label_descriptions.json, that line, then train.csv (with an
  * identity map, as the fuzzed categories can be any). The only photo is train/a.jpg,

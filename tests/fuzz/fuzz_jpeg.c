@@ -1,4 +1,4 @@
-/* io/jpeg_io.c through libjpeg-turbo: the input is a JPEG file, decoded at full size and
+/* io/image/jpeg_io.c through libjpeg-turbo: the input is a JPEG file, decoded at full size and
  * at the smallest DCT scale covering a minimum taken from the input's length. */
 #include <stdlib.h>
 

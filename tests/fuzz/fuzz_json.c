@@ -1,4 +1,4 @@
-/* io/json.c from memory (json_parse_text), then a walk of the tree: every member must be
+/* io/ingest/json.c from memory (json_parse_text), then a walk of the tree: every member must be
  * found by its key, and json_integer must agree with the number. */
 #include <math.h>
 

@@ -1,4 +1,4 @@
-/* io/labelmap.c: the input is a label map file for a source with CCP-like class names;
+/* io/ingest/labelmap.c: the input is a label map file for a source with CCP-like class names;
  * a loaded map then maps every source id. */
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* io/mat_io.c through libmatio: the input is a .mat file; the variables CCP's files hold
+/* io/ingest/mat_io.c through libmatio: the input is a .mat file; the variables CCP's files hold
  * are read as a uint8 matrix (groundtruth, tags) and a string cell (label_list). */
 #include <stdlib.h>
 

@@ -1,4 +1,4 @@
-/* io/png_io.c writes previews (the project reads no PNG): bytes 0-2 give height, width
+/* io/image/png_io.c writes previews (the project reads no PNG): bytes 0-2 give height, width
  * (1..64) and channels (byte % 4: 0 and 2 must be refused with FP_FATAL), the rest the
  * pixels, repeated as needed. What libpng reads back must be those pixels. */
 #include <png.h>

@@ -1,4 +1,4 @@
-/* io/polygon.c: bytes 0-2 give height, width (1..64) and the fill value, the rest the
+/* io/ingest/polygon.c: bytes 0-2 give height, width (1..64) and the fill value, the rest the
  * vertices as raw doubles (NaN and infinities included). The count returned must be the
  * pixels that changed. */
 #include <stdlib.h>

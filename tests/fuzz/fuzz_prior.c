@@ -1,4 +1,4 @@
-/* io/catalog_prior.c: the input is the rule table, then optionally a line "--csv--"
+/* io/catalog/catalog_prior.c: the input is the rule table, then optionally a line "--csv--"
  * and the id,product_type CSV (else a header-only CSV). A loaded prior must leave
  * every rule at least one class. */
 #include <math.h>

@@ -1,4 +1,4 @@
-/* io/rle.c: the first two bytes give the image size (1..64 x 1..64), the rest is the
+/* io/ingest/rle.c: the first two bytes give the image size (1..64 x 1..64), the rest is the
  * EncodedPixels text. Painted pixels must be exactly the runs' area. */
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* Throughput of the training reader (io/loader.h) as train uses it: shuffled
+/* Throughput of the training reader (io/dataset/loader.h) as train uses it: shuffled
  * batches of the train split with augmentation on, prefetched by the
  * loader's thread, the caller taking each batch and doing nothing else. Not
  * a test; the figures are in results/ingest_reader_bench.md.

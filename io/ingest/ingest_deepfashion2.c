@@ -3,7 +3,7 @@
  * (1..13), category_name, bounding_box [x1, y1, x2, y2], segmentation (a list
  * of polygons [x1, y1, x2, y2, ...] in pixels), style, scale, occlusion,
  * zoom_in, viewpoint and landmarks (not kept). Source class 0 is background,
- * category c is c. Polygons: even-odd, pixel centres (io/polygon.h); the
+ * category c is c. Polygons: even-odd, pixel centres (io/ingest/polygon.h); the
  * polygons of one item are united; the smaller of two overlapping items wins. */
 #include <math.h>
 #include <stdarg.h>
