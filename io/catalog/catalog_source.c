@@ -47,7 +47,7 @@ static const char *id_of(const catalog *c, int64_t i) {
   return c->id_text + c->id_offsets[i];
 }
 
-/* Checks the ids are unique and indexes them (rank 0; catalog_unpack's copies need no index). */
+/* Checks the ids are unique and indexes them (rank 0; received copies need no index). */
 static void index_ids(catalog *c) {
   c->rows = id_map_create(c->count, ID_MAP_BORROWS);
   for (int64_t i = 0; i < c->count; i++) {
@@ -293,47 +293,78 @@ catalog *catalog_open(const char *path, int64_t limit) {
 }
 
 /* Packed: header, the catalog path, then (JPEG catalogs) the path offsets and paths. */
-typedef struct packed_header {
+/* What catalog_transfer_parts sends first: enough to allocate the rest. */
+typedef struct transfer_header {
   int64_t kind, count, path_bytes, paths_bytes;
-} packed_header;
+} transfer_header;
 
-void *catalog_pack(const catalog *c, size_t *bytes) {
-  packed_header h = {c->kind, c->count, (int64_t)strlen(c->path) + 1,
-                     c->kind == CATALOG_HDF5 ? 0 : (int64_t)c->paths_bytes};
-  size_t offsets_bytes = c->kind == CATALOG_HDF5 ? 0 : (size_t)c->count * sizeof(int64_t);
-  *bytes = sizeof h + (size_t)h.path_bytes + offsets_bytes + (size_t)h.paths_bytes;
-  unsigned char *packed = fp_malloc(*bytes), *p = packed;
-  memcpy(p, &h, sizeof h);
-  p += sizeof h;
-  memcpy(p, c->path, (size_t)h.path_bytes);
-  p += h.path_bytes;
-  if (c->kind != CATALOG_HDF5) {
-    memcpy(p, c->path_offsets, offsets_bytes);
-    memcpy(p + offsets_bytes, c->paths, (size_t)h.paths_bytes);
-  }
-  return packed;
+/* The byte ranges of a transfer: the header, the catalog's path, and for JPEG catalogs the path
+ * offsets and the paths. */
+static void fill_parts(catalog_transfer *t, const catalog *c) {
+  const transfer_header *h = t->header;
+  t->data[1] = c->path;
+  t->bytes[1] = (size_t)h->path_bytes;
+  t->count = 2;
+  if (h->kind == CATALOG_HDF5) return;
+  t->data[2] = c->path_offsets;
+  t->bytes[2] = (size_t)h->count * sizeof *c->path_offsets;
+  t->data[3] = c->paths;
+  t->bytes[3] = (size_t)h->paths_bytes;
+  t->count = 4;
 }
 
-catalog *catalog_unpack(const void *packed, size_t bytes) {
-  packed_header h;
-  FP_CHECK(bytes >= sizeof h, "catalog_unpack: %zu bytes", bytes);
-  memcpy(&h, packed, sizeof h);
-  const unsigned char *p = (const unsigned char *)packed + sizeof h;
-  catalog *c = catalog_new((catalog_kind)h.kind, (const char *)p);
-  p += h.path_bytes;
+catalog_transfer catalog_transfer_send(const catalog *c) {
+  catalog_transfer t = {0};
+  transfer_header *h = fp_malloc(sizeof *h);
+  *h = (transfer_header){c->kind, c->count, (int64_t)strlen(c->path) + 1,
+                         c->kind == CATALOG_HDF5 ? 0 : (int64_t)c->paths_bytes};
+  t.header = h;
+  t.data[0] = h;
+  t.bytes[0] = sizeof *h;
+  fill_parts(&t, c);
+  return t;
+}
+
+catalog_transfer catalog_transfer_receive(void) {
+  catalog_transfer t = {0};
+  t.header = fp_calloc(1, sizeof(transfer_header));
+  t.data[0] = t.header;
+  t.bytes[0] = sizeof(transfer_header);
+  t.count = 1;
+  return t;
+}
+
+void catalog_transfer_allocate(catalog_transfer *t) {
+  const transfer_header *h = t->header;
+  FP_CHECK(h->count >= 0 && h->path_bytes > 0 && h->paths_bytes >= 0,
+           "catalog transfer: header %lld images, %lld and %lld bytes", (long long)h->count,
+           (long long)h->path_bytes, (long long)h->paths_bytes);
+  catalog *c = fp_calloc(1, sizeof *c);
+  c->kind = (catalog_kind)h->kind;
+  c->count = h->count;
+  c->path = fp_calloc((size_t)h->path_bytes, 1);
+  if (c->kind != CATALOG_HDF5) {
+    c->path_offsets = fp_malloc((size_t)(h->count ? h->count : 1) * sizeof *c->path_offsets);
+    c->paths = fp_malloc(h->paths_bytes ? (size_t)h->paths_bytes : 1);
+    c->paths_bytes = (size_t)h->paths_bytes;
+  }
+  t->receiving = c;
+  fill_parts(t, c);
+}
+
+catalog *catalog_transfer_finish(catalog_transfer *t) {
+  catalog *c = t->receiving;
+  free(t->header);
+  *t = (catalog_transfer){0};
+  if (!c) return NULL;
+  FP_CHECK(c->path[0] && memchr(c->path, '\0', strlen(c->path) + 1), "catalog transfer: path");
   if (c->kind == CATALOG_HDF5) {
-    open_hdf5(c, h.count);
-    FP_CHECK(c->count == h.count, "%s: has %lld images here but %lld on rank 0", c->path,
-             (long long)c->count, (long long)h.count);
+    int64_t count = c->count;
+    open_hdf5(c, count);
+    FP_CHECK(c->count == count, "%s: has %lld images here but %lld on rank 0", c->path,
+             (long long)c->count, (long long)count);
   } else {
-    path_list l = {0};
-    l.count = l.offset_capacity = h.count;
-    l.offsets = fp_malloc((size_t)(h.count ? h.count : 1) * sizeof *l.offsets);
-    memcpy(l.offsets, p, (size_t)h.count * sizeof *l.offsets);
-    l.used = l.capacity = (size_t)h.paths_bytes;
-    l.blob = fp_malloc(l.capacity ? l.capacity : 1);
-    memcpy(l.blob, p + (size_t)h.count * sizeof *l.offsets, l.used);
-    adopt_paths(c, &l, h.count);
+    pack_ids(c, id_from_path, NULL);
   }
   return c;
 }

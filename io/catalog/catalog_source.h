@@ -34,12 +34,24 @@ typedef struct catalog catalog;
 /* Lists the catalog (the first `limit` images, 0 = all). FP_FATAL naming the
  * path on an unreadable source, a duplicate or too long id. */
 catalog *catalog_open(const char *path, int64_t limit);
-/* The listing as bytes (for sending to other ranks) and back. The HDF5 file is
- * reopened by catalog_unpack. An unpacked copy has no id index (catalog_find):
- * only the rank that opened the catalog needs one, and at 10 M images it is
- * hundreds of MB. */
-void *catalog_pack(const catalog *c, size_t *bytes);
-catalog *catalog_unpack(const void *packed, size_t bytes);
+/* The listing sent to other ranks without a copy: a transfer is up to four byte ranges, sent
+ * and received in order (parse_catalog broadcasts them). The sender's ranges point into its
+ * catalog; a receiver gets the header range first, then catalog_transfer_allocate makes the
+ * arrays the other ranges are received into, in place. An HDF5 catalog's file is reopened by
+ * catalog_transfer_finish. A received catalog has no id index (catalog_find): only the rank
+ * that opened the catalog needs one, and at 10 M images it is hundreds of MB. */
+typedef struct catalog_transfer {
+  int count;
+  void *data[4];
+  size_t bytes[4];
+  void *header;
+  catalog *receiving;
+} catalog_transfer;
+catalog_transfer catalog_transfer_send(const catalog *c);
+catalog_transfer catalog_transfer_receive(void);
+void catalog_transfer_allocate(catalog_transfer *t);
+/* Ends a transfer: NULL on the sending side, the received catalog on a receiving one. */
+catalog *catalog_transfer_finish(catalog_transfer *t);
 void catalog_close(catalog *c);
 
 catalog_kind catalog_kind_of(const catalog *c);

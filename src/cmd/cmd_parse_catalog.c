@@ -208,20 +208,23 @@ static uint64_t model_hash(const unet *m) {
   return hash;
 }
 
-static void broadcast_catalog(run *r) {
-  void *packed = NULL;
-  size_t bytes = 0;
-  if (r->rank == 0) packed = catalog_pack(r->images, &bytes);
-  int64_t size = (int64_t)bytes;
-  MPI_CHECK(MPI_Bcast(&size, 1, MPI_INT64_T, 0, MPI_COMM_WORLD));
-  if (r->rank != 0) packed = fp_malloc((size_t)size);
-  for (int64_t sent = 0; sent < size;) {
-    int piece = size - sent > (1 << 30) ? 1 << 30 : (int)(size - sent);
-    MPI_CHECK(MPI_Bcast((char *)packed + sent, piece, MPI_BYTE, 0, MPI_COMM_WORLD));
-    sent += piece;
+/* Broadcasts a buffer of any size (MPI counts are int). */
+static void broadcast_bytes(void *data, size_t bytes) {
+  for (size_t sent = 0; sent < bytes;) {
+    int piece = bytes - sent > (1u << 30) ? 1 << 30 : (int)(bytes - sent);
+    MPI_CHECK(MPI_Bcast((char *)data + sent, piece, MPI_BYTE, 0, MPI_COMM_WORLD));
+    sent += (size_t)piece;
   }
-  if (r->rank != 0) r->images = catalog_unpack(packed, (size_t)size);
-  free(packed);
+}
+
+/* Rank 0's catalog to every rank, straight from and into the catalogs' arrays. */
+static void broadcast_catalog(run *r) {
+  catalog_transfer t = r->rank == 0 ? catalog_transfer_send(r->images) : catalog_transfer_receive();
+  broadcast_bytes(t.data[0], t.bytes[0]);
+  if (r->rank != 0) catalog_transfer_allocate(&t);
+  for (int part = 1; part < t.count; part++) broadcast_bytes(t.data[part], t.bytes[part]);
+  catalog *received = catalog_transfer_finish(&t);
+  if (r->rank != 0) r->images = received;
 }
 
 /* Rank 0: the output directories and the lock that keeps a second run out. */
