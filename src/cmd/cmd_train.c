@@ -471,12 +471,23 @@ static int patience_exhausted(const trainer *t, long epochs_done) {
   return t->cfg.patience > 0 && epochs_done - since >= t->cfg.patience;
 }
 
+/* Batch norm's running statistics of rank 0 to every rank, before validating: without
+ * train.sync_bn each rank's drift apart, and rank 0's are the ones checkpoints keep (and a
+ * resumed run restores on every rank), so every rank validates the model that is saved, and a
+ * resumed run validates exactly as an uninterrupted one (as PyTorch DDP's broadcast_buffers). */
+static void share_bn_statistics(trainer *t) {
+  if (t->world_size == 1) return;
+  unet *m = t->model;
+  collective_broadcast(t->comm, m->buffers, m->buffer_list.total * fp_dtype_size(FP_F32), 0);
+}
+
 /* Validation, the epoch's line and checkpoints. Returns 0 to go on, or the exit status. */
 static int end_epoch(trainer *t, long epoch, long first_batch, double epoch_start_s) {
   double train_img_s = (double)(t->steps_per_epoch - first_batch) * t->cfg.batch * t->world_size /
                        (progress_now() - epoch_start_s);
   sum_confusion(t, &t->train_conf);
   seg_metrics train_metrics = confusion_metrics(&t->train_conf);
+  share_bn_statistics(t);
   double val_loss;
   seg_metrics val = validate(t, &t->val_conf, &val_loss);
   if (t->rank == 0)

@@ -79,20 +79,25 @@ def remove_tree(path):
     shutil.rmtree(path, ignore_errors=True)
 
 
-def read_params(path):
+def read_params(path, group="params"):
     params = {}
     with h5py.File(path, "r") as f:
-        f["params"].visititems(
+        f[group].visititems(
             lambda name, obj: params.__setitem__(name, obj[:]) if isinstance(obj, h5py.Dataset)
             else None)
     return params
 
 
-def max_param_difference(path_a, path_b):
-    a, b = read_params(path_a), read_params(path_b)
+def max_param_difference(path_a, path_b, group="params"):
+    a, b = read_params(path_a, group), read_params(path_b, group)
     if a.keys() != b.keys():
         return float("inf")
     return max(float(np.max(np.abs(a[n] - b[n]))) for n in a)
+
+
+def checkpoint_attribute(path, name):
+    with h5py.File(path, "r") as f:
+        return f.attrs[name]
 
 
 def steps_table(steps_csv):

@@ -79,6 +79,18 @@ def main():
     if difference != 0.0:
         failures += 1
         print("FAIL: the final weights differ")
+    # what validation saw: the BN statistics saved and the best validation mIoU (per-rank BN
+    # statistics once made a resumed 2-rank run validate, and record, another model)
+    for path in ("last.h5", "best.h5"):
+        buffers = lib.max_param_difference(os.path.join(whole, path), os.path.join(stopped, path),
+                                           "buffers")
+        best = [lib.checkpoint_attribute(os.path.join(run, path), "best_metric")
+                for run in (whole, stopped)]
+        print(f"{path}: BN statistics differ by at most {buffers:g}; best_metric {best[0]!r} "
+              f"and {best[1]!r}")
+        if buffers != 0.0 or best[0] != best[1]:
+            failures += 1
+            print(f"FAIL: {path} differs between the uninterrupted and the resumed run")
     print("exact resume: " + ("FAIL" if failures else "ok"))
     return 1 if failures else 0
 
