@@ -12,7 +12,9 @@
 
 #include "check.h"
 #include "dataset.h"
+#include "durable.h"
 #include "ingest_source.h"
+#include "output_lock.h"
 
 #define INGEST_TOOL_VERSION "fashion_parse ingest 1.0"
 
@@ -266,6 +268,30 @@ static void set_path(const char *out, const char *suffix, char *path, size_t siz
   FP_CHECK(written >= 0 && (size_t)written < size, "%s: path too long", out);
 }
 
+/* Rank 0: OUT.lock held for the run, and the temporaries of runs killed before their rename
+ * (every set's FILE.h5.tmp.<pid>) removed under it. Returns the lock. */
+static int lock_output(const ingest_run *r) {
+  char lock_path[4200], what[4200], path[4096], directory[4096];
+  set_path(r->options->out, "", path, sizeof path);
+  snprintf(lock_path, sizeof lock_path, "%s.lock", path);
+  snprintf(what, sizeof what, "the output %s", path);
+  int lock = output_lock_take(lock_path, what, "ingest");
+  enum { SETS_MAX = 8 };
+  static char prefixes[SETS_MAX][4200];
+  const char *stale[SETS_MAX];
+  int count = 0;
+  FP_CHECK(r->source.set_count <= SETS_MAX, "ingest: %d output sets", r->source.set_count);
+  for (int set = 0; set < r->source.set_count; set++, count++) {
+    set_path(r->options->out, r->source.sets[set].suffix, path, sizeof path);
+    const char *slash = strrchr(path, '/');
+    snprintf(prefixes[count], sizeof prefixes[count], "%s.tmp.", slash ? slash + 1 : path);
+    stale[count] = prefixes[count];
+  }
+  path_directory(path, directory, sizeof directory);
+  output_lock_remove_stale(directory, stale, count, "ingest");
+  return lock;
+}
+
 int main(int argc, char **argv) {
   ingest_options options;
   parse_options(argc, argv, &options);
@@ -287,6 +313,7 @@ int main(int argc, char **argv) {
             options.width, r.source.map.name, r.source.map.num_classes, r.ranks,
             r.ranks > 1 ? "s" : "");
   }
+  int lock = r.rank == 0 ? lock_output(&r) : -1;
   ingest_buffer b;
   ingest_buffer_init(&b, (int)options.height, (int)options.width, r.source.map.num_classes);
   for (int set = 0; set < r.source.set_count; set++) {
@@ -299,6 +326,7 @@ int main(int argc, char **argv) {
       send_share(&r, set, &b);
   }
   if (r.rank == 0) dataset_publish();
+  output_lock_release(lock);
   ingest_buffer_free(&b);
   if (options.source->close) options.source->close(&r.source);
   for (int set = 0; set < r.source.set_count; set++) free(r.source.sets[set].ids);

@@ -35,7 +35,7 @@ def main():
     if first.returncode != 0:
         failures += 1
         print(f"FAIL: the first run exited {first.returncode}:\n{out[-1500:]}")
-    if "removed 2 temporary checkpoint files" not in out or glob.glob(os.path.join(run_dir,
+    if "train: removed 2 temporary files" not in out or glob.glob(os.path.join(run_dir,
                                                                                    "*.tmp.*")):
         failures += 1
         print(f"FAIL: stale temporary files not removed:\n{out[:1500]}")
