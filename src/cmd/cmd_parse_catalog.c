@@ -9,7 +9,6 @@
  * datasets over the shards (io/catalog/catalog_master.h). docs/parse_catalog.md has
  * the whole story. */
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
@@ -34,6 +33,7 @@
 #include "h5_tensors.h"
 #include "manifest.h"
 #include "mpi_check.h"
+#include "output_lock.h"
 #include "png_io.h"
 #include "progress.h"
 #include "runtime.h"
@@ -232,13 +232,10 @@ static void open_output(run *r, int *lock_fd) {
   catalog_make_directory(r->job.dir, "output directory (output.dir)");
   catalog_make_directory(r->parts, "output directory");
   catalog_make_directory(r->shards, "output directory");
-  char lock_path[PATH_SIZE];
+  char lock_path[PATH_SIZE], what[PATH_SIZE + 16];
   join_path(lock_path, r->job.dir, "lock");
-  *lock_fd = open(lock_path, O_RDWR | O_CREAT, 0644);
-  FP_CHECK(*lock_fd >= 0, "%s: cannot create the lock file: %s", lock_path, strerror(errno));
-  struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-  FP_CHECK(fcntl(*lock_fd, F_SETLK, &lock) == 0, "%s: another parse_catalog is writing %s (%s)",
-           lock_path, r->job.dir, strerror(errno));
+  snprintf(what, sizeof what, "output.dir %s", r->job.dir);
+  *lock_fd = output_lock_take(lock_path, what, "parse_catalog");
 }
 
 static void setup(run *r, int *lock_fd) {
@@ -835,7 +832,7 @@ int main(int argc, char **argv) {
   for (int k = 0; k < r.info.classes; k++) free(r.class_names[k]);
   free(r.class_names);
   free(r.opts.overrides);
-  if (lock_fd >= 0) close(lock_fd);
+  output_lock_release(lock_fd);
   MPI_CHECK(MPI_Finalize());
   return 0;
 }
