@@ -27,9 +27,10 @@ void train_loss_free(train_loss *l) {
  * count on every rank: its scale stays 1. */
 int train_loss_prepare(train_loss *l, unet *m, const uint8_t *host_masks, int stop_requested) {
   size_t pixels = (size_t)m->batch * m->height * m->width;
-  l->local_weight = 0.0;
-  for (size_t i = 0; i < pixels; i++)
-    if (host_masks[i] != l->spec.ignore_label) l->local_weight += l->host_class_weights[host_masks[i]];
+  l->local_weight = 0.0; /* one rank: no normaliser needed (its scale is then 1) */
+  for (size_t i = 0; l->world_size > 1 && i < pixels; i++)
+    if (host_masks[i] != l->spec.ignore_label)
+      l->local_weight += l->host_class_weights[host_masks[i]];
   l->local_boxes = 0.0;
   if (m->br.mode != BRANCHES_NONE) {
     size_t present = branch_targets_from_masks(host_masks, m->batch, m->height, m->width,
