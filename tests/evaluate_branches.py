@@ -26,8 +26,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "twin"))
 import branches_twin  # noqa: E402
 import unet_twin  # noqa: E402
-from evaluate_metrics import (FAILURES, check, import_h5py, printed_value, run,  # noqa: E402
-                              section)
+from evaluate_metrics import (FAILURES, ccp_or_skip, check, import_h5py,  # noqa: E402
+                              printed_value, run, section, tiny_ccp)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # io/image/normalise.c
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -115,17 +115,13 @@ def check_branches(text, probabilities, boxes, masks, classes, names):
 
 def main():
     build, work = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    ccp = os.environ.get("CCP_DIR", "")
-    if not os.path.isdir(os.path.join(ccp, "photos")):
-        print(f"CCP not found at '{ccp}' (set CCP_DIR): skipped")
+    ccp = ccp_or_skip()
+    if ccp is None:
         return 77
     os.makedirs(work, exist_ok=True)
     h5py = import_h5py(build)
-    ingest, train, evaluate = (os.path.join(build, c) for c in ("ingest", "train", "evaluate"))
-    data = os.path.join(work, "ccp4_64.h5")
-    if not os.path.exists(data):
-        run([ingest, "ccp", "--root", ccp, "--out", data, "--height", "64", "--width", "64",
-             "--labels", "ccp4", "--limit", "24"], work)
+    train, evaluate = (os.path.join(build, c) for c in ("train", "evaluate"))
+    data = tiny_ccp(build, ccp, work, "ccp4")
     run_dir, job = os.path.join(work, "run"), os.path.join(work, "extended.ini")
     with open(job, "w") as f:
         f.write(f"[data]\ndataset = {data}\nlimit = 16\nval_limit = 4\n"

@@ -236,21 +236,35 @@ def check_files(h5py, csv_path, h5_path, names_expected, images):
     return counts
 
 
-def main():
-    build, work = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+def ccp_or_skip():
+    """The CCP copy ($CCP_DIR), or None after saying the test is skipped."""
     ccp = os.environ.get("CCP_DIR", "")
     if not os.path.isdir(os.path.join(ccp, "photos")):
         print(f"CCP not found at '{ccp}' (set CCP_DIR): skipped")
+        return None
+    return ccp
+
+
+def tiny_ccp(build, ccp, work, labels):
+    """WORK/<labels>_64.h5: the first 24 CCP photos at 64x64 (ingested once)."""
+    data = os.path.join(work, f"{labels}_64.h5")
+    if not os.path.exists(data):
+        run([os.path.join(build, "ingest"), "ccp", "--root", ccp, "--out", data, "--height", "64",
+             "--width", "64", "--labels", labels, "--limit", "24"], work)
+    return data
+
+
+def main():
+    build, work = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    ccp = ccp_or_skip()
+    if ccp is None:
         return 77
     os.makedirs(work, exist_ok=True)
     h5py = import_h5py(build)
-    ingest, train, evaluate = (os.path.join(build, c) for c in ("ingest", "train", "evaluate"))
+    train, evaluate = (os.path.join(build, c) for c in ("train", "evaluate"))
 
     for labels, epochs in (("ccp4", 3), ("ccp59", 1)):
-        data = os.path.join(work, f"{labels}_64.h5")
-        if not os.path.exists(data):
-            run([ingest, "ccp", "--root", ccp, "--out", data, "--height", "64", "--width", "64",
-                 "--labels", labels, "--limit", "24"], work)
+        data = tiny_ccp(build, ccp, work, labels)
         run_dir = os.path.join(work, f"run_{labels}")
         job = os.path.join(work, f"{labels}.ini")
         with open(job, "w") as f:
