@@ -79,3 +79,10 @@ const backend *backend_open(const char *name, char *why, size_t why_size) {
   snprintf(why, why_size, "unknown backend '%s' (known: auto, cpu, cuda)", name);
   return NULL;
 }
+
+void backend_check_vector(const char *op, const tensor *v, const tensor *planes) {
+  FP_CHECK(v->n == planes->n && v->c == planes->c && v->h == 1 && v->w == 1 &&
+               v->dtype == planes->dtype,
+           "%s: %dx%dx%dx%d does not fit %dx%dx%dx%d", op, v->n, v->c, v->h, v->w, planes->n,
+           planes->c, planes->h, planes->w);
+}

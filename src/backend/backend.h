@@ -216,6 +216,10 @@ typedef struct backend {
   void *(*device_stream)(void);
 } backend;
 
+/* Shape check of the vector ops (global pools, broadcast over a plane and its sum): v is
+ * [N,C,1,1] for planes [N,C,H,W] of the same dtype, else fatal naming op. */
+void backend_check_vector(const char *op, const tensor *v, const tensor *planes);
+
 /* The backend named `name`: "cpu", "cuda", or "auto" (cuda when it is built in and a GPU is
  * visible, else cpu). Returns NULL and fills `why` when there is none by that name, it is not
  * built into this program, or it cannot run here (no GPU). */

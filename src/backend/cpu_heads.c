@@ -25,13 +25,6 @@ void cpu_plain_done(tensor *t, float *plain) {
   reorder(&plain_desc, plain, &stored, t->data);
 }
 
-static void check_vector(const char *op, const tensor *v, const tensor *planes) {
-  FP_CHECK(v->n == planes->n && v->c == planes->c && v->h == 1 && v->w == 1 &&
-               v->dtype == planes->dtype,
-           "%s: %dx%dx%dx%d does not fit %dx%dx%dx%d", op, v->n, v->c, v->h, v->w, planes->n,
-           planes->c, planes->h, planes->w);
-}
-
 /* the index of the first maximum of x[0..count), a NaN counting as the maximum */
 static size_t first_max(const float *x, size_t count) {
   size_t best = 0;
@@ -41,7 +34,7 @@ static size_t first_max(const float *x, size_t count) {
 }
 
 void cpu_global_maxpool_forward(const tensor *x, tensor *y) {
-  check_vector("global max pool", y, x);
+  backend_check_vector("global max pool", y, x);
   const size_t plane = (size_t)x->h * x->w, planes = (size_t)x->n * x->c;
   const float *in = cpu_plain_input(x, CPU_WS_INPUT);
   float *out = cpu_plain_output(y, CPU_WS_OUTPUT);
@@ -51,7 +44,7 @@ void cpu_global_maxpool_forward(const tensor *x, tensor *y) {
 }
 
 void cpu_global_maxpool_backward(const tensor *x, const tensor *dy, tensor *dx) {
-  check_vector("global max pool backward", dy, x);
+  backend_check_vector("global max pool backward", dy, x);
   FP_CHECK(FP_SAME_SHAPE(x, dx) && x->dtype == dx->dtype, "global max pool backward: dx shape");
   const size_t plane = (size_t)x->h * x->w, planes = (size_t)x->n * x->c;
   const float *in = cpu_plain_input(x, CPU_WS_INPUT);
@@ -67,7 +60,7 @@ void cpu_global_maxpool_backward(const tensor *x, const tensor *dy, tensor *dx) 
 }
 
 void cpu_broadcast_plane(const tensor *x, tensor *y) {
-  check_vector("broadcast over a plane", x, y);
+  backend_check_vector("broadcast over a plane", x, y);
   const size_t plane = (size_t)y->h * y->w, planes = (size_t)y->n * y->c;
   const float *in = cpu_plain_input(x, CPU_WS_INPUT);
   float *out = cpu_plain_output(y, CPU_WS_OUTPUT);
@@ -78,7 +71,7 @@ void cpu_broadcast_plane(const tensor *x, tensor *y) {
 }
 
 void cpu_sum_plane(const tensor *dy, tensor *dx) {
-  check_vector("sum over a plane", dx, dy);
+  backend_check_vector("sum over a plane", dx, dy);
   const size_t plane = (size_t)dy->h * dy->w, planes = (size_t)dy->n * dy->c;
   const float *in = cpu_plain_input(dy, CPU_WS_INPUT);
   float *out = cpu_plain_output(dx, CPU_WS_OUTPUT);

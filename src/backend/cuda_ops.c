@@ -166,32 +166,25 @@ static void adam_update(float *params, const float *grads, float *exp_avg, float
                   cfg->weight_decay, cfg->decoupled_weight_decay, scalars, cuda.stream);
 }
 
-static void check_vector(const char *op, const tensor *v, const tensor *planes) {
-  FP_CHECK(v->n == planes->n && v->c == planes->c && v->h == 1 && v->w == 1 &&
-               v->dtype == planes->dtype,
-           "%s: %dx%dx%dx%d does not fit %dx%dx%dx%d", op, v->n, v->c, v->h, v->w, planes->n,
-           planes->c, planes->h, planes->w);
-}
-
 static void global_maxpool_forward(const tensor *x, tensor *y) {
-  check_vector("global max pool", y, x);
+  backend_check_vector("global max pool", y, x);
   cuk_global_maxpool_forward(x->data, y->data, (int)x->dtype, x->n, x->c, x->h * x->w, cuda.stream);
 }
 
 static void global_maxpool_backward(const tensor *x, const tensor *dy, tensor *dx) {
-  check_vector("global max pool backward", dy, x);
+  backend_check_vector("global max pool backward", dy, x);
   check_same("global max pool backward", x, dx);
   cuk_global_maxpool_backward(x->data, dy->data, dx->data, (int)x->dtype, x->n, x->c, x->h * x->w,
                               cuda.stream);
 }
 
 static void broadcast_plane(const tensor *x, tensor *y) {
-  check_vector("broadcast over a plane", x, y);
+  backend_check_vector("broadcast over a plane", x, y);
   cuk_broadcast_plane(x->data, y->data, (int)y->dtype, y->n, y->c, y->h * y->w, cuda.stream);
 }
 
 static void sum_plane(const tensor *dy, tensor *dx) {
-  check_vector("sum over a plane", dx, dy);
+  backend_check_vector("sum over a plane", dx, dy);
   cuk_sum_plane(dy->data, dx->data, (int)dy->dtype, dy->n, dy->c, dy->h * dy->w, cuda.stream);
 }
 
