@@ -88,10 +88,9 @@ static double ratio(double numerator, double denominator) {
   return denominator > 0 ? numerator / denominator : NAN;
 }
 
-/* F-beta from counts: (1 + b^2) tp / ((1 + b^2) tp + b^2 fn + fp) */
-static double f_beta(double beta, int64_t tp, int64_t fp, int64_t fn) {
-  double b2 = beta * beta;
-  return ratio((1 + b2) * (double)tp, (1 + b2) * (double)tp + b2 * (double)fn + (double)fp);
+/* metrics.h's undefined (-1) printed as nan */
+static double defined(double score) {
+  return score < 0 ? NAN : score;
 }
 
 static void report_classes(const branch_evaluation *e, const char *const *names, FILE *out) {
@@ -104,19 +103,21 @@ static void report_classes(const branch_evaluation *e, const char *const *names,
     int64_t p = e->true_positive[k], f = e->false_positive[k], n = e->false_negative[k],
             t = e->true_negative[k];
     tp += p, fp += f, fn += n, tn += t, boxes += e->box_count[k], iou += e->box_iou_sum[k];
+    class_scores s = class_scores_of(p, p + n, p + f);
     fprintf(out, "  %3d %-20s %9lld %9.4f %9.4f %9.4f %9.4f %9.4f %8.4f\n", k, names[k],
-            (long long)(p + n), ratio((double)p, (double)(p + f)), ratio((double)p, (double)(p + n)),
-            f_beta(1, p, f, n), f_beta(2, p, f, n), ratio((double)(p + t), (double)(p + f + n + t)),
+            (long long)(p + n), defined(s.precision), defined(s.recall), defined(s.f1),
+            defined(s.f2), ratio((double)(p + t), (double)(p + f + n + t)),
             ratio(e->box_iou_sum[k], (double)e->box_count[k]));
   }
+  class_scores micro = class_scores_of(tp, tp + fn, tp + fp);
   fprintf(out,
           "class_branch_exact_match %.4f\nclass_branch_label_accuracy %.4f\n"
           "class_branch_micro_precision %.4f\nclass_branch_micro_recall %.4f\n"
           "class_branch_micro_f1 %.4f\nclass_branch_micro_f2 %.4f\nbox_branch_mean_iou %.4f "
           "(%lld present image-class pairs)\n",
           ratio((double)e->exact_matches, (double)e->images),
-          ratio((double)(tp + tn), (double)(tp + fp + fn + tn)), ratio((double)tp, (double)(tp + fp)),
-          ratio((double)tp, (double)(tp + fn)), f_beta(1, tp, fp, fn), f_beta(2, tp, fp, fn),
+          ratio((double)(tp + tn), (double)(tp + fp + fn + tn)), defined(micro.precision),
+          defined(micro.recall), defined(micro.f1), defined(micro.f2),
           ratio(iou, (double)boxes), (long long)boxes);
 }
 

@@ -83,12 +83,16 @@ static double f_score(double beta2, int64_t tp, int64_t truth, int64_t predicted
 }
 
 class_scores confusion_class_scores(const confusion *c, int k) {
-  class_scores s = {0};
-  s.true_positive = c->counts[(size_t)k * c->classes + k];
+  int64_t truth = 0, predicted = 0;
   for (int j = 0; j < c->classes; j++) {
-    s.truth += c->counts[(size_t)k * c->classes + j];
-    s.predicted += c->counts[(size_t)j * c->classes + k];
+    truth += c->counts[(size_t)k * c->classes + j];
+    predicted += c->counts[(size_t)j * c->classes + k];
   }
+  return class_scores_of(c->counts[(size_t)k * c->classes + k], truth, predicted);
+}
+
+class_scores class_scores_of(int64_t true_positive, int64_t truth, int64_t predicted) {
+  class_scores s = {true_positive, truth, predicted, 0.0, 0.0, 0.0, 0.0};
   s.precision = s.predicted ? (double)s.true_positive / (double)s.predicted : -1.0;
   s.recall = s.truth ? (double)s.true_positive / (double)s.truth : -1.0;
   s.f1 = f_score(1.0, s.true_positive, s.truth, s.predicted);

@@ -47,6 +47,8 @@ typedef struct class_scores {
 } class_scores;
 
 class_scores confusion_class_scores(const confusion *c, int k);
+/* The same scores from the counts (e.g. of a multilabel classifier's decisions). */
+class_scores class_scores_of(int64_t true_positive, int64_t truth, int64_t predicted);
 
 /* K x K percentages, row-major like counts. Row view (recall): out[i][j] = 100 counts[i][j] /
  * row i's sum, so row i sums to 100; column view (precision): out[i][j] = 100 counts[i][j] /
