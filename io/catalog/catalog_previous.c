@@ -81,7 +81,8 @@ static void read_tables(catalog_previous *p, hid_t file) {
   p->content_hash = fp_calloc(rows, sizeof *p->content_hash);
   p->product_type = fp_calloc(rows, sizeof *p->product_type);
   p->failed = fp_calloc(failures, sizeof *p->failed);
-  hid_t id_type = h5_fixed_string_type(CATALOG_ID_LENGTH), type_type = h5_fixed_string_type(PRIOR_TYPE_LENGTH);
+  hid_t id_type = h5_fixed_string_type(CATALOG_ID_LENGTH),
+        type_type = h5_fixed_string_type(PRIOR_TYPE_LENGTH);
   hid_t failure_type = catalog_failure_type();
   read_whole(p, file, "/ids", id_type, p->rows, p->ids);
   read_whole(p, file, "/content_hash", H5T_NATIVE_UINT64, p->rows, p->content_hash);
@@ -173,8 +174,9 @@ void catalog_previous_read_row(catalog_previous *p, int64_t row, catalog_rows *o
 }
 
 int64_t catalog_previous_removed(const catalog_previous *p, const catalog *current) {
-  int64_t removed = 0;
-  for (int64_t i = 0; i < p->rows; i++) removed += catalog_find(current, p->ids[i]) < 0;
-  for (int64_t i = 0; i < p->failures; i++) removed += catalog_find(current, p->failed[i].id) < 0;
-  return removed;
+  /* the previous run's ids are unique (catalog_previous_open checks), and so are the catalog's */
+  int64_t kept = 0;
+  for (int64_t i = 0; i < catalog_count(current); i++)
+    kept += id_map_get(p->entries, catalog_id(current, i)) >= 0;
+  return p->rows + p->failures - kept;
 }

@@ -10,25 +10,21 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "hash.h"
 #include "catalog_idmap.h"
 #include "check.h"
 #include "dataset.h"
 #include "h5check.h"
+#include "hash.h"
 #include "jpeg_io.h"
+#include "string_table.h"
 
 struct catalog {
   catalog_kind kind;
   char *path;
   int64_t count;
-  /* image i's id is id_text + id_offsets[i]: packed, as the catalog may list 10 M images */
-  char *id_text;
-  int64_t *id_offsets;
-  id_map *rows;
-  /* JPEG catalogs: image i's path is paths + path_offsets[i]. */
-  int64_t *path_offsets;
-  char *paths;
-  size_t paths_bytes;
+  /* packed, as a catalog may list 10 M images; paths of JPEG catalogs only */
+  string_table ids;
+  string_table paths;
   /* HDF5 catalogs */
   fp_dataset *dataset;
   int32_t (*source_size)[2];
@@ -44,68 +40,42 @@ static catalog *catalog_new(catalog_kind kind, const char *path) {
 }
 
 static const char *id_of(const catalog *c, int64_t i) {
-  return c->id_text + c->id_offsets[i];
+  return string_table_get(&c->ids, i);
 }
 
-/* Checks the ids are unique and indexes them (rank 0; received copies need no index). */
-static void index_ids(catalog *c) {
-  c->rows = id_map_create(c->count, ID_MAP_BORROWS);
+static const char *jpeg_path(const catalog *c, int64_t i) {
+  return string_table_get(&c->paths, i);
+}
+
+/* Checks the ids are unique (on the rank that opens the catalog), with an index that is freed
+ * right after: nothing later looks an image up by id, and at 10 M images the index is 250 MB. */
+static void check_unique_ids(const catalog *c) {
+  id_map *rows = id_map_create(c->count, ID_MAP_BORROWS);
   for (int64_t i = 0; i < c->count; i++) {
-    int64_t first = id_map_put(c->rows, id_of(c, i), i);
+    int64_t first = id_map_put(rows, id_of(c, i), i);
     if (first < 0) continue;
     if (c->kind == CATALOG_HDF5)
       FP_FATAL("%s: id '%s' appears twice in /ids (rows %lld and %lld)", c->path, id_of(c, i),
                (long long)first, (long long)i);
-    FP_FATAL("%s: id '%s' appears twice: %s and %s", c->path, id_of(c, i),
-             c->paths + c->path_offsets[first], c->paths + c->path_offsets[i]);
+    FP_FATAL("%s: id '%s' appears twice: %s and %s", c->path, id_of(c, i), jpeg_path(c, first),
+             jpeg_path(c, i));
   }
+  id_map_free(rows);
 }
 
 /* The ids from a source: image i's is id(c, source, i, &length), `length` characters. */
 typedef const char *(*id_source)(const catalog *c, const void *source, int64_t i, size_t *length);
 
-/* Packs the count ids into id_text / id_offsets. */
+/* Packs the count ids into c->ids. */
 static void pack_ids(catalog *c, id_source id, const void *source) {
-  size_t total = 0, length;
-  c->id_offsets = fp_malloc((size_t)(c->count ? c->count : 1) * sizeof *c->id_offsets);
   for (int64_t i = 0; i < c->count; i++) {
-    id(c, source, i, &length);
-    c->id_offsets[i] = (int64_t)total;
-    total += length + 1;
-  }
-  c->id_text = fp_malloc(total ? total : 1);
-  for (int64_t i = 0; i < c->count; i++) {
+    size_t length;
     const char *text = id(c, source, i, &length);
-    memcpy(c->id_text + c->id_offsets[i], text, length);
-    c->id_text[c->id_offsets[i] + (int64_t)length] = '\0';
+    string_table_add(&c->ids, text, length);
   }
 }
 
 /* ---- JPEG catalogs ---- */
-
-typedef struct path_list {
-  char *blob;
-  size_t used, capacity;
-  int64_t *offsets;
-  int64_t count, offset_capacity;
-} path_list;
-
-static void path_list_add(path_list *l, const char *path) {
-  size_t n = strlen(path) + 1;
-  while (l->used + n > l->capacity) {
-    l->capacity = l->capacity ? 2 * l->capacity : 1 << 16;
-    l->blob = realloc(l->blob, l->capacity);
-    FP_CHECK(l->blob, "out of memory");
-  }
-  if (l->count == l->offset_capacity) {
-    l->offset_capacity = l->offset_capacity ? 2 * l->offset_capacity : 1024;
-    l->offsets = realloc(l->offsets, (size_t)l->offset_capacity * sizeof *l->offsets);
-    FP_CHECK(l->offsets, "out of memory");
-  }
-  memcpy(l->blob + l->used, path, n);
-  l->offsets[l->count++] = (int64_t)l->used;
-  l->used += n;
-}
 
 static int has_jpeg_extension(const char *name) {
   const char *dot = strrchr(name, '.');
@@ -116,7 +86,7 @@ static int has_jpeg_extension(const char *name) {
  * *length characters). */
 static const char *id_from_path(const catalog *c, const void *unused, int64_t i, size_t *length) {
   (void)unused;
-  const char *path = c->paths + c->path_offsets[i];
+  const char *path = jpeg_path(c, i);
   const char *slash = strrchr(path, '/');
   const char *name = slash ? slash + 1 : path;
   const char *dot = strrchr(name, '.');
@@ -132,7 +102,7 @@ static int compare_names(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void list_directory(catalog *c, path_list *l) {
+static void list_directory(catalog *c) {
   DIR *d = opendir(c->path);
   FP_CHECK(d, "%s: cannot list the catalog directory: %s", c->path, strerror(errno));
   char **names = NULL;
@@ -155,13 +125,13 @@ static void list_directory(catalog *c, path_list *l) {
     char path[4096];
     int n = snprintf(path, sizeof path, "%s/%s", c->path, names[i]);
     FP_CHECK(n > 0 && (size_t)n < sizeof path, "%s/%s: path too long", c->path, names[i]);
-    path_list_add(l, path);
+    string_table_add(&c->paths, path, strlen(path));
     free(names[i]);
   }
   free(names);
 }
 
-static void read_list_file(catalog *c, path_list *l) {
+static void read_list_file(catalog *c) {
   FILE *f = fopen(c->path, "r");
   FP_CHECK(f, "%s: cannot open the catalog list: %s", c->path, strerror(errno));
   const char *slash = strrchr(c->path, '/');
@@ -183,7 +153,7 @@ static void read_list_file(catalog *c, path_list *l) {
                       : snprintf(path, sizeof path, "%.*s/%s", dir_length, c->path, s);
     FP_CHECK(written > 0 && (size_t)written < sizeof path, "%s:%d: path too long", c->path,
              line_no);
-    path_list_add(l, path);
+    string_table_add(&c->paths, path, strlen(path));
   }
   int failed = ferror(f);
   free(line);
@@ -191,11 +161,9 @@ static void read_list_file(catalog *c, path_list *l) {
   FP_CHECK(!failed, "%s: read error", c->path);
 }
 
-static void adopt_paths(catalog *c, path_list *l, int64_t limit) {
-  c->count = limit > 0 && l->count > limit ? limit : l->count;
-  c->paths = l->blob ? l->blob : fp_calloc(1, 1);
-  c->paths_bytes = l->used;
-  c->path_offsets = l->offsets ? l->offsets : fp_calloc(1, sizeof *c->path_offsets);
+static void limit_paths(catalog *c, int64_t limit) {
+  if (limit > 0) string_table_truncate(&c->paths, limit);
+  c->count = c->paths.count;
   pack_ids(c, id_from_path, NULL);
 }
 
@@ -266,7 +234,7 @@ static void open_hdf5(catalog *c, int64_t limit) {
 
 static catalog *checked_non_empty(catalog *c) {
   FP_CHECK(c->count > 0, "%s: the catalog has no images", c->path);
-  index_ids(c);
+  check_unique_ids(c);
   return c;
 }
 
@@ -275,9 +243,8 @@ catalog *catalog_open(const char *path, int64_t limit) {
   FP_CHECK(stat(path, &st) == 0, "%s: cannot open the catalog: %s", path, strerror(errno));
   if (S_ISDIR(st.st_mode)) {
     catalog *c = catalog_new(CATALOG_DIRECTORY, path);
-    path_list l = {0};
-    list_directory(c, &l);
-    adopt_paths(c, &l, limit);
+    list_directory(c);
+    limit_paths(c, limit);
     return checked_non_empty(c);
   }
   if (H5Fis_hdf5(path) > 0) {
@@ -286,38 +253,33 @@ catalog *catalog_open(const char *path, int64_t limit) {
     return checked_non_empty(c);
   }
   catalog *c = catalog_new(CATALOG_LIST, path);
-  path_list l = {0};
-  read_list_file(c, &l);
-  adopt_paths(c, &l, limit);
+  read_list_file(c);
+  limit_paths(c, limit);
   return checked_non_empty(c);
 }
 
-/* Packed: header, the catalog path, then (JPEG catalogs) the path offsets and paths. */
-/* What catalog_transfer_parts sends first: enough to allocate the rest. */
+/* What a transfer sends first: enough to allocate the rest. */
 typedef struct transfer_header {
   int64_t kind, count, path_bytes, paths_bytes;
 } transfer_header;
 
-/* The byte ranges of a transfer: the header, the catalog's path, and for JPEG catalogs the path
- * offsets and the paths. */
+/* The byte ranges of a transfer: the header, the catalog's path, and for JPEG catalogs the
+ * path table's arrays. */
 static void fill_parts(catalog_transfer *t, const catalog *c) {
   const transfer_header *h = t->header;
   t->data[1] = c->path;
   t->bytes[1] = (size_t)h->path_bytes;
   t->count = 2;
   if (h->kind == CATALOG_HDF5) return;
-  t->data[2] = c->path_offsets;
-  t->bytes[2] = (size_t)h->count * sizeof *c->path_offsets;
-  t->data[3] = c->paths;
-  t->bytes[3] = (size_t)h->paths_bytes;
-  t->count = 4;
+  string_table_parts(&c->paths, t->data + 2, t->bytes + 2);
+  t->count = 2 + STRING_TABLE_PARTS;
 }
 
 catalog_transfer catalog_transfer_send(const catalog *c) {
   catalog_transfer t = {0};
   transfer_header *h = fp_malloc(sizeof *h);
   *h = (transfer_header){c->kind, c->count, (int64_t)strlen(c->path) + 1,
-                         c->kind == CATALOG_HDF5 ? 0 : (int64_t)c->paths_bytes};
+                         c->kind == CATALOG_HDF5 ? 0 : (int64_t)c->paths.text_bytes};
   t.header = h;
   t.data[0] = h;
   t.bytes[0] = sizeof *h;
@@ -343,11 +305,7 @@ void catalog_transfer_allocate(catalog_transfer *t) {
   c->kind = (catalog_kind)h->kind;
   c->count = h->count;
   c->path = fp_calloc((size_t)h->path_bytes, 1);
-  if (c->kind != CATALOG_HDF5) {
-    c->path_offsets = fp_malloc((size_t)(h->count ? h->count : 1) * sizeof *c->path_offsets);
-    c->paths = fp_malloc(h->paths_bytes ? (size_t)h->paths_bytes : 1);
-    c->paths_bytes = (size_t)h->paths_bytes;
-  }
+  if (c->kind != CATALOG_HDF5) string_table_receive(&c->paths, h->count, (size_t)h->paths_bytes);
   t->receiving = c;
   fill_parts(t, c);
 }
@@ -364,6 +322,7 @@ catalog *catalog_transfer_finish(catalog_transfer *t) {
     FP_CHECK(c->count == count, "%s: has %lld images here but %lld on rank 0", c->path,
              (long long)c->count, (long long)count);
   } else {
+    string_table_check(&c->paths, "catalog transfer: paths");
     pack_ids(c, id_from_path, NULL);
   }
   return c;
@@ -372,11 +331,8 @@ catalog *catalog_transfer_finish(catalog_transfer *t) {
 void catalog_close(catalog *c) {
   if (!c) return;
   if (c->dataset) dataset_close(c->dataset);
-  id_map_free(c->rows);
-  free(c->id_text);
-  free(c->id_offsets);
-  free(c->path_offsets);
-  free(c->paths);
+  string_table_free(&c->ids);
+  string_table_free(&c->paths);
   free(c->source_size);
   free(c->letterbox_rows);
   free(c->path);
@@ -400,12 +356,6 @@ const char *catalog_id(const catalog *c, int64_t i) {
   return id_of(c, i);
 }
 
-int64_t catalog_find(const catalog *c, const char *id) {
-  FP_CHECK(c->rows, "%s: catalog_find on an unpacked copy (only the catalog rank 0 opened has "
-                    "an id index)", c->path);
-  return id_map_get(c->rows, id);
-}
-
 int catalog_stored_height(const catalog *c) {
   return c->dataset ? dataset_height(c->dataset) : 0;
 }
@@ -418,10 +368,6 @@ uint64_t catalog_listing_hash(const catalog *c) {
   for (int64_t i = 0; i < c->count; i++)
     hash = fnv1a64_update(hash, id_of(c, i), strlen(id_of(c, i)) + 1);
   return hash;
-}
-
-static const char *jpeg_path(const catalog *c, int64_t i) {
-  return c->paths + c->path_offsets[i];
 }
 
 static int fail(char *reason, size_t reason_size, const char *fmt, ...)

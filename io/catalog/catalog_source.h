@@ -34,16 +34,15 @@ typedef struct catalog catalog;
 /* Lists the catalog (the first `limit` images, 0 = all). FP_FATAL naming the
  * path on an unreadable source, a duplicate or too long id. */
 catalog *catalog_open(const char *path, int64_t limit);
-/* The listing sent to other ranks without a copy: a transfer is up to four byte ranges, sent
+/* The listing sent to other ranks without a copy: a transfer is up to five byte ranges, sent
  * and received in order (parse_catalog broadcasts them). The sender's ranges point into its
  * catalog; a receiver gets the header range first, then catalog_transfer_allocate makes the
  * arrays the other ranges are received into, in place. An HDF5 catalog's file is reopened by
- * catalog_transfer_finish. A received catalog has no id index (catalog_find): only the rank
- * that opened the catalog needs one, and at 10 M images it is hundreds of MB. */
+ * catalog_transfer_finish. */
 typedef struct catalog_transfer {
   int count;
-  void *data[4];
-  size_t bytes[4];
+  void *data[5];
+  size_t bytes[5];
   void *header;
   catalog *receiving;
 } catalog_transfer;
@@ -57,8 +56,6 @@ void catalog_close(catalog *c);
 catalog_kind catalog_kind_of(const catalog *c);
 int64_t catalog_count(const catalog *c);
 const char *catalog_id(const catalog *c, int64_t i);
-/* The catalog row of id, or -1 (a catalog from catalog_open only). */
-int64_t catalog_find(const catalog *c, const char *id);
 /* HDF5 catalogs: the stored image size; 0 for JPEG catalogs. */
 int catalog_stored_height(const catalog *c);
 int catalog_stored_width(const catalog *c);
