@@ -1,12 +1,15 @@
 #include "mat_io.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <matio.h>
+#include <zlib.h>
 
 #include "check.h"
 
@@ -17,43 +20,200 @@ static uint32_t tag_word(const unsigned char *bytes, int swap) {
                     bytes[0];
 }
 
-enum { MAT_MATRIX = 14, MAT_COMPRESSED = 15, MAT_NESTING_MAX = 16 };
+/* MAT v5 data types, array classes and flags (MathWorks, "MAT-File Format", 2013) */
+enum {
+  MAT_INT8 = 1,
+  MAT_INT32 = 5,
+  MAT_UINT32 = 6,
+  MAT_SINGLE = 7,
+  MAT_DOUBLE = 9,
+  MAT_INT64 = 12,
+  MAT_UINT64 = 13,
+  MAT_MATRIX = 14,
+  MAT_COMPRESSED = 15,
+  MAT_UTF8 = 16,
+  MAT_UTF32 = 18
+};
+enum { MAT_CLASS_CELL = 1, MAT_CLASS_CHAR = 4, MAT_CLASS_DOUBLE = 6, MAT_CLASS_UINT64 = 15 };
+enum { MAT_FLAG_COMPLEX = 0x08, MAT_NESTING_MAX = 16 };
+/* More than any annotation holds (a CCP mask inflates to 0.5 MB): refused before libmatio
+ * would allocate it. */
+#define MAT_BYTES_MAX ((size_t)1 << 30)
 
-/* Checks the data elements in [offset, end) of the file: each tag complete and each element's
- * declared bytes inside [offset, end); an uncompressed matrix's subelements likewise inside the
- * matrix (libmatio sizes its allocations from them: a dimensions field declaring 4 GB in a
- * 600-byte file made it ask for 8 GB). Returns 0 or -1 with the error. */
-static int check_elements(FILE *file, const char *path, int big, long offset, long end, int depth,
-                          char *error, size_t error_size) {
-  unsigned char tag[8];
-  if (depth > MAT_NESTING_MAX) {
-    snprintf(error, error_size, "%s: matrices nested deeper than %d at byte %ld", path,
-             MAT_NESTING_MAX, offset);
-    return -1;
+typedef struct mat_check {
+  const char *path;
+  int big;
+  char *error;
+  size_t error_size;
+} mat_check;
+
+static int refuse(const mat_check *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int refuse(const mat_check *m, const char *fmt, ...) {
+  int n = snprintf(m->error, m->error_size, "%s: ", m->path);
+  va_list args;
+  va_start(args, fmt);
+  if (n > 0 && (size_t)n < m->error_size)
+    vsnprintf(m->error + n, m->error_size - (size_t)n, fmt, args);
+  va_end(args);
+  return -1;
+}
+
+/* A buffer of data elements: the file, or one compressed element inflated. */
+typedef struct mat_buffer {
+  const unsigned char *data;
+  const char *name; /* "the file", "the element compressed at byte N" */
+} mat_buffer;
+
+static int check_elements(const mat_check *m, const mat_buffer *b, size_t offset, size_t end,
+                          int depth, const char *container);
+
+/* Inflates a compressed element's zlib stream whole (at most MAT_BYTES_MAX bytes) and checks
+ * the elements inside it: libmatio inflates it itself and trusts what it finds. */
+static int check_compressed(const mat_check *m, const unsigned char *data, size_t size, int depth,
+                            const char *name) {
+  z_stream z = {.next_in = (Bytef *)data, .avail_in = (uInt)size};
+  if (size > UINT_MAX || inflateInit(&z) != Z_OK) return refuse(m, "cannot inflate %s", name);
+  size_t capacity = size < 4096 ? 16384 : 4 * size, used = 0;
+  if (capacity > MAT_BYTES_MAX) capacity = MAT_BYTES_MAX;
+  unsigned char *out = NULL;
+  int status = Z_OK;
+  while (status == Z_OK && capacity <= MAT_BYTES_MAX) {
+    unsigned char *grown = realloc(out, capacity);
+    FP_CHECK(grown, "out of memory (%zu bytes inflating %s)", capacity, m->path);
+    out = grown;
+    z.next_out = out + used;
+    z.avail_out = (uInt)(capacity - used);
+    status = inflate(&z, Z_NO_FLUSH);
+    used = capacity - z.avail_out;
+    if (used == capacity) capacity *= 2;
   }
+  int result;
+  if (status == Z_STREAM_END) {
+    mat_buffer inflated = {out, name};
+    result = check_elements(m, &inflated, 0, used, depth + 1, name);
+  } else if (status == Z_OK) {
+    result = refuse(m, "%s inflates to more than %zu MiB", name, MAT_BYTES_MAX >> 20);
+  } else {
+    result = refuse(m, "truncated or corrupt: %s does not inflate whole (zlib: %s)", name,
+                    z.msg ? z.msg : "the stream is cut short");
+  }
+  inflateEnd(&z);
+  free(out);
+  return result;
+}
+
+/* The subelement at `at` (its tag inside the matrix: checked before): its type, and in *next
+ * where the one after it starts. */
+static uint32_t subelement(const mat_check *m, const mat_buffer *b, size_t at, size_t *next) {
+  uint32_t type = tag_word(b->data + at, m->big);
+  if (type >> 16) { /* small element: its data is inside the tag */
+    *next = at + 8;
+    return type & 0xffff;
+  }
+  uint32_t bytes = tag_word(b->data + at + 4, m->big);
+  *next = at + 8 + bytes + (8 - bytes % 8) % 8;
+  return type;
+}
+
+static int is_data_type(uint32_t type) {
+  return (type >= MAT_INT8 && type <= MAT_SINGLE) || type == MAT_DOUBLE || type == MAT_INT64 ||
+         type == MAT_UINT64 || (type >= MAT_UTF8 && type <= MAT_UTF32);
+}
+
+/* A matrix's layout: array flags, dimensions, name, then for a numeric or character array its
+ * real (and imaginary) data, for a cell array one matrix per element; other classes (struct,
+ * object, sparse) are not in annotations and are refused. libmatio reads the header of every
+ * variable while it looks for one, and sizes its allocations from the dimensions before it
+ * reads any data (-3 x 2044 made it ask for 70 TB, a cell whose elements were not matrices
+ * 2 GB), so: dimensions non-negative, no more elements than the matrix has bytes (each takes
+ * at least one), and as many data elements as the class and dimensions say. `offset`: the
+ * matrix's content, `bytes` long, its subelements already checked to lie inside it. */
+static int check_matrix_layout(const mat_check *m, const mat_buffer *b, size_t offset,
+                               uint32_t bytes) {
+  if (bytes == 0) return 0; /* an empty array */
+  size_t at = offset, end = offset + bytes, next, matrix = offset - 8;
+  const unsigned char *flags = b->data + offset, *dims_tag = flags + 16;
+  if (bytes < 24 || tag_word(flags, m->big) != MAT_UINT32 || tag_word(flags + 4, m->big) != 8)
+    return refuse(m, "the matrix at byte %zu of %s does not start with its array flags", matrix,
+                  b->name);
+  uint32_t class = tag_word(flags + 8, m->big) & 0xff;
+  int complex = (tag_word(flags + 8, m->big) >> 8 & MAT_FLAG_COMPLEX) != 0;
+  uint32_t dims_type = tag_word(dims_tag, m->big);
+  uint32_t dims_bytes = dims_type >> 16 ? dims_type >> 16 : tag_word(dims_tag + 4, m->big);
+  const unsigned char *dims = dims_tag + (dims_type >> 16 ? 4 : 8);
+  if ((dims_type & 0xffff) != MAT_INT32 || (dims_type >> 16 && dims_bytes > 4))
+    return refuse(m, "the matrix at byte %zu of %s has no int32 dimensions", matrix, b->name);
+  uint64_t elements = 1;
+  for (uint32_t i = 0; i < dims_bytes / 4; i++) {
+    int32_t dim = (int32_t)tag_word(dims + 4 * i, m->big);
+    if (dim < 0)
+      return refuse(m, "the matrix at byte %zu of %s has dimension %u = %d", matrix, b->name, i + 1,
+                    dim);
+    elements *= (uint64_t)dim;
+    if (elements > bytes)
+      return refuse(m, "the matrix at byte %zu of %s declares more elements than its %u bytes hold",
+                    matrix, b->name, bytes);
+  }
+  subelement(m, b, offset + 16, &at);
+  if (at >= end || subelement(m, b, at, &next) != MAT_INT8)
+    return refuse(m, "the matrix at byte %zu of %s has no name", matrix, b->name);
+  uint64_t count = 0;
+  int all_matrices = 1, all_data = 1;
+  for (at = next; at < end; at = next, count++) {
+    uint32_t type = subelement(m, b, at, &next);
+    all_matrices &= type == MAT_MATRIX;
+    all_data &= is_data_type(type);
+  }
+  if (class == MAT_CLASS_CELL ? all_matrices && count == elements
+      : class == MAT_CLASS_CHAR || (class >= MAT_CLASS_DOUBLE && class <= MAT_CLASS_UINT64)
+          ? all_data && count == 1u + complex
+          : 0)
+    return 0;
+  if (class != MAT_CLASS_CELL && class != MAT_CLASS_CHAR &&
+      (class < MAT_CLASS_DOUBLE || class > MAT_CLASS_UINT64))
+    return refuse(m,
+                  "the matrix at byte %zu of %s is of class %u: not a numeric, character or "
+                  "cell array (the only kinds annotations hold)",
+                  matrix, b->name, class);
+  return refuse(m, "the matrix at byte %zu of %s does not hold the data of its %llu elements",
+                matrix, b->name, (unsigned long long)elements);
+}
+
+/* Checks the data elements in [offset, end) of a buffer: each tag complete and each element's
+ * declared bytes inside [offset, end); a matrix's subelements likewise inside the matrix, and a
+ * compressed element's content likewise once inflated (libmatio sizes its allocations from
+ * them: a dimensions field declaring 4 GB in a 600-byte file made it ask for 8 GB). Returns 0
+ * or -1 with the error. */
+static int check_elements(const mat_check *m, const mat_buffer *b, size_t offset, size_t end,
+                          int depth, const char *container) {
+  if (depth > MAT_NESTING_MAX)
+    return refuse(m, "matrices or compressed elements nested deeper than %d at byte %zu of %s",
+                  MAT_NESTING_MAX, offset, b->name);
   while (offset < end) {
-    if (end - offset < 8 || fseek(file, offset, SEEK_SET) != 0 ||
-        fread(tag, 1, sizeof tag, file) != sizeof tag) {
-      snprintf(error, error_size, "%s: truncated: a data element's tag at byte %ld is cut short",
-               path, offset);
-      return -1;
-    }
-    uint32_t type = tag_word(tag, big), bytes = tag_word(tag + 4, big);
+    if (end - offset < 8)
+      return refuse(m, "truncated: a data element's tag at byte %zu of %s is cut short", offset,
+                    b->name);
+    uint32_t type = tag_word(b->data + offset, m->big);
+    uint32_t bytes = tag_word(b->data + offset + 4, m->big);
     if (type >> 16 != 0) { /* small element: its data is inside the tag */
       offset += 8;
       continue;
     }
-    if ((long)bytes > end - offset - 8) {
-      snprintf(error, error_size,
-               "%s: truncated: the data element at byte %ld declares %u bytes but %s ends at "
-               "byte %ld",
-               path, offset, bytes, depth ? "its matrix" : "the file", end);
+    if (bytes > end - offset - 8)
+      return refuse(m,
+                    "truncated: the data element at byte %zu of %s declares %u bytes but %s "
+                    "ends at byte %zu",
+                    offset, b->name, bytes, container, end);
+    if (type == MAT_MATRIX &&
+        (check_elements(m, b, offset + 8, offset + 8 + bytes, depth + 1, "its matrix") ||
+         check_matrix_layout(m, b, offset + 8, bytes)))
       return -1;
+    if (type == MAT_COMPRESSED) {
+      char name[128];
+      snprintf(name, sizeof name, "the element compressed at byte %zu of %s", offset, b->name);
+      if (check_compressed(m, b->data + offset + 8, bytes, depth, name)) return -1;
     }
-    if (type == MAT_MATRIX && check_elements(file, path, big, offset + 8, offset + 8 + bytes,
-                                             depth + 1, error, error_size) != 0)
-      return -1;
-    offset += 8 + (long)bytes + (type == MAT_COMPRESSED ? 0 : (long)((8 - bytes % 8) % 8));
+    offset += 8 + (size_t)bytes + (type == MAT_COMPRESSED ? 0 : (8 - bytes % 8) % 8);
   }
   return 0;
 }
@@ -61,20 +221,29 @@ static int check_elements(FILE *file, const char *path, int big, long offset, lo
 /* A version 5 MAT file is a 128-byte header and data elements, each an 8-byte tag (type,
  * byte count) and its bytes (padded to 8 unless compressed, type 15). libmatio reads a file cut
  * short without complaint, handing back part of a matrix, so every element's declared end must
- * lie within the file. Other versions (7.3 is HDF5) are left to their readers. Returns 0 or -1
- * with the error. */
+ * lie within the file, and every compressed element must inflate whole. Other versions (7.3 is
+ * HDF5) are left to their readers. Returns 0 or -1 with the error. */
 static int check_v5_complete(FILE *file, const char *path, char *error, size_t error_size) {
-  unsigned char header[128];
-  if (fread(header, 1, sizeof header, file) != sizeof header) {
-    snprintf(error, error_size, "%s: truncated: shorter than a MAT file's 128-byte header", path);
-    return -1;
-  }
-  int little = header[126] == 'I' && header[127] == 'M',
-      big = header[126] == 'M' && header[127] == 'I';
-  int version = little ? header[124] | header[125] << 8 : header[124] << 8 | header[125];
-  if ((!little && !big) || version != 0x0100) return 0;
+  mat_check m = {.path = path, .error = error, .error_size = error_size};
   FP_CHECK(fseek(file, 0, SEEK_END) == 0, "%s: cannot seek: %s", path, strerror(errno));
-  return check_elements(file, path, big, sizeof header, ftell(file), 0, error, error_size);
+  long length = ftell(file);
+  FP_CHECK(length >= 0 && fseek(file, 0, SEEK_SET) == 0, "%s: cannot seek: %s", path,
+           strerror(errno));
+  if (length < 128) return refuse(&m, "truncated: shorter than a MAT file's 128-byte header");
+  if ((size_t)length > MAT_BYTES_MAX)
+    return refuse(&m, "%ld bytes: larger than the %zu MiB a .mat annotation may have", length,
+                  MAT_BYTES_MAX >> 20);
+  unsigned char *data = fp_malloc((size_t)length);
+  FP_CHECK(fread(data, 1, (size_t)length, file) == (size_t)length, "%s: read error", path);
+  int little = data[126] == 'I' && data[127] == 'M', big = data[126] == 'M' && data[127] == 'I';
+  int version = little ? data[124] | data[125] << 8 : data[124] << 8 | data[125];
+  m.big = big;
+  int result =
+      (!little && !big) || version != 0x0100
+          ? 0
+          : check_elements(&m, &(mat_buffer){data, "the file"}, 128, (size_t)length, 0, "the file");
+  free(data);
+  return result;
 }
 
 static matvar_t *read_variable(const char *path, const char *name, char *error, size_t error_size) {
@@ -97,6 +266,28 @@ static matvar_t *read_variable(const char *path, const char *name, char *error, 
   Mat_Close(mat);
   if (!var) snprintf(error, error_size, "%s: no variable '%s' (libmatio Mat_VarRead)", path, name);
   return var;
+}
+
+/* The bytes of one element of a numeric class; 0 for other classes. */
+static size_t numeric_element_size(enum matio_classes class_type) {
+  switch (class_type) {
+  case MAT_C_DOUBLE:
+  case MAT_C_INT64:
+  case MAT_C_UINT64:
+    return 8;
+  case MAT_C_SINGLE:
+  case MAT_C_INT32:
+  case MAT_C_UINT32:
+    return 4;
+  case MAT_C_INT16:
+  case MAT_C_UINT16:
+    return 2;
+  case MAT_C_INT8:
+  case MAT_C_UINT8:
+    return 1;
+  default:
+    return 0;
+  }
 }
 
 /* Element i of a numeric variable as a double; -1 for a non-numeric class. */
@@ -142,13 +333,22 @@ int mat_read_uint8_matrix(const char *path, const char *name, uint8_t **data, in
   *data = NULL;
   matvar_t *var = read_variable(path, name, error, error_size);
   if (!var) return -1;
-  double probe;
   int status = -1;
-  if (var->rank != 2 || var->isComplex || !var->data || numeric_element(var, 0, &probe) < 0) {
+  size_t element_size = numeric_element_size(var->class_type);
+  if (var->rank != 2 || var->isComplex || !var->data || !element_size) {
     snprintf(error, error_size, "%s: variable '%s' is not a real 2-D numeric matrix", path, name);
     goto done;
   }
   size_t height = var->dims[0], width = var->dims[1];
+  /* libmatio hands back what the data element held, which may be fewer values than the
+   * dimensions say */
+  if (var->data_size != (int)element_size || (width && height > SIZE_MAX / width / element_size) ||
+      var->nbytes < height * width * element_size) {
+    snprintf(error, error_size,
+             "%s: variable '%s' is %zu x %zu but holds %zu bytes of %d-byte values", path, name,
+             height, width, var->nbytes, var->data_size);
+    goto done;
+  }
   uint8_t *out = fp_malloc(height * width);
   for (size_t c = 0; c < width; c++)
     for (size_t r = 0; r < height; r++) {
@@ -173,7 +373,9 @@ done:
 }
 
 static char *cell_string(const matvar_t *cell) {
-  if (!cell || cell->class_type != MAT_C_CHAR || cell->data_size <= 0) return NULL;
+  if (!cell || cell->class_type != MAT_C_CHAR ||
+      (cell->data_size != 1 && cell->data_size != 2 && cell->data_size != 4))
+    return NULL;
   size_t length = cell->data ? cell->nbytes / (size_t)cell->data_size : 0;
   char *text = fp_malloc(length + 1);
   for (size_t i = 0; i < length; i++) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "check.h"
 #include "fixtures.h"
@@ -94,29 +95,88 @@ static void test_jpeg(void) {
   test_jpeg_declared_size(good);
 }
 
-/* An uncompressed matrix whose dimensions field declares 4 GB inside a small file is refused
- * before libmatio sizes an allocation from it (it asked for 8 GB; found by tests/fuzz). The
- * field's tag follows the 128-byte header, the matrix's tag and its 16-byte array flags. */
-static void test_mat_nested_size(const char *uncompressed) {
-  const char *hostile = fixture_in_work("nested_dims.mat");
+static void expect_mat_refused(const char *path, const char *phrase) {
+  char error[512] = "", **strings = NULL;
+  int count = 0;
+  FP_CHECK(mat_read_string_cell(path, "label_list", &strings, &count, error, sizeof error) == -1 &&
+               strstr(error, path) && strstr(error, phrase),
+           "%s: not refused with '%s': '%s'", path, phrase, error);
+  printf("expected error: %s\n", error);
+}
+
+/* The 1 x 3 cell array `uncompressed` (label_list.mat as fixture_write_mat_strings writes it)
+ * with 4 bytes at `at` replaced, written to `name`, must be refused with `phrase` in the error. */
+static void expect_patched_refused(const char *uncompressed, const char *name, size_t at,
+                                   uint32_t value, const char *phrase) {
+  static uint8_t bytes[1 << 16];
+  FILE *in = fopen(uncompressed, "rb");
+  size_t size = in ? fread(bytes, 1, sizeof bytes, in) : 0;
+  FP_CHECK(in && size > 200 && fclose(in) == 0, "%s", uncompressed);
+  FP_CHECK(bytes[126] == 'I' && bytes[128] == 14 && bytes[152] == 5 && bytes[192] == 14,
+           "%s: not a little-endian uncompressed cell with its dimensions at byte 152 and its "
+           "first element at byte 192",
+           uncompressed);
+  const uint8_t little_endian[4] = {value & 0xff, value >> 8 & 0xff, value >> 16 & 0xff,
+                                    value >> 24};
+  memcpy(bytes + at, little_endian, sizeof little_endian);
+  const char *hostile = fixture_in_work(name);
+  FILE *out = fopen(hostile, "wb");
+  FP_CHECK(out && fwrite(bytes, 1, size, out) == size && fclose(out) == 0, "%s", hostile);
+  expect_mat_refused(hostile, phrase);
+}
+
+/* Matrices whose headers libmatio sizes allocations from, refused before it reads them (found
+ * by tests/fuzz): a dimensions field declaring 4 GB inside a small file (it asked for 8 GB), a
+ * negative dimension (-3 x 2044 asked for 70 TB), a cell whose element is not a matrix (2 GB). */
+static void test_mat_hostile_headers(const char *uncompressed) {
+  expect_patched_refused(uncompressed, "nested_dims.mat", 156, 0xF9000008u, "its matrix ends");
+  expect_patched_refused(uncompressed, "negative_dims.mat", 160, (uint32_t)-3, "dimension 1 = -3");
+  expect_patched_refused(uncompressed, "cell_of_doubles.mat", 192, 9,
+                         "does not hold the data of its 3 elements");
+}
+
+/* The uncompressed file's data elements (after the 128-byte header) compressed into one
+ * element, as MATLAB writes version 7 files: header, tag (15, length), zlib stream of `keep`
+ * of its bytes (all when keep is the whole stream). */
+static void write_compressed_mat(const char *path, const uint8_t *file, size_t size, int cut) {
+  uLongf packed_size = compressBound((uLong)(size - 128));
+  uint8_t *packed = malloc(packed_size);
+  FP_CHECK(packed && compress2(packed, &packed_size, file + 128, (uLong)(size - 128), 6) == Z_OK,
+           "compress2");
+  if (cut) packed_size /= 2;
+  uint32_t tag[2] = {15, (uint32_t)packed_size};
+  FILE *out = fopen(path, "wb");
+  FP_CHECK(out && fwrite(file, 1, 128, out) == 128 && fwrite(tag, 1, 8, out) == 8 &&
+               fwrite(packed, 1, packed_size, out) == packed_size && fclose(out) == 0,
+           "%s", path);
+  free(packed);
+}
+
+/* The same checks inside a compressed element (how CCP's files and every MATLAB 7 file store
+ * their variables): libmatio inflates it and trusts what it finds. A whole one reads; one whose
+ * matrix declares 4 GB, and one whose zlib stream is cut short (its tag's length matching, so
+ * the file looks whole), are refused. */
+static void test_mat_compressed(const char *uncompressed) {
   static uint8_t bytes[1 << 16];
   FILE *in = fopen(uncompressed, "rb");
   size_t size = in ? fread(bytes, 1, sizeof bytes, in) : 0;
   FP_CHECK(in && size > 160 && fclose(in) == 0, "%s", uncompressed);
-  FP_CHECK(bytes[126] == 'I' && bytes[128] == 14 && bytes[152] == 5,
-           "%s: not a little-endian uncompressed matrix with its dimensions at byte 152",
-           uncompressed);
-  const uint8_t declared[4] = {0x08, 0x00, 0x00, 0xF9}; /* 0xF9000008 bytes */
-  memcpy(bytes + 156, declared, sizeof declared);
-  FILE *out = fopen(hostile, "wb");
-  FP_CHECK(out && fwrite(bytes, 1, size, out) == size && fclose(out) == 0, "%s", hostile);
+  const char *whole = fixture_in_work("compressed.mat"),
+             *cut = fixture_in_work("compressed_cut.mat"),
+             *hostile = fixture_in_work("compressed_nested_dims.mat");
+  write_compressed_mat(whole, bytes, size, 0);
+  write_compressed_mat(cut, bytes, size, 1);
   char error[512] = "", **strings = NULL;
   int count = 0;
-  FP_CHECK(mat_read_string_cell(hostile, "label_list", &strings, &count, error, sizeof error) ==
-                   -1 &&
-               strstr(error, hostile) && strstr(error, "its matrix ends"),
-           "%s: read although a subelement declares 4 GB: '%s'", hostile, error);
-  printf("expected error: %s\n", error);
+  FP_CHECK(mat_read_string_cell(whole, "label_list", &strings, &count, error, sizeof error) == 0 &&
+               count == 3,
+           "%s: %s", whole, error);
+  mat_free_strings(strings, count);
+  expect_mat_refused(cut, "does not inflate whole");
+  const uint8_t declared[4] = {0x08, 0x00, 0x00, 0xF9}; /* 0xF9000008 bytes */
+  memcpy(bytes + 156, declared, sizeof declared);
+  write_compressed_mat(hostile, bytes, size, 0);
+  expect_mat_refused(hostile, "its matrix ends");
 }
 
 static void test_mat(void) {
@@ -161,7 +221,8 @@ static void test_mat(void) {
                -1,
            "a matrix read as a cell array");
   printf("expected error: %s\n", error);
-  test_mat_nested_size(cell);
+  test_mat_hostile_headers(cell);
+  test_mat_compressed(cell);
 }
 
 static void test_png(void) {
