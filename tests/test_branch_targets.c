@@ -35,6 +35,33 @@ static void test_boxes(void) {
   for (int j = 0; j < 4; j++) FP_CHECK(relative[2 * 4 + j] == 0.0f, "absent class's box not 0");
 }
 
+/* A batch with a tag-only image: its class targets are its tags, its boxes 0 and not counted;
+ * the annotated image's targets are those of branch_targets_from_masks. */
+static void test_tag_only(void) {
+  enum { N = 2, HW = 3 * 2, K = 3 };
+  uint8_t masks[N * HW];
+  memset(masks, 0, HW);
+  masks[4] = masks[5] = 2;     /* image 0: classes 0 and 2 */
+  memset(masks + HW, 255, HW); /* image 1: tag-only, all ignore label */
+  const uint8_t tags[N * K] = {0, 0, 0, 0, 1, 1}, tag_only[N] = {0, 1};
+  float presence[N * K], boxes[N * K * 4], box_mask[N * K];
+  float mask_presence[N * K], mask_boxes[N * K * 4];
+  size_t counted =
+      branch_targets_from_batch(masks, tags, tag_only, N, 3, 2, K, presence, boxes, box_mask);
+  size_t present = branch_targets_from_masks(masks, N, 3, 2, K, mask_presence, mask_boxes);
+  const float want_presence[N * K] = {1, 0, 1, 0, 1, 1}, want_box_mask[N * K] = {1, 0, 1, 0, 0, 0};
+  FP_CHECK(counted == 2 && present == 2, "boxes counted %zu, present %zu", counted, present);
+  FP_CHECK(!memcmp(presence, want_presence, sizeof presence), "tag-only presence is not its tags");
+  FP_CHECK(!memcmp(box_mask, want_box_mask, sizeof box_mask), "box mask counts a tag-only image");
+  FP_CHECK(!memcmp(boxes, mask_boxes, sizeof boxes), "boxes differ from the masks'");
+  for (int j = K * 4; j < N * K * 4; j++) FP_CHECK(boxes[j] == 0.0f, "tag-only box not 0");
+  size_t again =
+      branch_targets_from_batch(masks, NULL, NULL, N, 3, 2, K, presence, boxes, box_mask);
+  FP_CHECK(again == present && !memcmp(presence, mask_presence, sizeof presence) &&
+               !memcmp(box_mask, mask_presence, sizeof box_mask),
+           "without tags the targets are the masks'");
+}
+
 static void test_dropout(void) {
   enum { SAMPLES = 8, UNITS = 512 };
   static float whole[SAMPLES * UNITS], part[SAMPLES * UNITS], other_step[SAMPLES * UNITS];
@@ -57,6 +84,7 @@ static void test_dropout(void) {
 
 int main(void) {
   test_boxes();
+  test_tag_only();
   test_dropout();
   return 0;
 }

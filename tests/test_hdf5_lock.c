@@ -19,9 +19,14 @@ enum { IMAGES = 48, SIZE = 64, CLASSES = 3, EPOCHS = 4, SAVE_EVERY = 24 };
 static void write_dataset(const char *path) {
   static uint8_t image[SIZE * SIZE * 3], mask[SIZE * SIZE];
   char *names[CLASSES] = {"background", "shirt", "hat"};
-  dataset_info info = {.height = SIZE, .width = SIZE, .num_classes = CLASSES,
-                       .class_names = names, .label_map = "test", .source = "synthetic",
-                       .tool_version = "test", .has_masks = 1,
+  dataset_info info = {.height = SIZE,
+                       .width = SIZE,
+                       .num_classes = CLASSES,
+                       .class_names = names,
+                       .label_map = "test",
+                       .source = "synthetic",
+                       .tool_version = "test",
+                       .has_masks = 1,
                        .image_compression = dataset_default_image_compression()};
   dataset_writer *writer = dataset_create(path, &info);
   for (int i = 0; i < IMAGES; i++) {
@@ -32,8 +37,12 @@ static void write_dataset(const char *path) {
     }
     char id[16];
     snprintf(id, sizeof id, "img%02d", i);
-    dataset_item item = {.id = id, .image = image, .mask = mask, .tags = tags,
-                         .source_height = SIZE, .source_width = SIZE,
+    dataset_item item = {.id = id,
+                         .image = image,
+                         .mask = mask,
+                         .tags = tags,
+                         .source_height = SIZE,
+                         .source_width = SIZE,
                          .box = letterbox_fit(SIZE, SIZE, SIZE, SIZE)};
     dataset_append(writer, &item);
   }
@@ -47,10 +56,25 @@ int main(int argc, char **argv) {
   snprintf(data, sizeof data, "%s/lock.h5", argv[1]);
   snprintf(saved, sizeof saved, "%s/lock_checkpoint.h5", argv[1]);
   write_dataset(data);
-  unet_config config = {.arch = UNET_R18, .classes = CLASSES, .batch = 1, .height = SIZE,
-                        .width = SIZE, .compute = FP_F32, .mode = UNET_INFERENCE};
+  unet_config config = {.arch = UNET_R18,
+                        .classes = CLASSES,
+                        .batch = 1,
+                        .height = SIZE,
+                        .width = SIZE,
+                        .compute = FP_F32,
+                        .mode = UNET_INFERENCE};
   unet *m = unet_create(test_backend(), &config, 1);
-  loader_config lc = {data, 0, 1, 0, 1, 7, 1, NULL, 0, 0, 255};
+  loader_config lc = {.path = data,
+                      .split = 0,
+                      .batch_size = 1,
+                      .rank = 0,
+                      .world_size = 1,
+                      .seed = 7,
+                      .shuffle = 1,
+                      .augment = NULL,
+                      .limit = 0,
+                      .keep_partial = 0,
+                      .pad_label = 255};
   loader *ld = loader_open(&lc);
   long batches = 0;
   checkpoint_info info = {.arch = UNET_R18, .classes = CLASSES, .height = SIZE, .width = SIZE};

@@ -181,7 +181,7 @@ static double loss_of_batch(unet *m, const batch *b, long step) {
     float *presence = fp_malloc(5 * k * sizeof *presence), *boxes = presence + k;
     branch_targets_from_masks(b->labels, m->batch, m->height, m->width, m->classes, presence,
                               boxes);
-    unet_set_branch_targets(m, presence, boxes);
+    unet_set_branch_targets(m, presence, boxes, NULL);
     free(presence);
   }
   unet_set_dropout_draw(m, (uint64_t)step, 0);
@@ -200,15 +200,16 @@ static batch upload_batch(const backend *be, const twin_file *f, const unet *m) 
   FP_CHECK(twin_dump_read_floats(f->dump, "class_weights", class_weights, (size_t)m->classes) == 0,
            "%s: no /class_weights", f->path);
   FP_CHECK(twin_dump_read_u8(f->dump, "labels", labels, pixels) == 0, "%s: no /labels", f->path);
-  batch b = {.labels = labels,
-             .spec = {.labels = be->alloc(FP_U8, pixels),
-                      .class_weights = be->alloc(FP_F32, (size_t)m->classes),
-                      .ignore_label = 255,
-                      .class_loss_weight = (float)twin_dump_attr_double(f->dump, "class_loss_weight"),
-                      .box_loss_weight = (float)twin_dump_attr_double(f->dump, "box_loss_weight"),
-                      .segmentation_scale = 1.0f,
-                      .class_scale = 1.0f,
-                      .box_scale = 1.0f}};
+  batch b = {
+      .labels = labels,
+      .spec = {.labels = be->alloc(FP_U8, pixels),
+               .class_weights = be->alloc(FP_F32, (size_t)m->classes),
+               .ignore_label = 255,
+               .class_loss_weight = (float)twin_dump_attr_double(f->dump, "class_loss_weight"),
+               .box_loss_weight = (float)twin_dump_attr_double(f->dump, "box_loss_weight"),
+               .segmentation_scale = 1.0f,
+               .class_scale = 1.0f,
+               .box_scale = 1.0f}};
   be->upload((void *)b.spec.labels, labels, FP_U8, pixels);
   be->upload((void *)b.spec.class_weights, class_weights, FP_F32, (size_t)m->classes);
   free(class_weights);

@@ -12,14 +12,14 @@
 
 #define LOADER_SLOTS 2 /* the batch the caller holds and the one being filled */
 
-
 struct loader {
   loader_config cfg;
   augment_settings augment; /* cfg.augment points here when set */
-  fp_dataset *ds;
-  int height, width;
+  fp_dataset *ds, *tags_ds;
+  int height, width, classes;
   int64_t count, batches;
-  int64_t *rows;  /* dataset rows of the split, after `limit` */
+  int64_t masked; /* rows[0, masked) are rows of ds, rows[masked, count) of tags_ds */
+  int64_t *rows;  /* dataset rows of the split, after `limit` (and tags_limit) */
   int64_t *order; /* this epoch's permutation of 0..count-1 */
   int epoch;
   uint8_t *photo, *mask; /* the worker's scratch for one image */
@@ -38,9 +38,21 @@ static void to_chw(const uint8_t *photo, int height, int width, float *chw) {
     for (int c = 0; c < 3; c++) chw[c * plane + o] = photo[o * 3 + c] / 255.0f;
 }
 
+/* A tag-only image: its photo, a mask of DATASET_IGNORE_LABEL, its tags in slot j. */
+static void read_tag_only(loader *l, int64_t row, int j, loader_batch *out, uint8_t *mask) {
+  dataset_read_image(l->tags_ds, row, l->photo);
+  memset(mask, DATASET_IGNORE_LABEL, (size_t)l->height * l->width);
+  dataset_read_tags(l->tags_ds, row, out->tags + (size_t)j * l->classes);
+  out->tag_only[j] = 1;
+}
+
 static void fill_batch(loader *l, int64_t batch, loader_batch *out) {
   size_t plane = (size_t)l->height * l->width;
   out->count = 0;
+  if (l->tags_ds) {
+    memset(out->tag_only, 0, (size_t)l->cfg.batch_size);
+    memset(out->tags, 0, (size_t)l->cfg.batch_size * l->classes);
+  }
   for (int j = 0; j < l->cfg.batch_size; j++) {
     int64_t position = shard_position(batch, l->cfg.rank, j, l->cfg.batch_size, l->cfg.world_size);
     float *image = out->images + (size_t)j * 3 * plane;
@@ -52,16 +64,21 @@ static void fill_batch(loader *l, int64_t batch, loader_batch *out) {
       continue;
     }
     out->count++;
-    int64_t row = l->rows[l->order[position]];
+    int64_t item = l->order[position], row = l->rows[item];
     out->indices[j] = row;
-    dataset_read_image(l->ds, row, l->photo);
+    if (item >= l->masked) {
+      read_tag_only(l, row, j, out, l->cfg.augment ? l->mask : mask);
+    } else {
+      dataset_read_image(l->ds, row, l->photo);
+      dataset_read_mask(l->ds, row, l->cfg.augment ? l->mask : mask);
+    }
     if (l->cfg.augment) {
-      dataset_read_mask(l->ds, row, l->mask);
+      /* tag-only rows draw after the annotated file's rows */
+      int64_t key = item >= l->masked ? dataset_count(l->ds) + row : row;
       augment_params p =
-          augment_draw(l->cfg.augment, l->cfg.seed, l->epoch, row, l->height, l->width);
+          augment_draw(l->cfg.augment, l->cfg.seed, l->epoch, key, l->height, l->width);
       augment_apply(&p, l->photo, l->mask, l->height, l->width, image, mask);
     } else {
-      dataset_read_mask(l->ds, row, mask);
       to_chw(l->photo, l->height, l->width, image);
     }
     image_normalise_chw(image, plane);
@@ -95,12 +112,32 @@ static void stop_worker(loader *l) {
   l->worker_running = 0;
 }
 
-static void select_rows(loader *l) {
-  int64_t total = dataset_count(l->ds);
-  l->rows = fp_malloc((size_t)(total ? total : 1) * sizeof *l->rows);
+/* Appends the rows of ds in the split, at most limit (0 = all), to l->rows. */
+static void select_rows(loader *l, fp_dataset *ds, int64_t limit) {
+  int64_t total = dataset_count(ds), first = l->count;
+  l->rows = realloc(l->rows, (size_t)(l->count + total + 1) * sizeof *l->rows);
+  FP_CHECK(l->rows, "out of memory");
   for (int64_t i = 0; i < total; i++)
-    if (l->cfg.split < 0 || dataset_split_of(l->ds, i) == l->cfg.split) l->rows[l->count++] = i;
-  if (l->cfg.limit > 0 && l->cfg.limit < l->count) l->count = l->cfg.limit;
+    if (l->cfg.split < 0 || dataset_split_of(ds, i) == l->cfg.split) l->rows[l->count++] = i;
+  if (limit > 0 && limit < l->count - first) l->count = first + limit;
+}
+
+static void open_tag_only(loader *l) {
+  const char *path = l->cfg.tags_path;
+  l->tags_ds = dataset_open(path);
+  FP_CHECK(!dataset_has_masks(l->tags_ds),
+           "%s: has /masks: a tag-only file (ingest's FILE_tags.h5) was expected", path);
+  FP_CHECK(dataset_height(l->tags_ds) == l->height && dataset_width(l->tags_ds) == l->width,
+           "%s: images of %dx%d, but %s has %dx%d", path, dataset_height(l->tags_ds),
+           dataset_width(l->tags_ds), l->cfg.path, l->height, l->width);
+  FP_CHECK(dataset_num_classes(l->tags_ds) == l->classes, "%s: %d classes, but %s has %d", path,
+           dataset_num_classes(l->tags_ds), l->cfg.path, l->classes);
+  for (int k = 0; k < l->classes; k++)
+    FP_CHECK(!strcmp(dataset_class_name(l->tags_ds, k), dataset_class_name(l->ds, k)),
+             "%s: class %d is '%s', but in %s it is '%s'", path, k,
+             dataset_class_name(l->tags_ds, k), l->cfg.path, dataset_class_name(l->ds, k));
+  l->cfg.tags_path = dataset_path(l->tags_ds);
+  select_rows(l, l->tags_ds, l->cfg.tags_limit);
 }
 
 loader *loader_open(const loader_config *cfg) {
@@ -127,11 +164,14 @@ loader *loader_open(const loader_config *cfg) {
   l->cfg.path = dataset_path(l->ds);
   l->height = dataset_height(l->ds);
   l->width = dataset_width(l->ds);
-  select_rows(l);
+  l->classes = dataset_num_classes(l->ds);
+  select_rows(l, l->ds, cfg->limit);
+  l->masked = l->count;
+  if (cfg->tags_path) open_tag_only(l);
   int64_t global_batch = (int64_t)cfg->batch_size * cfg->world_size;
-  l->batches = cfg->keep_partial ? (l->count + global_batch - 1) / global_batch
-                                 : shard_batches_per_epoch(l->count, cfg->batch_size,
-                                                           cfg->world_size);
+  l->batches = cfg->keep_partial
+                   ? (l->count + global_batch - 1) / global_batch
+                   : shard_batches_per_epoch(l->count, cfg->batch_size, cfg->world_size);
   l->order = fp_malloc((size_t)(l->count ? l->count : 1) * sizeof *l->order);
   size_t plane = (size_t)l->height * l->width;
   l->photo = fp_malloc(plane * 3);
@@ -140,6 +180,10 @@ loader *loader_open(const loader_config *cfg) {
     l->slots[s].images = fp_malloc((size_t)cfg->batch_size * 3 * plane * sizeof(float));
     l->slots[s].masks = fp_malloc((size_t)cfg->batch_size * plane);
     l->slots[s].indices = fp_malloc((size_t)cfg->batch_size * sizeof(int64_t));
+    if (l->tags_ds) {
+      l->slots[s].tag_only = fp_malloc((size_t)cfg->batch_size);
+      l->slots[s].tags = fp_malloc((size_t)cfg->batch_size * l->classes);
+    }
   }
   FP_CHECK(pthread_mutex_init(&l->lock, NULL) == 0, "pthread_mutex_init failed");
   FP_CHECK(pthread_cond_init(&l->changed, NULL) == 0, "pthread_cond_init failed");
@@ -148,6 +192,9 @@ loader *loader_open(const loader_config *cfg) {
 
 int64_t loader_images(const loader *l) {
   return l->count;
+}
+int64_t loader_tag_only_images(const loader *l) {
+  return l->count - l->masked;
 }
 int64_t loader_batches_per_epoch(const loader *l) {
   return l->batches;
@@ -159,8 +206,8 @@ void loader_start_epoch(loader *l, int epoch) {
 
 void loader_start_epoch_at(loader *l, int epoch, int64_t first_batch) {
   FP_CHECK(first_batch >= 0 && first_batch <= l->batches,
-           "%s: epoch %d resumes at batch %lld of %lld", l->cfg.path, epoch,
-           (long long)first_batch, (long long)l->batches);
+           "%s: epoch %d resumes at batch %lld of %lld", l->cfg.path, epoch, (long long)first_batch,
+           (long long)l->batches);
   stop_worker(l);
   l->epoch = epoch;
   shard_permutation(l->order, l->count, l->cfg.seed, epoch, l->cfg.shuffle);
@@ -192,11 +239,14 @@ void loader_close(loader *l) {
     free(l->slots[s].images);
     free(l->slots[s].masks);
     free(l->slots[s].indices);
+    free(l->slots[s].tag_only);
+    free(l->slots[s].tags);
   }
   free(l->photo);
   free(l->mask);
   free(l->order);
   free(l->rows);
   dataset_close(l->ds);
+  if (l->tags_ds) dataset_close(l->tags_ds);
   free(l);
 }

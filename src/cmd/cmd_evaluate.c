@@ -402,13 +402,27 @@ int main(int argc, char **argv) {
   char where[400];
   runtime_describe(&rt, where, sizeof where);
   printf("evaluate: %s\n", where);
-  unet_config model_config = {.arch = info.arch,       .classes = info.classes,
-                              .batch = batch,           .height = info.height,
-                              .width = info.width,      .compute = rt.compute,
-                              .mode = UNET_INFERENCE,   .branches = info.branches};
+  unet_config model_config = {.arch = info.arch,
+                              .classes = info.classes,
+                              .batch = batch,
+                              .height = info.height,
+                              .width = info.width,
+                              .compute = rt.compute,
+                              .mode = UNET_INFERENCE,
+                              .branches = info.branches};
   unet *m = unet_create(be, &model_config, 0);
   checkpoint_load(checkpoint_path, m, NULL, NULL);
-  loader_config lc = {data_path, split, batch, 0, 1, 0, 0, 0, limit, 1, 255};
+  loader_config lc = {.path = data_path,
+                      .split = split,
+                      .batch_size = batch,
+                      .rank = 0,
+                      .world_size = 1,
+                      .seed = 0,
+                      .shuffle = 0,
+                      .augment = 0,
+                      .limit = limit,
+                      .keep_partial = 1,
+                      .pad_label = 255};
   loader *ld = loader_open(&lc);
   size_t pixels = (size_t)batch * info.height * info.width;
   uint8_t *predictions = be->alloc(FP_U8, pixels), *host_predictions = fp_malloc(pixels);

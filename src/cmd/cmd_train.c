@@ -18,8 +18,8 @@
 #include "collective.h"
 #include "config.h"
 #include "data_parallel.h"
-#include "hash.h"
 #include "dataset.h"
+#include "hash.h"
 #include "loader.h"
 #include "metrics.h"
 #include "optim.h"
@@ -163,7 +163,8 @@ static void forward_loss(trainer *t, const loader_batch *batch) {
   upload_batch(t, batch);
   unet_set_dropout_draw(m, (uint64_t)t->opt->step, (long)t->rank * t->cfg.batch);
   unet_forward(m, 1);
-  t->stop = train_loss_prepare(&t->loss, m, batch->masks, stop_requested);
+  t->stop =
+      train_loss_prepare(&t->loss, m, batch->masks, batch->tags, batch->tag_only, stop_requested);
   unet_loss(m, &t->loss.spec, 1);
 }
 
@@ -226,30 +227,30 @@ static void log_step(trainer *t, long epoch, const step_losses *loss, const step
 }
 
 static void open_loaders(trainer *t) {
-  loader_config train_lc = {t->cfg.dataset,
-                            0,
-                            t->cfg.batch,
-                            t->rank,
-                            t->world_size,
-                            t->cfg.seed,
-                            1,
-                            t->cfg.augment ? &t->cfg.augmentation : NULL,
-                            t->cfg.limit,
-                            0,
-                            0};
+  loader_config train_lc = {.path = t->cfg.dataset,
+                            .split = 0,
+                            .batch_size = t->cfg.batch,
+                            .rank = t->rank,
+                            .world_size = t->world_size,
+                            .seed = t->cfg.seed,
+                            .shuffle = 1,
+                            .augment = t->cfg.augment ? &t->cfg.augmentation : NULL,
+                            .limit = t->cfg.limit,
+                            .tags_path = t->cfg.tags_dataset[0] ? t->cfg.tags_dataset : NULL,
+                            .tags_limit = t->cfg.tags_limit};
   t->train_loader = loader_open(&train_lc);
   const char *val_path = t->cfg.val_dataset[0] ? t->cfg.val_dataset : t->cfg.dataset;
-  loader_config val_lc = {val_path,
-                          t->cfg.val_dataset[0] ? -1 : 1,
-                          t->cfg.batch,
-                          t->rank,
-                          t->world_size,
-                          t->cfg.seed,
-                          0,
-                          0,
-                          t->cfg.val_limit,
-                          1,
-                          (uint8_t)t->cfg.ignore_label};
+  loader_config val_lc = {.path = val_path,
+                          .split = t->cfg.val_dataset[0] ? -1 : 1,
+                          .batch_size = t->cfg.batch,
+                          .rank = t->rank,
+                          .world_size = t->world_size,
+                          .seed = t->cfg.seed,
+                          .shuffle = 0,
+                          .augment = 0,
+                          .limit = t->cfg.val_limit,
+                          .keep_partial = 1,
+                          .pad_label = (uint8_t)t->cfg.ignore_label};
   t->val_loader = loader_open(&val_lc);
   t->steps_per_epoch = (long)loader_batches_per_epoch(t->train_loader);
   FP_CHECK(t->steps_per_epoch > 0,
@@ -417,6 +418,10 @@ static void resume_or_start(trainer *t) {
            t->cfg.arch, t->cfg.height, t->cfg.width, t->classes, t->cfg.batch, t->world_size,
            t->steps_per_epoch, (int)t->total_epochs, t->model->param_list.total,
            omp_get_max_threads(), t->model->sync_bn ? ", synchronized BN" : "", where);
+  if (t->rank == 0 && t->cfg.tags_dataset[0])
+    printf("train: %lld training images, %lld of them tag-only from %s (class branch only)\n",
+           (long long)loader_images(t->train_loader),
+           (long long)loader_tag_only_images(t->train_loader), t->cfg.tags_dataset);
 }
 
 /* One optimiser step. Returns 0 to go on, or the exit status to stop with. */

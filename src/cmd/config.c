@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "dataset.h"
 #include "ini.h"
 #include "runtime.h"
 #include "unet.h"
@@ -22,6 +23,12 @@ static const ini_key keys[] = {
      .help = "use at most N training images, 0 = all"},
     {"data.val_limit", INI_INT64, FIELD(val_limit), "0", 0, INFINITY,
      .help = "use at most N validation images, 0 = all"},
+    {"data.tags_dataset", INI_STRING, FIELD(tags_dataset), .default_text = "",
+     .help = "tag-only HDF5 file (ingest's FILE_tags.h5): its train split joins training with "
+             "image-level tags as the class branch's targets and no pixel or box loss (needs "
+             "model.branches)"},
+    {"data.tags_limit", INI_INT64, FIELD(tags_limit), "0", 0, INFINITY,
+     .help = "use at most N images of data.tags_dataset, 0 = all"},
     {"data.augment", INI_BOOL, FIELD(augment), "true",
      .help = "augment the training images as the [augment] keys say; false = none at all"},
     {"data.class_weights", INI_STRING, FIELD(class_weights), "default",
@@ -180,6 +187,12 @@ static int parse_weight_list(const char *text, float *weights, int cap, ini_prob
 void train_config_validate(const train_config *cfg, const char *origin) {
   train_config_branches(cfg, origin);
   FP_CHECK(cfg->dataset[0], "%s: data.dataset is not set (the HDF5 file made by `ingest`)", origin);
+  FP_CHECK(!cfg->tags_dataset[0] || train_config_branches(cfg, origin).mode != BRANCHES_NONE,
+           "%s: data.tags_dataset needs model.branches (its images train the class branch only)",
+           origin);
+  FP_CHECK(!cfg->tags_dataset[0] || cfg->ignore_label == DATASET_IGNORE_LABEL,
+           "%s: data.tags_dataset needs data.ignore_label = %d (tag-only images get masks of it)",
+           origin, DATASET_IGNORE_LABEL);
   FP_CHECK(cfg->height % 32 == 0, "%s: model.height = %d is not a multiple of 32", origin,
            cfg->height);
   FP_CHECK(cfg->width % 32 == 0, "%s: model.width = %d is not a multiple of 32", origin,

@@ -20,30 +20,33 @@ typedef struct train_config {
                               of data.dataset */
   int64_t limit;           /* data.limit: use at most N training images, 0 = all (>=0) */
   int64_t val_limit;       /* data.val_limit: at most N validation images, 0 = all */
+  char tags_dataset[1024]; /* data.tags_dataset: optional tag-only file (ingest's FILE_tags.h5)
+                              whose train split joins training, for the class branch only */
+  int64_t tags_limit;      /* data.tags_limit: at most N of its images, 0 = all */
   int augment;             /* data.augment: bool, default true */
   char class_weights[256]; /* data.class_weights: "default" (background 1, others 2) or
                               comma-separated list of K floats */
   int ignore_label;        /* data.ignore_label: 0..255, default 255 */
   /* [model] */
-  char arch[16];     /* model.arch: enum UNET_ARCH_WORDS, default r34 */
-  char init[1024];   /* model.init: starting weights by name, empty = none (default) */
-  char branches[16]; /* model.branches: enum BRANCH_MODE_WORDS, default none */
+  char arch[16];          /* model.arch: enum UNET_ARCH_WORDS, default r34 */
+  char init[1024];        /* model.init: starting weights by name, empty = none (default) */
+  char branches[16];      /* model.branches: enum BRANCH_MODE_WORDS, default none */
   char inject_blocks[64]; /* model.inject_blocks: decoder blocks 0..4, comma-separated, "0" */
   double branch_dropout;  /* model.branch_dropout: class branch dropout, default 0.25 */
-  int classes;       /* model.classes: 2..255; 0 = take from the dataset (default 0) */
-  int height, width; /* model.height default 288, model.width default 192; multiples of 32,
-                        32..4096 */
-  char backend[16];   /* model.backend: enum auto|cpu|cuda, default auto */
-  char precision[16]; /* model.precision: enum auto|fp32|bf16, default auto */
+  int classes;            /* model.classes: 2..255; 0 = take from the dataset (default 0) */
+  int height, width;      /* model.height default 288, model.width default 192; multiples of 32,
+                             32..4096 */
+  char backend[16];       /* model.backend: enum auto|cpu|cuda, default auto */
+  char precision[16];     /* model.precision: enum auto|fp32|bf16, default auto */
   /* [train] */
-  int batch;           /* train.batch: per-rank batch, 1..1024, default 8 */
-  int epochs;          /* 1..100000, default 30: epochs with every layer trained */
-  int frozen_epochs;   /* train.frozen_epochs: first phase, encoder frozen, default 0 */
-  double frozen_lr;    /* train.frozen_lr: the frozen phase's peak lr, default 1e-3 */
-  int patience;        /* train.patience: early stopping, epochs without improvement, 0 = off */
+  int batch;         /* train.batch: per-rank batch, 1..1024, default 8 */
+  int epochs;        /* 1..100000, default 30: epochs with every layer trained */
+  int frozen_epochs; /* train.frozen_epochs: first phase, encoder frozen, default 0 */
+  double frozen_lr;  /* train.frozen_lr: the frozen phase's peak lr, default 1e-3 */
+  int patience;      /* train.patience: early stopping, epochs without improvement, 0 = off */
   double class_loss_weight; /* train.class_loss_weight: w_cls, default 1 */
   double box_loss_weight;   /* train.box_loss_weight: w_box, default 75 */
-  char optimizer[16];  /* enum adamw|adam, default adamw */
+  char optimizer[16];       /* enum adamw|adam, default adamw */
   double lr;           /* train.lr: max learning rate of the one-cycle schedule, (0,10], default
                           1e-3 */
   double warmup;       /* train.warmup: fraction of steps warming up, [0,1], default 0.1 */
@@ -51,11 +54,11 @@ typedef struct train_config {
   double clip_norm;    /* gradient-norm clipping, 0 = off, [0,1e6], default 1.0 */
   double bn_momentum;  /* (0,1], default 0.1 */
   double adam_eps;     /* train.adam_eps: Adam's epsilon, (0,1], default 1e-8 */
-  int sync_bn;         /* train.sync_bn: bool, batch-norm statistics over all ranks, default false */
-  double bucket_mb;    /* train.bucket_mb: gradient all-reduce bucket size in MB, default 4 */
-  uint64_t seed;       /* train.seed, default 1 */
-  int threads;         /* train.threads: 0 = all cores, default 0 */
-  int log_every;       /* progress line every N steps, default 10, >=1 */
+  int sync_bn;      /* train.sync_bn: bool, batch-norm statistics over all ranks, default false */
+  double bucket_mb; /* train.bucket_mb: gradient all-reduce bucket size in MB, default 4 */
+  uint64_t seed;    /* train.seed, default 1 */
+  int threads;      /* train.threads: 0 = all cores, default 0 */
+  int log_every;    /* progress line every N steps, default 10, >=1 */
   /* [checkpoint] */
   char checkpoint_dir[1024]; /* checkpoint.dir, default "runs/default" */
   int checkpoint_every;      /* epochs between checkpoints, >=1, default 1 */

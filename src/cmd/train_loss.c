@@ -13,11 +13,13 @@ void train_loss_init(train_loss *l, const unet *m, loss_spec spec, const float *
   size_t k = (size_t)m->batch * m->classes;
   l->presence = fp_malloc(k * sizeof *l->presence);
   l->boxes = fp_malloc(4 * k * sizeof *l->boxes);
+  l->box_mask = fp_malloc(k * sizeof *l->box_mask);
 }
 
 void train_loss_free(train_loss *l) {
   free(l->presence);
   free(l->boxes);
+  free(l->box_mask);
 }
 
 /* Each rank's cross-entropy is the weighted mean over its own pixels and its box loss the mean
@@ -25,7 +27,8 @@ void train_loss_free(train_loss *l) {
  * classes, so each rank's gradient is scaled by N x local / global before the gradients are
  * averaged over the N ranks. The class-presence BCE is a mean over images x classes, the same
  * count on every rank: its scale stays 1. */
-int train_loss_prepare(train_loss *l, unet *m, const uint8_t *host_masks, int stop_requested) {
+int train_loss_prepare(train_loss *l, unet *m, const uint8_t *host_masks, const uint8_t *host_tags,
+                       const uint8_t *host_tag_only, int stop_requested) {
   size_t pixels = (size_t)m->batch * m->height * m->width;
   l->local_weight = 0.0; /* one rank: no normaliser needed (its scale is then 1) */
   for (size_t i = 0; l->world_size > 1 && i < pixels; i++)
@@ -33,10 +36,11 @@ int train_loss_prepare(train_loss *l, unet *m, const uint8_t *host_masks, int st
       l->local_weight += l->host_class_weights[host_masks[i]];
   l->local_boxes = 0.0;
   if (m->br.mode != BRANCHES_NONE) {
-    size_t present = branch_targets_from_masks(host_masks, m->batch, m->height, m->width,
-                                               m->classes, l->presence, l->boxes);
+    size_t present =
+        branch_targets_from_batch(host_masks, host_tags, host_tag_only, m->batch, m->height,
+                                  m->width, m->classes, l->presence, l->boxes, l->box_mask);
     l->local_boxes = 4.0 * (double)present;
-    unet_set_branch_targets(m, l->presence, l->boxes);
+    unet_set_branch_targets(m, l->presence, l->boxes, l->box_mask);
   }
   double sums[3] = {l->local_weight, l->local_boxes, stop_requested ? 1.0 : 0.0};
   if (l->world_size > 1) collective_allreduce_sum_host_doubles(l->comm, sums, 3);
@@ -56,11 +60,11 @@ step_losses train_loss_global(train_loss *l, const double *scalars) {
   if (l->world_size > 1) collective_allreduce_sum_host_doubles(l->comm, terms, 3);
   step_losses s;
   int one_rank = l->world_size == 1, branches = l->presence != NULL;
-  s.segmentation = one_rank || !(l->global_weight > 0.0) ? scalars[SCALAR_LOSS]
-                                                         : terms[0] / l->global_weight;
+  s.segmentation =
+      one_rank || !(l->global_weight > 0.0) ? scalars[SCALAR_LOSS] : terms[0] / l->global_weight;
   s.class_loss = branches ? terms[1] / l->world_size : 0.0;
-  s.box_loss = one_rank || !(l->global_boxes > 0.0) ? scalars[SCALAR_BOX_LOSS]
-                                                     : terms[2] / l->global_boxes;
+  s.box_loss =
+      one_rank || !(l->global_boxes > 0.0) ? scalars[SCALAR_BOX_LOSS] : terms[2] / l->global_boxes;
   if (!branches) s.box_loss = 0.0;
   s.total = unet_total_loss(&l->spec, s.segmentation, s.class_loss, s.box_loss);
   return s;

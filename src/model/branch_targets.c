@@ -1,6 +1,7 @@
 #include "branch_targets.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 
@@ -44,6 +45,24 @@ size_t branch_targets_from_masks(const uint8_t *masks, int n, int h, int w, int 
     }
   }
   free(pixels);
+  return present;
+}
+
+size_t branch_targets_from_batch(const uint8_t *masks, const uint8_t *tags, const uint8_t *tag_only,
+                                 int n, int h, int w, int classes, float *presence, float *boxes,
+                                 float *box_mask) {
+  size_t present = branch_targets_from_masks(masks, n, h, w, classes, box_mask, boxes);
+  size_t k = (size_t)n * classes;
+  memcpy(presence, box_mask, k * sizeof *presence);
+  for (int i = 0; tag_only && i < n; i++) {
+    if (!tag_only[i]) continue;
+    for (int c = 0; c < classes; c++) {
+      size_t at = (size_t)i * classes + c;
+      FP_CHECK(box_mask[at] == 0.0f, "image %d of the batch is tag-only but its mask has class %d",
+               i, c);
+      presence[at] = tags[at] ? 1.0f : 0.0f;
+    }
+  }
   return present;
 }
 

@@ -19,6 +19,16 @@ void mask_class_boxes(const uint8_t *mask, int h, int w, int classes, int32_t *b
 size_t branch_targets_from_masks(const uint8_t *masks, int n, int h, int w, int classes,
                                  float *presence, float *boxes);
 
+/* The targets of a training batch whose images may come from a tag-only file (photos with
+ * image-level tags and no mask; their masks are all the ignore label): the targets of
+ * branch_targets_from_masks, except that a tag-only image's class presence is its tags
+ * (tags[i*classes + k], 0/1). box_mask[i*classes + k] = 1 where the box loss counts, i.e. where
+ * the mask has pixels of class k: never for a tag-only image, whose boxes stay 0. tags and
+ * tag_only may be NULL (no tag-only image). Returns the number of boxes counted. */
+size_t branch_targets_from_batch(const uint8_t *masks, const uint8_t *tags, const uint8_t *tag_only,
+                                 int n, int h, int w, int classes, float *presence, float *boxes,
+                                 float *box_mask);
+
 /* Dropout's keep mask for `samples` rows of `units` activations, rows first_sample.. of the
  * global batch of optimiser step `step`: mask = 1/(1-p) where kept, 0 where dropped. Element
  * (sample s, unit u) is dropped when u64_to_unit(mix(mix(mix(seed) + step) + s*units + u)) < p,

@@ -81,6 +81,7 @@ void branches_build(unet *m, const unet_config *config) {
   add_activation(m, &b->grad_from_maximum, ACTIVATION_GRADIENT, NULL, f5->c, f5->h, f5->w);
   b->target_presence = m->be->alloc(FP_F32, (size_t)m->batch * k);
   b->target_boxes = m->be->alloc(FP_F32, (size_t)m->batch * 4 * k);
+  b->target_box_mask = m->be->alloc(FP_F32, (size_t)m->batch * k);
   b->host_keep_mask = fp_calloc((size_t)m->batch * BRANCH_HIDDEN, sizeof *b->host_keep_mask);
 }
 
@@ -89,6 +90,7 @@ void branches_release(unet *m) {
   if (b->mode == BRANCHES_NONE) return;
   m->be->release(b->target_presence);
   m->be->release(b->target_boxes);
+  m->be->release(b->target_box_mask);
   free(b->host_keep_mask);
 }
 
@@ -212,9 +214,11 @@ void unet_inject_ground_truth(unet *m, const float *host_presence) {
   if (host_presence) m->be->tensor_from_nchw(&m->br.ground_truth, host_presence);
 }
 
-void unet_set_branch_targets(unet *m, const float *presence, const float *boxes) {
+void unet_set_branch_targets(unet *m, const float *presence, const float *boxes,
+                             const float *box_mask) {
   FP_CHECK(m->br.mode != BRANCHES_NONE, "branch targets for a model without branches");
   size_t k = (size_t)m->batch * m->classes;
   m->be->upload(m->br.target_presence, presence, FP_F32, k);
   m->be->upload(m->br.target_boxes, boxes, FP_F32, 4 * k);
+  m->be->upload(m->br.target_box_mask, box_mask ? box_mask : presence, FP_F32, k);
 }

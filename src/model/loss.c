@@ -12,10 +12,9 @@ void unet_loss(unet *m, const loss_spec *spec, int gradients) {
                             m->scalars);
   branches *b = &m->br;
   if (b->mode == BRANCHES_NONE) return;
-  be->sigmoid_bce(&b->cls.logits, b->target_presence,
-                  spec->class_loss_weight * spec->class_scale,
+  be->sigmoid_bce(&b->cls.logits, b->target_presence, spec->class_loss_weight * spec->class_scale,
                   gradients ? &b->cls.grad_logits : NULL, m->scalars);
-  be->sigmoid_smooth_l1(&b->box.logits, b->target_boxes, b->target_presence,
+  be->sigmoid_smooth_l1(&b->box.logits, b->target_boxes, b->target_box_mask,
                         spec->box_loss_weight * spec->box_scale,
                         gradients ? &b->box.grad_logits : NULL, m->scalars);
 }

@@ -201,8 +201,10 @@ typedef struct branches {
   tensor injected, grad_injected, grad_injected_block;
   tensor ground_truth; /* [N,K,1,1]: class presence injected instead (inference) */
   int use_ground_truth;
-  float *target_presence, *target_boxes; /* backend memory, f32 [N*K] and [N*4K] */
-  size_t first_param;                    /* offset of the branches' first parameter */
+  /* backend memory, f32 [N*K], [N*4K] and [N*K]: class presence, boxes, where the box loss
+   * counts (branch_targets_from_batch) */
+  float *target_presence, *target_boxes, *target_box_mask;
+  size_t first_param; /* offset of the branches' first parameter */
 } branches;
 
 /* Data-parallel training hooks; all NULL (the default) on a single rank. */
@@ -335,8 +337,10 @@ void unet_set_dropout_draw(unet *m, uint64_t step, long first_sample);
 /* Inject presence (host f32 [batch*classes], 0/1) instead of the class branch's output in the
  * next forwards (ground-truth injection); NULL goes back to the branch's output. */
 void unet_inject_ground_truth(unet *m, const float *host_presence);
-/* Uploads the batch's branch targets (host, branch_targets_from_masks's layout). */
-void unet_set_branch_targets(unet *m, const float *presence, const float *boxes);
+/* Uploads the batch's branch targets (host, branch_targets_from_batch's layout); box_mask NULL:
+ * the box loss counts where a class is present. */
+void unet_set_branch_targets(unet *m, const float *presence, const float *boxes,
+                             const float *box_mask);
 
 /* How a training step's loss is made (the compound loss of the Extended U-Net). The scales
  * normalise each term over the global batch across ranks (1 on one rank). */

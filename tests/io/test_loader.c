@@ -17,7 +17,7 @@
 #include "loader.h"
 #include "shard.h"
 
-enum { N = 40, H = 48, W = 40, K = 3 };
+enum { N = 40, H = 48, W = 40, K = 3, TAG_ONLY = 7 };
 
 static augment_settings all_on; /* every transform on (preset "all"), filled in by main */
 
@@ -37,7 +37,8 @@ static uint8_t label_at(int i, int y, int x) {
   return 0;
 }
 
-static void write_dataset(const char *path) {
+/* An annotated file of N images, or a tag-only one of `count` (tags from the same masks). */
+static void write_dataset(const char *path, int has_masks, int count) {
   static uint8_t image[H * W * 3], mask[H * W];
   char *names[K] = {"background", "shirt", "hat"};
   dataset_info info = {.height = H,
@@ -47,10 +48,10 @@ static void write_dataset(const char *path) {
                        .label_map = "test",
                        .source = "synthetic",
                        .tool_version = "test",
-                       .has_masks = 1,
+                       .has_masks = has_masks,
                        .image_compression = dataset_default_image_compression()};
   dataset_writer *writer = dataset_create(path, &info);
-  for (int i = 0; i < N; i++) {
+  for (int i = 0; i < count; i++) {
     uint8_t tags[K] = {0};
     for (int y = 0; y < H; y++)
       for (int x = 0; x < W; x++) {
@@ -63,7 +64,7 @@ static void write_dataset(const char *path) {
     snprintf(id, sizeof id, "img%02d", i);
     dataset_item item = {.id = id,
                          .image = image,
-                         .mask = mask,
+                         .mask = has_masks ? mask : NULL,
                          .tags = tags,
                          .source_height = H,
                          .source_width = W,
@@ -85,7 +86,17 @@ typedef struct epoch_record {
 static void record_epoch(const char *path, int split, int batch, int rank, int ranks, int shuffle,
                          const augment_settings *augment, int epoch, int64_t limit,
                          epoch_record *r) {
-  loader_config cfg = {path, split, batch, rank, ranks, 11, shuffle, augment, limit, 0, 0};
+  loader_config cfg = {.path = path,
+                       .split = split,
+                       .batch_size = batch,
+                       .rank = rank,
+                       .world_size = ranks,
+                       .seed = 11,
+                       .shuffle = shuffle,
+                       .augment = augment,
+                       .limit = limit,
+                       .keep_partial = 0,
+                       .pad_label = 0};
   loader *l = loader_open(&cfg);
   loader_start_epoch(l, epoch);
   loader_batch b;
@@ -173,7 +184,17 @@ static void test_order_split_limit(const char *path) {
 }
 
 static void test_normalisation_and_restart(const char *path) {
-  loader_config cfg = {path, -1, 3, 0, 1, 5, 1, 0, 0, 0, 0};
+  loader_config cfg = {.path = path,
+                       .split = -1,
+                       .batch_size = 3,
+                       .rank = 0,
+                       .world_size = 1,
+                       .seed = 5,
+                       .shuffle = 1,
+                       .augment = 0,
+                       .limit = 0,
+                       .keep_partial = 0,
+                       .pad_label = 0};
   loader *l = loader_open(&cfg);
   fp_dataset *ds = dataset_open(path);
   static uint8_t image[H * W * 3], mask[H * W];
@@ -256,7 +277,17 @@ static void check_alignment(const loader_batch *b, int j, int epoch, int64_t *in
 }
 
 static void test_augmentation(const char *path) {
-  loader_config cfg = {path, -1, 4, 0, 1, 11, 1, &all_on, 0, 0, 0};
+  loader_config cfg = {.path = path,
+                       .split = -1,
+                       .batch_size = 4,
+                       .rank = 0,
+                       .world_size = 1,
+                       .seed = 11,
+                       .shuffle = 1,
+                       .augment = &all_on,
+                       .limit = 0,
+                       .keep_partial = 0,
+                       .pad_label = 0};
   loader *l = loader_open(&cfg);
   int64_t interior = 0, labelled = 0;
   int changed = 0;
@@ -331,6 +362,54 @@ static void test_augmentation_off(const char *path) {
          flipped, images);
 }
 
+/* A tag-only file joins the epoch: every image of both files once per epoch, the tag-only ones
+ * flagged, with masks of the ignore label and their tags; the annotated ones as without it. */
+static void test_tag_only(const char *path, const char *tags_path) {
+  loader_config cfg = {.path = path,
+                       .split = -1,
+                       .batch_size = 4,
+                       .world_size = 1,
+                       .seed = 3,
+                       .shuffle = 1,
+                       .tags_path = tags_path};
+  loader *l = loader_open(&cfg);
+  FP_CHECK(loader_images(l) == N + TAG_ONLY && loader_tag_only_images(l) == TAG_ONLY,
+           "tag-only: %lld images, %lld tag-only", (long long)loader_images(l),
+           (long long)loader_tag_only_images(l));
+  fp_dataset *ds = dataset_open(path), *tag_ds = dataset_open(tags_path);
+  int seen[N + TAG_ONLY] = {0}, images = 0;
+  static uint8_t mask[H * W], ignore[H * W];
+  memset(ignore, DATASET_IGNORE_LABEL, sizeof ignore);
+  uint8_t tags[K], none[K] = {0};
+  loader_batch b;
+  loader_start_epoch(l, 0);
+  while (loader_next(l, &b))
+    for (int j = 0; j < b.count; j++, images++) {
+      int64_t row = b.indices[j];
+      const uint8_t *got_mask = b.masks + (size_t)j * H * W, *got_tags = b.tags + (size_t)j * K;
+      if (b.tag_only[j]) {
+        seen[N + row]++;
+        dataset_read_tags(tag_ds, row, tags);
+        FP_CHECK(!memcmp(got_mask, ignore, sizeof ignore) && !memcmp(got_tags, tags, K),
+                 "tag-only row %lld: mask not all ignore label, or tags differ", (long long)row);
+      } else {
+        seen[row]++;
+        dataset_read_mask(ds, row, mask);
+        FP_CHECK(!memcmp(got_mask, mask, sizeof mask) && !memcmp(got_tags, none, K),
+                 "annotated row %lld: mask differs, or tags set", (long long)row);
+      }
+    }
+  int64_t expected = (N + TAG_ONLY) / 4 * 4; /* the last partial batch is dropped */
+  FP_CHECK(images == expected, "tag-only: %d images in the epoch, expected %lld", images,
+           (long long)expected);
+  for (int i = 0; i < N + TAG_ONLY; i++)
+    FP_CHECK(seen[i] <= 1, "image %d (%s) seen %d times", i, i < N ? "annotated" : "tag-only",
+             seen[i]);
+  dataset_close(ds);
+  dataset_close(tag_ds);
+  loader_close(l);
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "--open")) {
     fp_dataset *ds = dataset_open(argv[2]);
@@ -341,14 +420,18 @@ int main(int argc, char **argv) {
   }
   FP_CHECK(argc == 2, "usage: test_loader WORK_DIR | test_loader --open FILE");
   char path[2048];
+  char tags_path[2048];
   snprintf(path, sizeof path, "%s/loader.h5", argv[1]);
+  snprintf(tags_path, sizeof tags_path, "%s/loader_tags.h5", argv[1]);
   FP_CHECK(augment_preset("all", &all_on), "no preset all");
-  write_dataset(path);
+  write_dataset(path, 1, N);
+  write_dataset(tags_path, 0, TAG_ONLY);
   test_sharding(path);
   test_order_split_limit(path);
   test_normalisation_and_restart(path);
   test_augmentation(path);
   test_augmentation_off(path);
+  test_tag_only(path, tags_path);
   printf("loader ok\n");
   return 0;
 }
