@@ -54,6 +54,12 @@ static int decode(const char *path, jpeg_minimum_fn minimum, void *context, jpeg
   jpeg_create_decompress(&cinfo);
   jpeg_stdio_src(&cinfo, file);
   jpeg_read_header(&cinfo, TRUE);
+  if ((double)cinfo.image_width * cinfo.image_height > JPEG_MAX_SOURCE_PIXELS) {
+    snprintf(failure.message, sizeof failure.message,
+             "declares %ux%u pixels: more than the %d megapixels a photo may have",
+             cinfo.image_width, cinfo.image_height, JPEG_MAX_SOURCE_PIXELS / 1000000);
+    longjmp(failure.resume, 1);
+  }
   cinfo.out_color_space = JCS_RGB;
   int scale_num = 8;
   if (minimum) {

@@ -221,8 +221,8 @@ static int check_elements(const mat_check *m, const mat_buffer *b, size_t offset
 /* A version 5 MAT file is a 128-byte header and data elements, each an 8-byte tag (type,
  * byte count) and its bytes (padded to 8 unless compressed, type 15). libmatio reads a file cut
  * short without complaint, handing back part of a matrix, so every element's declared end must
- * lie within the file, and every compressed element must inflate whole. Other versions (7.3 is
- * HDF5) are left to their readers. Returns 0 or -1 with the error. */
+ * lie within the file, and every compressed element must inflate whole. Version 7.3 (an HDF5
+ * file) is left to HDF5; any other header is refused. Returns 0 or -1 with the error. */
 static int check_v5_complete(FILE *file, const char *path, char *error, size_t error_size) {
   mat_check m = {.path = path, .error = error, .error_size = error_size};
   FP_CHECK(fseek(file, 0, SEEK_END) == 0, "%s: cannot seek: %s", path, strerror(errno));
@@ -238,10 +238,18 @@ static int check_v5_complete(FILE *file, const char *path, char *error, size_t e
   int little = data[126] == 'I' && data[127] == 'M', big = data[126] == 'M' && data[127] == 'I';
   int version = little ? data[124] | data[125] << 8 : data[124] << 8 | data[125];
   m.big = big;
-  int result =
-      (!little && !big) || version != 0x0100
-          ? 0
-          : check_elements(&m, &(mat_buffer){data, "the file"}, 128, (size_t)length, 0, "the file");
+  int result;
+  if ((little || big) && version == 0x0100)
+    result =
+        check_elements(&m, &(mat_buffer){data, "the file"}, 128, (size_t)length, 0, "the file");
+  else if ((little || big) && version == 0x0200)
+    result = 0; /* 7.3: an HDF5 file, HDF5's to check */
+  else          /* libmatio would try it as a version 4 file, sizing buffers from any 20 bytes */
+    result = refuse(&m,
+                    "not a MATLAB version 5, 7 or 7.3 .mat file (header bytes 124-127: "
+                    "version %02x%02x, endian indicator '%c%c')",
+                    data[124], data[125], data[126] >= 32 && data[126] < 127 ? data[126] : '?',
+                    data[127] >= 32 && data[127] < 127 ? data[127] : '?');
   free(data);
   return result;
 }

@@ -27,8 +27,8 @@ static void gradient(uint8_t *rgb, int height, int width) {
 
 /* A copy of `good` whose header declares 60000 x 60000 pixels is refused before any buffer is
  * allocated for it (a 300-byte file asked for 3 GB; found by tests/fuzz). */
-static void test_jpeg_declared_size(const char *good) {
-  const char *huge = fixture_in_work("huge.jpg");
+/* A copy of `good` whose baseline SOF declares side x side pixels. */
+static void write_declared_size(const char *good, const char *huge, int side) {
   FILE *in = fopen(good, "rb");
   static uint8_t bytes[1 << 16];
   size_t size = in ? fread(bytes, 1, sizeof bytes, in) : 0;
@@ -36,10 +36,18 @@ static void test_jpeg_declared_size(const char *good) {
   size_t sof = 2;
   while (sof + 9 < size && !(bytes[sof] == 0xFF && bytes[sof + 1] == 0xC0)) sof++;
   FP_CHECK(sof + 9 < size, "%s: no baseline SOF marker", good);
-  bytes[sof + 5] = bytes[sof + 7] = 60000 >> 8; /* height and width, big-endian */
-  bytes[sof + 6] = bytes[sof + 8] = 60000 & 0xFF;
+  bytes[sof + 5] = bytes[sof + 7] = (uint8_t)(side >> 8); /* height and width, big-endian */
+  bytes[sof + 6] = bytes[sof + 8] = side & 0xFF;
   FILE *out = fopen(huge, "wb");
   FP_CHECK(out && fwrite(bytes, 1, size, out) == size && fclose(out) == 0, "%s", huge);
+}
+
+/* Refused from the header: 60000 x 60000 at full size (the buffer alone would be 10 GB), and
+ * 20000 x 20000 even at 1/8 (2500 x 2500 decoded, but every block of 400 megapixels decoded). */
+static void test_jpeg_declared_size(const char *good) {
+  const char *huge = fixture_in_work("huge.jpg"), *large = fixture_in_work("large.jpg");
+  write_declared_size(good, huge, 60000);
+  write_declared_size(good, large, 20000);
   char error[512] = "";
   uint8_t *decoded = (uint8_t *)1;
   int h, w;
@@ -47,6 +55,12 @@ static void test_jpeg_declared_size(const char *good) {
            "%s: decoded although it declares 60000x60000 pixels", huge);
   FP_CHECK(strstr(error, huge) && strstr(error, "60000x60000") && strstr(error, "megapixels"),
            "%s: error '%s' does not name the file and the declared size", huge, error);
+  printf("expected error: %s\n", error);
+  jpeg_image image;
+  FP_CHECK(jpeg_read_rgb_scaled(large, 10, 10, &image, error, sizeof error) == -1 &&
+               strstr(error, large) && strstr(error, "20000x20000") &&
+               strstr(error, "megapixels a photo may have"),
+           "%s: not refused at 1/8 although it declares 20000x20000 pixels: '%s'", large, error);
   printf("expected error: %s\n", error);
 }
 
@@ -127,12 +141,14 @@ static void expect_patched_refused(const char *uncompressed, const char *name, s
 
 /* Matrices whose headers libmatio sizes allocations from, refused before it reads them (found
  * by tests/fuzz): a dimensions field declaring 4 GB inside a small file (it asked for 8 GB), a
- * negative dimension (-3 x 2044 asked for 70 TB), a cell whose element is not a matrix (2 GB). */
+ * negative dimension (-3 x 2044 asked for 70 TB), a cell whose element is not a matrix (2 GB),
+ * a header without version and endian indicator (read as a version 4 file: a 10 s memset). */
 static void test_mat_hostile_headers(const char *uncompressed) {
   expect_patched_refused(uncompressed, "nested_dims.mat", 156, 0xF9000008u, "its matrix ends");
   expect_patched_refused(uncompressed, "negative_dims.mat", 160, (uint32_t)-3, "dimension 1 = -3");
   expect_patched_refused(uncompressed, "cell_of_doubles.mat", 192, 9,
                          "does not hold the data of its 3 elements");
+  expect_patched_refused(uncompressed, "version_4.mat", 124, 0, "not a MATLAB version 5");
 }
 
 /* The uncompressed file's data elements (after the 128-byte header) compressed into one
