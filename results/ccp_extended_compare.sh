@@ -6,7 +6,8 @@
 # scored also with ground-truth injection. Prints a markdown table; logs go to WORK_DIR.
 #
 #   results/ccp_extended_compare.sh [WORK_DIR [EPOCHS]]      (CCP_DIR: the CCP copy)
-#   Environment: BUILD_DIR (default build), MODES (default "none trained injected"),
+#   Environment: BUILD_DIR (default build), MODES (default "none trained injected"; also
+#   injected_tags: injected, with CCP's 1094 tag-only photos' train split as data.tags_dataset),
 #   THREADS (train.threads, default 0 = all cores), PRECISION (default auto).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,14 +33,21 @@ echo "|---|---|---|---|---|---|---|---|---|"
 value() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 for mode in $modes; do
   run="$work/$mode"
+  branches=$mode
+  tags=()
+  if [[ $mode == injected_tags ]]; then
+    branches=injected
+    tags=("data.tags_dataset=$work/ccp4_192x128_tags.h5")
+  fi
   start=$(date +%s)
   "$build/train" "$repo/jobs/ccp_r18_small.ini" "data.dataset=$dataset" data.limit=0 \
     data.val_limit=0 "train.epochs=$epochs" train.lr=1e-3 train.warmup=0.1 \
-    "train.threads=${THREADS:-0}" "model.precision=${PRECISION:-auto}" "model.branches=$mode" \
-    model.inject_blocks=0 "checkpoint.dir=$run" checkpoint.resume=no >"$work/$mode.train.log"
+    "train.threads=${THREADS:-0}" "model.precision=${PRECISION:-auto}" "model.branches=$branches" \
+    model.inject_blocks=0 "${tags[@]}" "checkpoint.dir=$run" checkpoint.resume=no \
+    >"$work/$mode.train.log"
   seconds=$(($(date +%s) - start))
   extra=()
-  [[ $mode == injected ]] && extra=(--ground-truth-injection)
+  [[ $branches == injected ]] && extra=(--ground-truth-injection)
   "$build/evaluate" --checkpoint "$run/best.h5" --data "$dataset" --split test \
     --threads "${THREADS:-0}" --precision "${PRECISION:-auto}" "${extra[@]}" \
     >"$work/$mode.evaluate.log"
