@@ -64,8 +64,12 @@ typedef struct mat_buffer {
   const char *name; /* "the file", "the element compressed at byte N" */
 } mat_buffer;
 
+/* What a run of data elements may hold: the file's variables (matrices, compressed or not),
+ * a compressed element's variable (a matrix), a matrix's subelements (anything). */
+typedef enum mat_level { MAT_FILE, MAT_INFLATED, MAT_SUBELEMENTS } mat_level;
+
 static int check_elements(const mat_check *m, const mat_buffer *b, size_t offset, size_t end,
-                          int depth, const char *container);
+                          int depth, const char *container, mat_level level);
 
 /* Inflates a compressed element's zlib stream whole (at most MAT_BYTES_MAX bytes) and checks
  * the elements inside it: libmatio inflates it itself and trusts what it finds. */
@@ -90,7 +94,7 @@ static int check_compressed(const mat_check *m, const unsigned char *data, size_
   int result;
   if (status == Z_STREAM_END) {
     mat_buffer inflated = {out, name};
-    result = check_elements(m, &inflated, 0, used, depth + 1, name);
+    result = check_elements(m, &inflated, 0, used, depth + 1, name, MAT_INFLATED);
   } else if (status == Z_OK) {
     result = refuse(m, "%s inflates to more than %zu MiB", name, MAT_BYTES_MAX >> 20);
   } else {
@@ -185,7 +189,7 @@ static int check_matrix_layout(const mat_check *m, const mat_buffer *b, size_t o
  * them: a dimensions field declaring 4 GB in a 600-byte file made it ask for 8 GB). Returns 0
  * or -1 with the error. */
 static int check_elements(const mat_check *m, const mat_buffer *b, size_t offset, size_t end,
-                          int depth, const char *container) {
+                          int depth, const char *container, mat_level level) {
   if (depth > MAT_NESTING_MAX)
     return refuse(m, "matrices or compressed elements nested deeper than %d at byte %zu of %s",
                   MAT_NESTING_MAX, offset, b->name);
@@ -195,6 +199,15 @@ static int check_elements(const mat_check *m, const mat_buffer *b, size_t offset
                     b->name);
     uint32_t type = tag_word(b->data + offset, m->big);
     uint32_t bytes = tag_word(b->data + offset + 4, m->big);
+    /* libmatio reads any other element where a variable belongs as one (a double array there
+     * made it ask for 6 GB) */
+    if (level != MAT_SUBELEMENTS &&
+        !(type == MAT_MATRIX || (level == MAT_FILE && type == MAT_COMPRESSED)))
+      return refuse(m,
+                    "the data element at byte %zu of %s is of type %u where a variable (a %s) "
+                    "belongs",
+                    offset, b->name, type & 0xffff,
+                    level == MAT_FILE ? "matrix, compressed or not" : "matrix");
     if (type >> 16 != 0) { /* small element: its data is inside the tag */
       offset += 8;
       continue;
@@ -204,9 +217,9 @@ static int check_elements(const mat_check *m, const mat_buffer *b, size_t offset
                     "truncated: the data element at byte %zu of %s declares %u bytes but %s "
                     "ends at byte %zu",
                     offset, b->name, bytes, container, end);
-    if (type == MAT_MATRIX &&
-        (check_elements(m, b, offset + 8, offset + 8 + bytes, depth + 1, "its matrix") ||
-         check_matrix_layout(m, b, offset + 8, bytes)))
+    if (type == MAT_MATRIX && (check_elements(m, b, offset + 8, offset + 8 + bytes, depth + 1,
+                                              "its matrix", MAT_SUBELEMENTS) ||
+                               check_matrix_layout(m, b, offset + 8, bytes)))
       return -1;
     if (type == MAT_COMPRESSED) {
       char name[128];
@@ -240,8 +253,8 @@ static int check_v5_complete(FILE *file, const char *path, char *error, size_t e
   m.big = big;
   int result;
   if ((little || big) && version == 0x0100)
-    result =
-        check_elements(&m, &(mat_buffer){data, "the file"}, 128, (size_t)length, 0, "the file");
+    result = check_elements(&m, &(mat_buffer){data, "the file"}, 128, (size_t)length, 0, "the file",
+                            MAT_FILE);
   else if ((little || big) && version == 0x0200)
     result = 0; /* 7.3: an HDF5 file, HDF5's to check */
   else          /* libmatio would try it as a version 4 file, sizing buffers from any 20 bytes */

@@ -142,13 +142,15 @@ static void expect_patched_refused(const char *uncompressed, const char *name, s
 /* Matrices whose headers libmatio sizes allocations from, refused before it reads them (found
  * by tests/fuzz): a dimensions field declaring 4 GB inside a small file (it asked for 8 GB), a
  * negative dimension (-3 x 2044 asked for 70 TB), a cell whose element is not a matrix (2 GB),
- * a header without version and endian indicator (read as a version 4 file: a 10 s memset). */
+ * a header without version and endian indicator (read as a version 4 file: a 10 s memset), a
+ * double array where a variable belongs (6 GB). */
 static void test_mat_hostile_headers(const char *uncompressed) {
   expect_patched_refused(uncompressed, "nested_dims.mat", 156, 0xF9000008u, "its matrix ends");
   expect_patched_refused(uncompressed, "negative_dims.mat", 160, (uint32_t)-3, "dimension 1 = -3");
   expect_patched_refused(uncompressed, "cell_of_doubles.mat", 192, 9,
                          "does not hold the data of its 3 elements");
   expect_patched_refused(uncompressed, "version_4.mat", 124, 0, "not a MATLAB version 5");
+  expect_patched_refused(uncompressed, "double_as_variable.mat", 128, 9, "where a variable");
 }
 
 /* The uncompressed file's data elements (after the 128-byte header) compressed into one
