@@ -22,7 +22,7 @@ void string_table_add(string_table *t, const char *s, size_t length) {
     t->text = resize(t->text, t->text_capacity);
   }
   if (t->count == t->capacity) {
-    t->capacity = t->capacity ? 2 * t->capacity : STRING_TABLE_BLOCK;
+    t->capacity = t->capacity ? 2 * t->capacity : 1024;
     t->offsets = resize(t->offsets, (size_t)t->capacity * sizeof *t->offsets);
     t->block_starts =
         resize(t->block_starts, (size_t)block_count(t->capacity) * sizeof *t->block_starts);
