@@ -64,17 +64,8 @@ int main(int argc, char **argv) {
                         .compute = FP_F32,
                         .mode = UNET_INFERENCE};
   unet *m = unet_create(test_backend(), &config, 1);
-  loader_config lc = {.path = data,
-                      .split = 0,
-                      .batch_size = 1,
-                      .rank = 0,
-                      .world_size = 1,
-                      .seed = 7,
-                      .shuffle = 1,
-                      .augment = NULL,
-                      .limit = 0,
-                      .keep_partial = 0,
-                      .pad_label = 255};
+  loader_config lc = {
+      .path = data, .batch_size = 1, .world_size = 1, .seed = 7, .shuffle = 1, .pad_label = 255};
   loader *ld = loader_open(&lc);
   long batches = 0;
   checkpoint_info info = {.arch = UNET_R18, .classes = CLASSES, .height = SIZE, .width = SIZE};

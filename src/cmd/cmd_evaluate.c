@@ -415,11 +415,7 @@ int main(int argc, char **argv) {
   loader_config lc = {.path = data_path,
                       .split = split,
                       .batch_size = batch,
-                      .rank = 0,
                       .world_size = 1,
-                      .seed = 0,
-                      .shuffle = 0,
-                      .augment = 0,
                       .limit = limit,
                       .keep_partial = 1,
                       .pad_label = 255};

@@ -228,7 +228,6 @@ static void log_step(trainer *t, long epoch, const step_losses *loss, const step
 
 static void open_loaders(trainer *t) {
   loader_config train_lc = {.path = t->cfg.dataset,
-                            .split = 0,
                             .batch_size = t->cfg.batch,
                             .rank = t->rank,
                             .world_size = t->world_size,
@@ -246,8 +245,6 @@ static void open_loaders(trainer *t) {
                           .rank = t->rank,
                           .world_size = t->world_size,
                           .seed = t->cfg.seed,
-                          .shuffle = 0,
-                          .augment = 0,
                           .limit = t->cfg.val_limit,
                           .keep_partial = 1,
                           .pad_label = (uint8_t)t->cfg.ignore_label};

@@ -25,16 +25,11 @@ int main(int argc, char **argv) {
   augment_settings all;
   augment_preset("all", &all);
   loader_config cfg = {.path = argv[1],
-                       .split = 0,
                        .batch_size = batch,
-                       .rank = 0,
                        .world_size = 1,
                        .seed = 1,
                        .shuffle = 1,
-                       .augment = augment ? &all : NULL,
-                       .limit = 0,
-                       .keep_partial = 0,
-                       .pad_label = 0};
+                       .augment = augment ? &all : NULL};
   loader *l = loader_open(&cfg);
   printf("%s: %lld train images, batch %d, augment %d, %lld batches per epoch\n", argv[1],
          (long long)loader_images(l), batch, augment, (long long)loader_batches_per_epoch(l));

@@ -94,9 +94,7 @@ static void record_epoch(const char *path, int split, int batch, int rank, int r
                        .seed = 11,
                        .shuffle = shuffle,
                        .augment = augment,
-                       .limit = limit,
-                       .keep_partial = 0,
-                       .pad_label = 0};
+                       .limit = limit};
   loader *l = loader_open(&cfg);
   loader_start_epoch(l, epoch);
   loader_batch b;
@@ -184,17 +182,8 @@ static void test_order_split_limit(const char *path) {
 }
 
 static void test_normalisation_and_restart(const char *path) {
-  loader_config cfg = {.path = path,
-                       .split = -1,
-                       .batch_size = 3,
-                       .rank = 0,
-                       .world_size = 1,
-                       .seed = 5,
-                       .shuffle = 1,
-                       .augment = 0,
-                       .limit = 0,
-                       .keep_partial = 0,
-                       .pad_label = 0};
+  loader_config cfg = {
+      .path = path, .split = -1, .batch_size = 3, .world_size = 1, .seed = 5, .shuffle = 1};
   loader *l = loader_open(&cfg);
   fp_dataset *ds = dataset_open(path);
   static uint8_t image[H * W * 3], mask[H * W];
@@ -280,14 +269,10 @@ static void test_augmentation(const char *path) {
   loader_config cfg = {.path = path,
                        .split = -1,
                        .batch_size = 4,
-                       .rank = 0,
                        .world_size = 1,
                        .seed = 11,
                        .shuffle = 1,
-                       .augment = &all_on,
-                       .limit = 0,
-                       .keep_partial = 0,
-                       .pad_label = 0};
+                       .augment = &all_on};
   loader *l = loader_open(&cfg);
   int64_t interior = 0, labelled = 0;
   int changed = 0;
