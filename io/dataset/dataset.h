@@ -54,7 +54,8 @@ typedef struct dataset_info {
   const char *label_map, *source, *tool_version;
   int has_masks;
   dataset_compression image_compression; /* /images; /masks always use zstd */
-  int has_garments; /* /items, /pair_id, /source (DeepFashion2's retrieval data) */
+  int has_garments;  /* /items, /pair_id, /source (DeepFashion2's retrieval data) */
+  int has_instances; /* /instances, /attribute_ids (iMaterialist's attributes) */
 } dataset_info;
 
 /* One garment of a photo with its box, a row of /items (DeepFashion2's
@@ -65,6 +66,14 @@ typedef struct dataset_garment {
   float source_box[4]; /* x1, y1, x2, y2 in the photo's pixels */
   float box[4];        /* the same in the letterboxed H x W image */
 } dataset_garment;
+
+/* One annotated instance of a photo (an iMaterialist train.csv row), a row of /instances: its
+ * category before the label map and how many of the item's attribute ids are its own (the
+ * item's instances take the ids in order). */
+typedef struct dataset_instance {
+  int32_t category_id;
+  int32_t attribute_count;
+} dataset_instance;
 
 typedef struct dataset_item {
   const char *id;        /* source name, shorter than DATASET_ID_LENGTH */
@@ -79,6 +88,10 @@ typedef struct dataset_item {
   int32_t garment_count;
   int32_t pair_id;
   int32_t photo_source; /* 0 shop, 1 user */
+  /* only with has_instances: */
+  const dataset_instance *instances; /* [instance_count] */
+  int32_t instance_count;
+  const int32_t *attribute_ids; /* [sum of the instances' attribute_count] */
 } dataset_item;
 
 typedef struct dataset_split_options {

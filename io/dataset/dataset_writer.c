@@ -20,10 +20,13 @@ struct dataset_writer {
   char path[PATH_MAX], temp_path[PATH_MAX];
   dataset_info info;
   hid_t file, images, masks, tags, ids, source_size, letterbox_table;
-  hid_t items, pair_ids, photo_sources, item_file_type, item_memory_type; /* has_garments */
+  hid_t items, pair_ids, photo_sources, item_file_type, item_memory_type;   /* has_garments */
+  hid_t instances, attribute_ids, instance_file_type, instance_memory_type; /* has_instances */
   int64_t count, capacity;
-  int64_t item_count; /* rows of /items */
-  uint8_t *all_tags;  /* [capacity][num_classes], kept for the split */
+  int64_t item_count;         /* rows of /items */
+  int64_t instance_count;     /* rows of /instances */
+  int64_t attribute_id_count; /* rows of /attribute_ids */
+  uint8_t *all_tags;          /* [capacity][num_classes], kept for the split */
   int64_t skipped_count;
   char (*skipped_ids)[DATASET_ID_LENGTH];
   char (*skipped_reasons)[DATASET_REASON_LENGTH];
@@ -133,6 +136,33 @@ static hid_t item_row_type(const char *path, hid_t int64_type, hid_t int32_type,
   return type;
 }
 
+/* The /instances row: the image's row in /images, the instance's category and where its
+ * attribute ids lie in /attribute_ids. */
+typedef struct instance_row {
+  int64_t image;
+  int32_t category_id;
+  int32_t attribute_count;
+  int64_t attribute_start;
+} instance_row;
+
+static hid_t instance_row_type(const char *path, hid_t int64_type, hid_t int32_type) {
+  hid_t type = H5_ID(H5Tcreate(H5T_COMPOUND, sizeof(instance_row)), "%s: /instances", path);
+  struct {
+    const char *name;
+    size_t offset;
+    hid_t type;
+  } fields[] = {
+      {"image", offsetof(instance_row, image), int64_type},
+      {"category_id", offsetof(instance_row, category_id), int32_type},
+      {"attribute_count", offsetof(instance_row, attribute_count), int32_type},
+      {"attribute_start", offsetof(instance_row, attribute_start), int64_type},
+  };
+  for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++)
+    H5_OK(H5Tinsert(type, fields[f].name, fields[f].offset, fields[f].type),
+          "%s: /instances field %s", path, fields[f].name);
+  return type;
+}
+
 dataset_writer *dataset_create(const char *path, const dataset_info *info) {
   FP_CHECK(info->height > 0 && info->width > 0 && info->num_classes > 0 && info->num_classes < 255,
            "%s: %dx%d images with %d classes", path, info->height, info->width, info->num_classes);
@@ -171,6 +201,14 @@ dataset_writer *dataset_create(const char *path, const dataset_info *info) {
         create_growing(w, "/pair_id", H5T_STD_I32LE, 1, NULL, ROW_CHUNK, DATASET_COMPRESSION_NONE);
     w->photo_sources =
         create_growing(w, "/source", H5T_STD_U8LE, 1, NULL, ROW_CHUNK, DATASET_COMPRESSION_NONE);
+  }
+  if (info->has_instances) {
+    w->instance_file_type = instance_row_type(w->temp_path, H5T_STD_I64LE, H5T_STD_I32LE);
+    w->instance_memory_type = instance_row_type(w->temp_path, H5T_NATIVE_INT64, H5T_NATIVE_INT32);
+    w->instances = create_growing(w, "/instances", w->instance_file_type, 1, NULL, ROW_CHUNK,
+                                  DATASET_COMPRESSION_NONE);
+    w->attribute_ids = create_growing(w, "/attribute_ids", H5T_STD_I32LE, 1, NULL, ROW_CHUNK,
+                                      DATASET_COMPRESSION_NONE);
   }
   return w;
 }
@@ -214,6 +252,30 @@ static void append_garments(dataset_writer *w, const dataset_item *item) {
   free(rows);
 }
 
+static void append_instances(dataset_writer *w, const dataset_item *item) {
+  FP_CHECK(item->instance_count >= 0, "%s: item %s has %d instances", w->temp_path, item->id,
+           item->instance_count);
+  if (item->instance_count == 0) return;
+  instance_row *rows = fp_calloc((size_t)item->instance_count, sizeof *rows);
+  int64_t attribute_ids = 0;
+  for (int i = 0; i < item->instance_count; i++) {
+    const dataset_instance *in = &item->instances[i];
+    FP_CHECK(in->attribute_count >= 0, "%s: item %s, instance %d has %d attribute ids",
+             w->temp_path, item->id, i, in->attribute_count);
+    rows[i] = (instance_row){w->count, in->category_id, in->attribute_count,
+                             w->attribute_id_count + attribute_ids};
+    attribute_ids += in->attribute_count;
+  }
+  append_rows(w, w->instances, "/instances", w->instance_memory_type, w->instance_count,
+              item->instance_count, rows);
+  if (attribute_ids)
+    append_rows(w, w->attribute_ids, "/attribute_ids", H5T_NATIVE_INT32, w->attribute_id_count,
+                attribute_ids, item->attribute_ids);
+  w->instance_count += item->instance_count;
+  w->attribute_id_count += attribute_ids;
+  free(rows);
+}
+
 void dataset_append(dataset_writer *w, const dataset_item *item) {
   FP_CHECK(strlen(item->id) < DATASET_ID_LENGTH, "%s: id '%s' longer than %d characters",
            w->temp_path, item->id, DATASET_ID_LENGTH - 1);
@@ -238,6 +300,7 @@ void dataset_append(dataset_writer *w, const dataset_item *item) {
   append_rows(w, w->letterbox_table, "/letterbox", H5T_NATIVE_FLOAT, w->count, 1, box);
   H5Tclose(id_type);
   if (w->info.has_garments) append_garments(w, item);
+  if (w->info.has_instances) append_instances(w, item);
   if (w->count == w->capacity) {
     w->capacity = w->capacity ? 2 * w->capacity : 256;
     w->all_tags = realloc(w->all_tags, (size_t)w->capacity * (size_t)w->info.num_classes);
@@ -363,13 +426,18 @@ void dataset_finish(dataset_writer *w, const dataset_split_options *split,
   free(splits);
   write_skipped(w);
   write_attributes(w, split);
-  hid_t tables[] = {w->images,          w->masks, w->tags,     w->ids,          w->source_size,
-                    w->letterbox_table, w->items, w->pair_ids, w->photo_sources};
+  hid_t tables[] = {w->images,        w->masks,           w->tags,         w->ids,
+                    w->source_size,   w->letterbox_table, w->items,        w->pair_ids,
+                    w->photo_sources, w->instances,       w->attribute_ids};
   for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
     if (tables[t] > 0) H5_OK(H5Dclose(tables[t]), "%s: close", w->temp_path);
   if (w->info.has_garments) {
     H5_OK(H5Tclose(w->item_file_type), "%s: /items type", w->temp_path);
     H5_OK(H5Tclose(w->item_memory_type), "%s: /items type", w->temp_path);
+  }
+  if (w->info.has_instances) {
+    H5_OK(H5Tclose(w->instance_file_type), "%s: /instances type", w->temp_path);
+    H5_OK(H5Tclose(w->instance_memory_type), "%s: /instances type", w->temp_path);
   }
   H5_OK(H5Fclose(w->file), "%s: close", w->temp_path);
   free(w->all_tags);

@@ -29,8 +29,8 @@ static void ccp_open(ingest_source *s, const char *labels) {
   labelmap_load(&s->map, labels, source_names, source_count);
   mat_free_strings(source_names, source_count);
   s->set_count = 2;
-  s->sets[SET_ANNOTATED] = (ingest_set){"annotated", "", 1, 0, 0, NULL};
-  s->sets[SET_TAGS_ONLY] = (ingest_set){"tag-only", "_tags", 0, 0, 0, NULL};
+  s->sets[SET_ANNOTATED] = (ingest_set){.kind = "annotated", .suffix = "", .has_masks = 1};
+  s->sets[SET_TAGS_ONLY] = (ingest_set){.kind = "tag-only", .suffix = "_tags"};
   snprintf(path, sizeof path, "%s/annotations/pixel-level", s->root);
   ingest_list_ids(path, ".mat", 1, &s->sets[SET_ANNOTATED]);
   snprintf(path, sizeof path, "%s/annotations/image-level", s->root);

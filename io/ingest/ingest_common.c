@@ -10,7 +10,7 @@
 #include "ingest_source.h"
 #include "jpeg_io.h"
 
-/* Garments follow the fixed part at this alignment. */
+/* Garments, instances and attribute ids follow the fixed part at this alignment. */
 #define GARMENT_ALIGNMENT 8
 
 void ingest_buffer_init(ingest_buffer *b, int height, int width, int num_classes) {
@@ -37,10 +37,26 @@ void ingest_buffer_attach(ingest_buffer *b) {
   b->image = b->bytes + sizeof(ingest_header);
   b->mask = b->image + pixels * 3;
   b->tags = b->mask + pixels;
+  const ingest_header *h = b->header;
+  FP_CHECK(h->garment_count >= 0 && h->instance_count >= 0 && h->attribute_id_count >= 0 &&
+               b->size == b->fixed_size + (size_t)h->garment_count * sizeof(dataset_garment) +
+                              (size_t)h->instance_count * sizeof(dataset_instance) +
+                              (size_t)h->attribute_id_count * sizeof(int32_t),
+           "ingest: an item of %zu bytes does not hold %d garments, %d instances and %d "
+           "attribute ids",
+           b->size, h->garment_count, h->instance_count, h->attribute_id_count);
   b->garments = (dataset_garment *)(b->bytes + b->fixed_size);
-  int32_t count = b->header->garment_count;
-  FP_CHECK(count >= 0 && b->size == b->fixed_size + (size_t)count * sizeof(dataset_garment),
-           "ingest: an item of %zu bytes does not hold %d garments", b->size, count);
+  b->instances = (dataset_instance *)(b->garments + h->garment_count);
+  b->attribute_ids = (int32_t *)(b->instances + h->instance_count);
+  int64_t attribute_ids = 0;
+  for (int i = 0; i < h->instance_count; i++) {
+    FP_CHECK(b->instances[i].attribute_count >= 0, "ingest: instance %d has %d attribute ids", i,
+             b->instances[i].attribute_count);
+    attribute_ids += b->instances[i].attribute_count;
+  }
+  FP_CHECK(attribute_ids == h->attribute_id_count,
+           "ingest: the instances have %lld attribute ids, the item %d", (long long)attribute_ids,
+           h->attribute_id_count);
 }
 
 void ingest_buffer_reset(ingest_buffer *b) {
@@ -64,11 +80,31 @@ void ingest_buffer_receive_size(ingest_buffer *b, size_t size) {
 }
 
 void ingest_add_garment(ingest_buffer *b, const dataset_garment *garment) {
+  FP_CHECK(b->header->instance_count == 0, "ingest: an item with instances gets a garment");
   reserve(b, b->size + sizeof *garment);
   b->size += sizeof *garment;
   int32_t index = ((ingest_header *)b->bytes)->garment_count++;
   ingest_buffer_attach(b);
   b->garments[index] = *garment;
+}
+
+void ingest_add_instance(ingest_buffer *b, int32_t category_id, const int32_t *attribute_ids,
+                         int32_t attribute_count) {
+  FP_CHECK(b->header->garment_count == 0, "ingest: an item with garments gets an instance");
+  size_t ids_bytes = (size_t)b->header->attribute_id_count * sizeof(int32_t);
+  reserve(b, b->size + sizeof(dataset_instance) + (size_t)attribute_count * sizeof(int32_t));
+  /* the item's attribute ids move up to make room for the instance */
+  unsigned char *ids = b->bytes + b->size - ids_bytes;
+  memmove(ids + sizeof(dataset_instance), ids, ids_bytes);
+  if (attribute_count)
+    memcpy(ids + sizeof(dataset_instance) + ids_bytes, attribute_ids,
+           (size_t)attribute_count * sizeof(int32_t));
+  memcpy(ids, &(dataset_instance){category_id, attribute_count}, sizeof(dataset_instance));
+  b->size += sizeof(dataset_instance) + (size_t)attribute_count * sizeof(int32_t);
+  ingest_header *h = (ingest_header *)b->bytes;
+  h->instance_count++;
+  h->attribute_id_count += attribute_count;
+  ingest_buffer_attach(b);
 }
 
 int ingest_fail(ingest_buffer *b, const char *fmt, ...) {

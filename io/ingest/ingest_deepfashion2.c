@@ -39,7 +39,7 @@ static void deepfashion2_open(ingest_source *s, const char *labels) {
   FP_CHECK(s->map.target[0] >= 0 || s->map.target[0] == LABELMAP_IGNORE,
            "label map %s: source class 0 (background) must map to a class or ignore", s->map.path);
   s->set_count = 1;
-  s->sets[0] = (ingest_set){"annotated", "", 1, 1, 0, NULL};
+  s->sets[0] = (ingest_set){.kind = "annotated", .suffix = "", .has_masks = 1, .has_garments = 1};
   snprintf(path, sizeof path, "%s/annos", s->root);
   ingest_list_ids(path, ".json", 0, &s->sets[0]);
   FP_CHECK(s->sets[0].count > 0, "%s: no .json files (is --root a DeepFashion2 directory?)", path);

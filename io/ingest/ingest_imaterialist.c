@@ -8,8 +8,8 @@
  * The header tells the two apart (AttributesIds or not); an ImageId's ".jpg"
  * is dropped wherever it is present, so either release gives the same ids.
  * Attribute ids are checked (syntax, and against `attributes` when the json
- * has it) but not stored. The label map sees source class 0 as background
- * and category c as c + 1. Overlaps: the smaller instance wins. */
+ * has it) and stored with each row's category (/instances, /attribute_ids). The label map sees
+ * source class 0 as background and category c as c + 1. Overlaps: the smaller instance wins. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,7 +223,7 @@ static void imaterialist_open(ingest_source *s, const char *labels) {
   FP_CHECK(s->map.target[0] >= 0 || s->map.target[0] == LABELMAP_IGNORE,
            "label map %s: source class 0 (background) must map to a class or ignore", s->map.path);
   s->set_count = 1;
-  s->sets[0] = (ingest_set){"annotated", "", 1, 0, 0, NULL};
+  s->sets[0] = (ingest_set){.kind = "annotated", .suffix = "", .has_masks = 1, .has_instances = 1};
   snprintf(x->csv_path, sizeof x->csv_path, "%s/train.csv", s->root);
   index_rows(x, &s->sets[0]);
   FP_CHECK(s->sets[0].count > 0, "%s: no rows after the header", x->csv_path);
@@ -251,13 +251,24 @@ static long parse_count(const char **text) {
   return value;
 }
 
-/* Checks a list of attribute ids, `separator` between them: "28_48" (2019,
- * ClassId after its category and '_') or "115,136" (2020's AttributesIds, which
- * may be empty). Returns 0; -1 when the list is malformed; -2 with *unknown
- * set to an id that label_descriptions.json does not list. */
-static int check_attributes(const imaterialist_index *x, const char *text, char separator,
-                            long *unknown) {
+/* One train.csv row: its category, attribute ids and mask. */
+typedef struct instance {
+  long category;
+  int16_t target;
+  int32_t *attribute_ids;
+  int32_t attribute_count;
+  rle_run *runs;
+  int64_t run_count, area;
+} instance;
+
+/* Reads a list of attribute ids, `separator` between them, into out->attribute_ids: "28_48"
+ * (2019, ClassId after its category and '_') or "115,136" (2020's AttributesIds, which may be
+ * empty). Returns 0; -1 when the list is malformed; -2 with *unknown set to an id that
+ * label_descriptions.json does not list. */
+static int read_attributes_of(const imaterialist_index *x, const char *text, char separator,
+                              instance *out, long *unknown) {
   if (!*text && separator == ',') return 0;
+  out->attribute_ids = fp_malloc((strlen(text) / 2 + 1) * sizeof *out->attribute_ids);
   for (;;) {
     long id = parse_count(&text);
     if (id < 0) return -1;
@@ -266,15 +277,16 @@ static int check_attributes(const imaterialist_index *x, const char *text, char 
       *unknown = id;
       return -2;
     }
+    out->attribute_ids[out->attribute_count++] = (int32_t)id;
     if (*text == '\0') return 0;
     if (*text++ != separator) return -1;
   }
 }
 
-/* The category of a row and the check of its attributes (ClassId's tail in
- * 2019, AttributesIds in 2020); -1 with the reason set. */
-static long parse_class(const imaterialist_index *x, const csv_record *record, long line,
-                        ingest_buffer *b) {
+/* The category and attribute ids of a row (ClassId's tail in 2019, AttributesIds in 2020) into
+ * out; -1 with the reason set. */
+static int parse_class(const imaterialist_index *x, const csv_record *record, long line,
+                       instance *out, ingest_buffer *b) {
   const char *path = x->csv_path, *class_text = record->fields[x->columns[COLUMN_CLASS]];
   const char *text = class_text, *attributes, *column;
   long category = parse_count(&text);
@@ -300,7 +312,7 @@ static long parse_class(const imaterialist_index *x, const csv_record *record, l
     return ingest_fail(b, "%s:%ld: unknown class id %ld (label_descriptions.json has 0..%d)", path,
                        line, category, x->category_count - 1);
   long unknown = -1;
-  int status = attributes ? check_attributes(x, attributes, separator, &unknown) : 0;
+  int status = attributes ? read_attributes_of(x, attributes, separator, out, &unknown) : 0;
   if (status == -1 && x->layout == LAYOUT_2020)
     return ingest_fail(b, "%s:%ld: AttributesIds '%s' is not empty or <attribute>[,<attribute>...]",
                        path, line, attributes);
@@ -313,20 +325,14 @@ static long parse_class(const imaterialist_index *x, const csv_record *record, l
                        "attributes",
                        path, line, column, x->layout == LAYOUT_2020 ? attributes : class_text,
                        unknown);
-  return category;
+  out->category = category;
+  return 0;
 }
 
 static long parse_side(const char *text) {
   long value = parse_count(&text);
   return *text == '\0' && value >= 1 && value <= MAX_SIDE ? value : -1;
 }
-
-typedef struct instance {
-  long category;
-  int16_t target;
-  rle_run *runs;
-  int64_t run_count, area;
-} instance;
 
 /* The image's size as its rows give it, the first row's line for messages. */
 typedef struct image_size {
@@ -352,8 +358,7 @@ static int read_instance(const ingest_source *s, const row_ref *ref, image_size 
   if (height != size->height || width != size->width)
     return ingest_fail(b, "%s:%ld: Height x Width %ldx%ld differs from %ldx%ld on line %ld", path,
                        ref->line, height, width, size->height, size->width, size->line);
-  out->category = parse_class(x, &record, ref->line, b);
-  if (out->category < 0) return -1;
+  if (parse_class(x, &record, ref->line, out, b)) return -1;
   out->target = s->map.target[out->category + 1];
   if (out->target == LABELMAP_UNKNOWN)
     return ingest_fail(b, "%s:%ld: class id %ld (%s) is not in label map %s", path, ref->line,
@@ -408,10 +413,16 @@ static void imaterialist_process(const ingest_source *s, int set, int64_t index,
       paint(s, instances, count, (int)size.height, (int)size.width, labels);
       ingest_store_mask(b, labels);
       free(labels);
+      for (int i = 0; i < count; i++)
+        ingest_add_instance(b, (int32_t)instances[i].category, instances[i].attribute_ids,
+                            instances[i].attribute_count);
       b->header->status = INGEST_OK;
     }
   }
-  for (int i = 0; i < count; i++) free(instances[i].runs);
+  for (int i = 0; i < count; i++) {
+    free(instances[i].runs);
+    free(instances[i].attribute_ids);
+  }
   free(instances);
 }
 

@@ -22,36 +22,43 @@ typedef enum ingest_status {
 } ingest_status;
 
 /* One processed item as it travels from the rank that decoded it to rank 0:
- * this header, then image [H,W,3], mask [H,W], tags [K], garments [n]. */
+ * this header, then image [H,W,3], mask [H,W], tags [K], garments [n],
+ * instances [m], attribute ids [a] (a = the instances' attribute counts summed). */
 typedef struct ingest_header {
   int32_t status; /* ingest_status */
   int32_t source_height, source_width;
   letterbox box;
   int32_t garment_count, pair_id, photo_source;
+  int32_t instance_count, attribute_id_count;
   char reason[DATASET_REASON_LENGTH];
 } ingest_header;
 
 typedef struct ingest_buffer {
   unsigned char *bytes;
-  size_t size;     /* bytes in use: the fixed part and garment_count garments */
+  size_t size;     /* bytes in use: the fixed part, garments, instances and attribute ids */
   size_t capacity; /* bytes allocated */
   size_t fixed_size;
   int height, width, num_classes;
   ingest_header *header;
   uint8_t *image, *mask, *tags;
   dataset_garment *garments;
+  dataset_instance *instances;
+  int32_t *attribute_ids;
 } ingest_buffer;
 
 void ingest_buffer_init(ingest_buffer *b, int height, int width, int num_classes);
 void ingest_buffer_free(ingest_buffer *b);
-/* Clears the header, the tags and the garments before the next item. */
+/* Clears the header, the tags, the garments and the instances before the next item. */
 void ingest_buffer_reset(ingest_buffer *b);
 /* Makes room for a received item of `size` bytes and sets b->size. */
 void ingest_buffer_receive_size(ingest_buffer *b, size_t size);
-/* Points header, image, ... into bytes again and checks the garment count
- * against the size (after receiving). */
+/* Points header, image, ... into bytes again and checks the garment, instance and
+ * attribute id counts against the size and each other (after receiving). */
 void ingest_buffer_attach(ingest_buffer *b);
+/* An item holds garments or instances, not both. */
 void ingest_add_garment(ingest_buffer *b, const dataset_garment *garment);
+void ingest_add_instance(ingest_buffer *b, int32_t category_id, const int32_t *attribute_ids,
+                         int32_t attribute_count);
 /* Marks the item bad with the reason (cut to the reason's length); returns -1. */
 int ingest_fail(ingest_buffer *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -71,7 +78,7 @@ void ingest_order_by_area(const int64_t *areas, int count, int *order);
 typedef struct ingest_set {
   const char *kind;   /* "annotated" or "tag-only": progress and summary */
   const char *suffix; /* output FILE.h5 -> FILE<suffix>.h5 ("" for the main file) */
-  int has_masks, has_garments;
+  int has_masks, has_garments, has_instances;
   int64_t count;                  /* items, sorted by id */
   char (*ids)[DATASET_ID_LENGTH]; /* [count] */
 } ingest_set;

@@ -200,7 +200,8 @@ static void write_set(const ingest_run *r, int set, const char *path, ingest_buf
                        .tool_version = INGEST_TOOL_VERSION,
                        .has_masks = items->has_masks,
                        .image_compression = dataset_default_image_compression(),
-                       .has_garments = items->has_garments};
+                       .has_garments = items->has_garments,
+                       .has_instances = items->has_instances};
   dataset_writer *writer = dataset_create(path, &info);
   double start = seconds_now(), last_print = start;
   int64_t skipped = 0, excluded = 0;
@@ -219,7 +220,10 @@ static void write_set(const ingest_run *r, int set, const char *path, ingest_buf
                            .garments = b->garments,
                            .garment_count = h->garment_count,
                            .pair_id = h->pair_id,
-                           .photo_source = h->photo_source};
+                           .photo_source = h->photo_source,
+                           .instances = b->instances,
+                           .instance_count = h->instance_count,
+                           .attribute_ids = b->attribute_ids};
       dataset_append(writer, &item);
     } else if (h->status == INGEST_EXCLUDED) {
       excluded++;

@@ -1,8 +1,8 @@
-/* io/ingest/ingest_imaterialist.c with io/ingest/csv.c and io/ingest/rle.c: the input is train.csv, read with
- * a fixed label_descriptions.json and a label map using every kind of target; or, when
- * it holds a line "--csv--", label_descriptions.json, that line, then train.csv (with an
- * identity map, as the fuzzed categories can be any). The only photo is train/a.jpg,
- * PHOTO_HEIGHT x PHOTO_WIDTH. Every image listed is processed. */
+/* io/ingest/ingest_imaterialist.c with io/ingest/csv.c and io/ingest/rle.c: the input is train.csv,
+ * read with a fixed label_descriptions.json and a label map using every kind of target; or, when it
+ * holds a line "--csv--", label_descriptions.json, that line, then train.csv (with an identity map,
+ * as the fuzzed categories can be any). The only photo is train/a.jpg, PHOTO_HEIGHT x PHOTO_WIDTH.
+ * Every image listed is processed. */
 #include <stdlib.h>
 
 #include "harness_common.h"
@@ -65,6 +65,10 @@ static void process_all(imaterialist_case *c) {
     fuzz_require(h->status != INGEST_OK ||
                      (h->source_height == PHOTO_HEIGHT && h->source_width == PHOTO_WIDTH),
                  "an item is ingested only with its photo's size");
+    fuzz_require(h->status != INGEST_OK || h->instance_count >= 1,
+                 "an ingested item keeps its rows as instances");
+    for (int i = 0; h->status == INGEST_OK && i < h->instance_count; i++)
+      fuzz_require(c->buffer.instances[i].category_id >= 0, "an instance has a category");
   }
   ingest_buffer_free(&c->buffer);
 }

@@ -55,6 +55,8 @@ def check_schema(f, n, k, items, label_map):
     for name, (shape, dtype) in expected.items():
         assert f[name].shape == shape, (name, f[name].shape, shape)
         assert dtype is None or f[name].dtype == np.dtype(dtype), (name, f[name].dtype)
+    for absent in ("instances", "attribute_ids"):
+        assert absent not in f, f"/{absent} in a DeepFashion2 file"
     types = f["items"].dtype
     assert list(types.names) == ITEM_FIELDS, types.names
     assert types["image"] == np.dtype("<i8") and types["category_id"] == np.dtype("<i4")

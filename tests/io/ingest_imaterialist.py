@@ -12,8 +12,8 @@ Both releases' layouts: the checks above run on the 2019 (FGVC6) layout
 the 2020 (FGVC7) layout (ImageId "<id>", ClassId "<category>", AttributesIds
 "a,b"), in the 2019 layout with some ImageIds without ".jpg", and either
 layout with a UTF-8 byte order mark before the header give byte-identical
-files. Attribute ids are read in both layouts (an unknown or malformed one
-makes its image bad, with the line); a header that is neither layout stops
+files. Attribute ids are read in both layouts and stored per row (/instances,
+/attribute_ids; an unknown or malformed one makes its image bad, with the line); a header that is neither layout stops
 the run naming the file and the expected columns.
 Usage: ingest_imaterialist.py INGEST WRITE_JPEG PLUGIN_DIR WORK_DIR"""
 import json
@@ -56,6 +56,29 @@ def check_schema(f, n, k, label_map):
     assert set(np.unique(f["split"][()])) <= {0, 1, 2}
 
 
+def check_instances(f, images):
+    """/instances: every train.csv row of the images (the label map's drops and ignores too),
+    by image, rows in line order, with its category and attribute ids (/attribute_ids)."""
+    want = []
+    for row, image in enumerate(images):
+        for row_image, class_id, _, _ in s.imat_rows():
+            if row_image == image:
+                category, *attributes = class_id.split("_")
+                want.append((row, int(category), [int(a) for a in attributes]))
+    instances = f["instances"][()]
+    types = instances.dtype
+    assert types.names == ("image", "category_id", "attribute_count", "attribute_start"), types
+    assert [types[n] for n in types.names] == [np.dtype(d) for d in ("<i8", "<i4", "<i4", "<i8")]
+    ids = f["attribute_ids"][()]
+    assert ids.dtype == np.dtype("<i4") and len(ids) == sum(len(a) for _, _, a in want), ids
+    starts = np.concatenate([[0], np.cumsum(instances["attribute_count"])[:-1]])
+    np.testing.assert_array_equal(instances["attribute_start"], starts)
+    got = [(int(r["image"]), int(r["category_id"]),
+            ids[r["attribute_start"]:r["attribute_start"] + r["attribute_count"]].tolist())
+           for r in instances]
+    assert got == want, (got, want)
+
+
 def check_images(f, images, expected, k):
     """images: the ImageIds the file must hold, in order."""
     assert [i.decode() for i in f["ids"][()]] == images
@@ -72,6 +95,7 @@ def check_images(f, images, expected, k):
         np.testing.assert_array_equal(mask, s.place_nearest(labels, box, H, W), err_msg=image)
         np.testing.assert_array_equal(f["tags"][row], s.tags_of(labels, k), err_msg=image)
         s.check_photo(f, row, h, w, H, W)
+    check_instances(f, images)
 
 
 def check_46(root):
