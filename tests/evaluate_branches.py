@@ -29,9 +29,6 @@ import unet_twin  # noqa: E402
 from evaluate_metrics import (FAILURES, ccp_or_skip, check, import_h5py,  # noqa: E402
                               printed_value, run, section, tiny_ccp)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # io/image/normalise.c
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 def twin_outputs(h5py, checkpoint, data, classes):
     """(class probabilities, boxes, segmentation predictions with the truth injected, masks)."""
@@ -50,8 +47,8 @@ def twin_outputs(h5py, checkpoint, data, classes):
     with h5py.File(data, "r") as f:
         photos, masks = f["images"][()], f["masks"][()]
     x = torch.from_numpy(photos).double().permute(0, 3, 1, 2) / 255.0
-    x = (x - torch.tensor(IMAGENET_MEAN, dtype=torch.float64)[:, None, None]) / \
-        torch.tensor(IMAGENET_STD, dtype=torch.float64)[:, None, None]
+    x = (x - torch.tensor(unet_twin.IMAGENET_MEAN, dtype=torch.float64)[:, None, None]) / \
+        torch.tensor(unet_twin.IMAGENET_STD, dtype=torch.float64)[:, None, None]
     presence, _ = branches_twin.branch_targets(torch.from_numpy(masks), classes)
     with torch.no_grad():
         _, class_logits, box_logits = model(x)

@@ -37,6 +37,9 @@ import branches_twin  # noqa: E402  (next to this file)
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
 IGNORE_INDEX = 255
+# the photo normalisation of io/image/normalise.c: (RGB / 255 - mean) / std per channel
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 RESNET_LAYERS = {"r18": (2, 2, 2, 2), "r34": (3, 4, 6, 3)}
 # torchvision's VGG configurations: output channels per 3x3 conv, "M" a 2x2 max pool
 VGG_LAYERS = {
