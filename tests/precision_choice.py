@@ -58,7 +58,11 @@ def main():
             expect(code == 1 and "is not available on backend" in out,
                    f"{isa}: explicit bf16 was not refused with exit 1 and a reason")
     code, out = bench(build, "fp16")
-    expect(code == 1 and "must be auto, fp32 or bf16" in out, "an unknown precision was accepted")
+    expect(code == 1 and "precision fp16" in out and "is not available on backend cpu" in out and
+           "does not compute in f16" in out, "fp16 on the CPU was not refused with its reason")
+    code, out = bench(build, "fp8")
+    expect(code == 1 and "must be auto, fp32, bf16 or fp16" in out,
+           "an unknown precision was accepted")
     for failure in failures:
         print("FAIL:", failure)
     print("precision choice: " + ("FAIL" if failures else "ok"))

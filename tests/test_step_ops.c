@@ -152,7 +152,7 @@ static void check_norm_and_adam(rng *r, int decoupled) {
   float *dm = device_floats(m, count), *dv = device_floats(v, count);
   double *scalars = be->alloc(FP_F64, SCALAR_COUNT), host[SCALAR_COUNT] = {0};
   const double norm = sqrt(sum), clip_norm = norm / 2.0;
-  be->gradient_norm(dg, count, clip_norm, scalars);
+  be->gradient_norm(dg, count, clip_norm, 1.0, scalars);
   read_scalars(host, scalars);
   expect(close_to(host[SCALAR_GRAD_NORM], norm, 1e-6), "gradient norm", host[SCALAR_GRAD_NORM],
          norm);
@@ -183,12 +183,75 @@ static void check_norm_and_adam(rng *r, int decoupled) {
 
   const float nan = NAN;
   be->upload(dg + count / 2, &nan, FP_F32, 1);
-  be->gradient_norm(dg, count, clip_norm, scalars);
+  be->gradient_norm(dg, count, clip_norm, 1.0, scalars);
   read_scalars(host, scalars);
   expect(host[SCALAR_NONFINITE] == 1.0, "non-finite flag (a NaN gradient)", host[SCALAR_NONFINITE],
          1.0);
   free(g), free(p), free(m), free(v), free(got);
   be->release(dg), be->release(dp), be->release(dm), be->release(dv), be->release(scalars);
+}
+
+/* One gradient_norm + adam_update on `grads` (scaled by loss_scale) from the same start; the
+ * parameters after it in params_out, the scalars in host. */
+static void norm_and_update(const float *grads, const float *p, const float *m, const float *v,
+                            size_t count, double clip_norm, double loss_scale, float *params_out,
+                            float *moments_out, double host[SCALAR_COUNT]) {
+  float *dg = device_floats(grads, count), *dp = device_floats(p, count);
+  float *dm = device_floats(m, count), *dv = device_floats(v, count);
+  double *scalars = be->alloc(FP_F64, SCALAR_COUNT);
+  be->gradient_norm(dg, count, clip_norm, loss_scale, scalars);
+  double lr_and_step[2] = {3e-3, 5};
+  be->upload(scalars + SCALAR_LR, lr_and_step, FP_F64, 2);
+  adam_config cfg = {0.9f, 0.999f, 1e-8f, 1e-2f, 1};
+  be->adam_update(dp, dg, dm, dv, count, &cfg, scalars);
+  read_scalars(host, scalars);
+  be->download(params_out, dp, FP_F32, count);
+  be->download(moments_out, dv, FP_F32, count);
+  be->release(dg), be->release(dp), be->release(dm), be->release(dv), be->release(scalars);
+}
+
+/* Loss scaling: gradients 2^k times the true ones, with loss_scale 2^k, give exactly the true
+ * norm, the true clip factor / 2^k and bit for bit the same update, clipped or not; a non-finite
+ * gradient leaves parameters and moments untouched (the step is skipped). */
+static void check_loss_scaling(rng *r) {
+  const size_t count = 100003;
+  const double scale = 1024.0;
+  float *g = fp_malloc(count * sizeof *g), *scaled = fp_malloc(count * sizeof *scaled);
+  float *p = fp_malloc(count * sizeof *p), *m = fp_malloc(count * sizeof *m);
+  float *v = fp_malloc(count * sizeof *v);
+  float *want = fp_malloc(count * sizeof *want), *got = fp_malloc(count * sizeof *got);
+  float *want_v = fp_malloc(count * sizeof *want_v), *got_v = fp_malloc(count * sizeof *got_v);
+  for (size_t i = 0; i < count; i++) {
+    g[i] = (float)(1e-3 * rng_normal(r));
+    scaled[i] = g[i] * (float)scale;
+    p[i] = (float)rng_normal(r);
+    m[i] = (float)(1e-4 * rng_normal(r));
+    v[i] = (float)(1e-7 * rng_uniform(r));
+  }
+  double want_s[SCALAR_COUNT], got_s[SCALAR_COUNT];
+  for (int clipped = 0; clipped < 2; clipped++) {
+    double clip_norm = clipped ? 0.01 : 0.0;
+    norm_and_update(g, p, m, v, count, clip_norm, 1.0, want, want_v, want_s);
+    norm_and_update(scaled, p, m, v, count, clip_norm, scale, got, got_v, got_s);
+    expect(got_s[SCALAR_GRAD_NORM] == want_s[SCALAR_GRAD_NORM], "loss-scaled gradient norm",
+           got_s[SCALAR_GRAD_NORM], want_s[SCALAR_GRAD_NORM]);
+    expect(got_s[SCALAR_CLIP_FACTOR] * scale == want_s[SCALAR_CLIP_FACTOR],
+           "loss-scaled clip factor x scale", got_s[SCALAR_CLIP_FACTOR] * scale,
+           want_s[SCALAR_CLIP_FACTOR]);
+    expect((want_s[SCALAR_CLIP_FACTOR] < 1.0) == clipped, "clipping happened as intended",
+           want_s[SCALAR_CLIP_FACTOR], clipped);
+    expect(!memcmp(got, want, count * sizeof *got) && !memcmp(got_v, want_v, count * sizeof *got),
+           clipped ? "loss-scaled update, clipped: bit for bit" : "loss-scaled update: bit for bit",
+           0, 0);
+  }
+  scaled[count / 3] = INFINITY;
+  norm_and_update(scaled, p, m, v, count, 0.0, scale, got, got_v, got_s);
+  expect(got_s[SCALAR_NONFINITE] == 1.0, "non-finite flag (an infinite scaled gradient)",
+         got_s[SCALAR_NONFINITE], 1.0);
+  expect(!memcmp(got, p, count * sizeof *got) && !memcmp(got_v, v, count * sizeof *got),
+         "a non-finite step leaves parameters and moments as they were", 0, 0);
+  free(g), free(scaled), free(p), free(m), free(v), free(want), free(got), free(want_v);
+  free(got_v);
 }
 
 int main(void) {
@@ -204,6 +267,7 @@ int main(void) {
     printf("bf16: not checked: %s\n", why);
   check_norm_and_adam(&r, 1);
   check_norm_and_adam(&r, 0);
+  check_loss_scaling(&r);
   printf("step ops: %d failed\n", failures);
   return failures ? 1 : 0;
 }

@@ -209,7 +209,8 @@ static batch upload_batch(const backend *be, const twin_file *f, const unet *m) 
                .box_loss_weight = (float)twin_dump_attr_double(f->dump, "box_loss_weight"),
                .segmentation_scale = 1.0f,
                .class_scale = 1.0f,
-               .box_scale = 1.0f}};
+               .box_scale = 1.0f,
+               .loss_scale = 1.0f}};
   be->upload((void *)b.spec.labels, labels, FP_U8, pixels);
   be->upload((void *)b.spec.class_weights, class_weights, FP_F32, (size_t)m->classes);
   free(class_weights);
@@ -322,7 +323,7 @@ static int check_first_pass(const twin_file *f, unet *m, const batch *b, compari
   tensor_list trained = m->param_list;
   while (trained.count > 0 && trained.items->offset < from) trained.items++, trained.count--;
   compare_list(gradients, f, "grads", &trained, grads);
-  be->gradient_norm(m->grads + from, m->param_list.total - from, 0.0, m->scalars);
+  be->gradient_norm(m->grads + from, m->param_list.total - from, 0.0, 1.0, m->scalars);
   double scalars[SCALAR_COUNT];
   unet_read_scalars(m, scalars);
   got_scalars[1] = (float)scalars[SCALAR_GRAD_NORM];

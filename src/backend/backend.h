@@ -201,12 +201,17 @@ typedef struct backend {
    * must be finite. */
   void (*softmax_channels)(const tensor *logits, tensor *probabilities);
 
-  /* Writes scalars[SCALAR_GRAD_NORM], scalars[SCALAR_NONFINITE] and scalars[SCALAR_CLIP_FACTOR]
-   * = clip_norm/(norm+1e-6) when 0 < clip_norm < norm, else 1
-   * (torch.nn.utils.clip_grad_norm_). */
-  void (*gradient_norm)(const float *grads, size_t count, double clip_norm, double *scalars);
+  /* For gradients that are loss_scale times the true ones (loss scaling; loss_scale a power of
+   * two, 1 = none): scalars[SCALAR_GRAD_NORM] = the true norm, sqrt(sum g^2) / loss_scale;
+   * scalars[SCALAR_NONFINITE] = 1 when it is NaN or infinite, else 0; and
+   * scalars[SCALAR_CLIP_FACTOR] = (float)(clip_norm/(norm+1e-6)) when 0 < clip_norm < norm, else
+   * 1 (torch.nn.utils.clip_grad_norm_), divided by loss_scale, so that the update sees exactly
+   * the clipped true gradients. */
+  void (*gradient_norm)(const float *grads, size_t count, double clip_norm, double loss_scale,
+                        double *scalars);
   /* One Adam/AdamW step on f32 master weights with the gradients times the clip factor, at
-   * scalars[SCALAR_LR] and step scalars[SCALAR_STEP]; same arithmetic as torch.optim (1.13). */
+   * scalars[SCALAR_LR] and step scalars[SCALAR_STEP]; same arithmetic as torch.optim (1.13).
+   * Changes nothing when scalars[SCALAR_NONFINITE] is set (a skipped step). */
   void (*adam_update)(float *params, const float *grads, float *exp_avg, float *exp_avg_sq,
                       size_t count, const adam_config *cfg, const double *scalars);
   /* how many distinct primitives fell back to a reference (slow) implementation */

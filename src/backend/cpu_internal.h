@@ -166,7 +166,8 @@ void cpu_softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
                                const float *class_weights, int ignore_label, float grad_scale,
                                tensor *grad_logits, double *scalars);
 void cpu_argmax_channels(const tensor *logits, uint8_t *predictions);
-void cpu_gradient_norm(const float *grads, size_t count, double clip_norm, double *scalars);
+void cpu_gradient_norm(const float *grads, size_t count, double clip_norm, double loss_scale,
+                       double *scalars);
 void cpu_adam_update(float *params, const float *grads, float *exp_avg, float *exp_avg_sq,
                      size_t count, const adam_config *cfg, const double *scalars);
 

@@ -105,21 +105,24 @@ void cpu_argmax_channels(const tensor *logits, uint8_t *predictions) {
 
 /* -------------------------------------------------------------- optimiser */
 
-void cpu_gradient_norm(const float *grads, size_t count, double clip_norm, double *scalars) {
+void cpu_gradient_norm(const float *grads, size_t count, double clip_norm, double loss_scale,
+                       double *scalars) {
   double sum = 0.0;
 #pragma omp parallel for reduction(+ : sum) schedule(static)
   for (size_t i = 0; i < count; i++) sum += (double)grads[i] * grads[i];
-  double norm = sqrt(sum);
+  double norm = sqrt(sum) / loss_scale;
   scalars[SCALAR_GRAD_NORM] = norm;
   scalars[SCALAR_NONFINITE] = isfinite(norm) ? 0.0 : 1.0;
-  scalars[SCALAR_CLIP_FACTOR] =
+  double clip =
       clip_norm > 0.0 && norm > clip_norm ? (double)(float)(clip_norm / (norm + 1e-6)) : 1.0;
+  scalars[SCALAR_CLIP_FACTOR] = clip / loss_scale;
 }
 
 /* Same arithmetic, in the same order, as torch.optim.Adam/AdamW (1.13), on gradients multiplied
  * by the clip factor as clip_grad_norm_ multiplies them in place. */
 void cpu_adam_update(float *params, const float *grads, float *exp_avg, float *exp_avg_sq,
                      size_t count, const adam_config *cfg, const double *scalars) {
+  if (scalars[SCALAR_NONFINITE] != 0.0) return;
   const float lr = (float)scalars[SCALAR_LR], clip = (float)scalars[SCALAR_CLIP_FACTOR];
   const float step = (float)scalars[SCALAR_STEP];
   const float beta1 = cfg->beta1, beta2 = cfg->beta2, eps = cfg->eps;

@@ -122,7 +122,12 @@ static dtype_support cuda_dtype_support(fp_dtype type, char *why, size_t why_siz
              cuda.device_name, cc);
     return DTYPE_NOT_NATIVE;
   case FP_F16:
-    snprintf(why, why_size, "%s (sm_%d): f16 needs loss scaling, not built yet", cuda.device_name,
+    if (cc >= 70) {
+      snprintf(why, why_size, "%s (sm_%d) has f16 Tensor Cores (train with loss scaling)",
+               cuda.device_name, cc);
+      return DTYPE_NATIVE;
+    }
+    snprintf(why, why_size, "%s (sm_%d) has no f16 Tensor Cores (sm_70 or later)", cuda.device_name,
              cc);
     return DTYPE_NOT_NATIVE;
   case FP_U8:

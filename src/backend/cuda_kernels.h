@@ -149,13 +149,14 @@ void cuk_sigmoid_smooth_l1(const void *x, int type, size_t count, const float *t
                            const float *mask, float grad_scale, void *grad, double *scalars,
                            double *scratch, cudaStream_t stream);
 
-/* scalars[SCALAR_GRAD_NORM] = sqrt(sum g^2) (double), scalars[SCALAR_NONFINITE] = 1 when not
- * finite else 0, scalars[SCALAR_CLIP_FACTOR] = (double)(float)(clip_norm / (norm + 1e-6)) when
- * 0 < clip_norm < norm, else 1. scratch: at least 1 double. */
-void cuk_gradient_norm(const float *grads, size_t count, double clip_norm, double *scalars,
-                       double *scratch, cudaStream_t stream);
+/* scalars[SCALAR_GRAD_NORM] = sqrt(sum g^2) / loss_scale (double), scalars[SCALAR_NONFINITE] =
+ * 1 when not finite else 0, scalars[SCALAR_CLIP_FACTOR] = (double)(float)(clip_norm / (norm +
+ * 1e-6)) when 0 < clip_norm < norm, else 1, divided by loss_scale. scratch: at least 1 double. */
+void cuk_gradient_norm(const float *grads, size_t count, double clip_norm, double loss_scale,
+                       double *scalars, double *scratch, cudaStream_t stream);
 /* Adam / AdamW with lr, step and clip factor read from scalars (device memory), the same
- * float32 arithmetic in the same order as the CPU backend's cpu_adam_update (torch.optim 1.13). */
+ * float32 arithmetic in the same order as the CPU backend's cpu_adam_update (torch.optim 1.13);
+ * nothing changes when scalars[SCALAR_NONFINITE] is set. */
 void cuk_adam_update(float *params, const float *grads, float *exp_avg, float *exp_avg_sq,
                      size_t count, float beta1, float beta2, float eps, float weight_decay,
                      int decoupled_weight_decay, const double *scalars, cudaStream_t stream);

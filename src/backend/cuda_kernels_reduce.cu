@@ -22,13 +22,13 @@ struct channel_args {
   const void *x, *dy; /* dy: SUM_DY_AND_DY_XHAT only */
   size_t pixels;
   int channels;
-  const double *sums;       /* SUM_SQUARED_DEVIATION: the per-channel sums of x */
-  const float *mean, *var;  /* SUM_DY_AND_DY_XHAT */
+  const double *sums;      /* SUM_SQUARED_DEVIATION: the per-channel sums of x */
+  const float *mean, *var; /* SUM_DY_AND_DY_XHAT */
   float eps;
 };
 
 template <typename T, int MODE, typename Out>
-__global__ void __launch_bounds__(TILE_C * TILE_ROWS)
+__global__ void __launch_bounds__(TILE_C *TILE_ROWS)
     channel_reduce_kernel(channel_args a, Out *out) {
   __shared__ double part[2][TILE_ROWS][TILE_C];
   const T *x = (const T *)a.x, *dy = (const T *)a.dy;
@@ -71,7 +71,8 @@ void cuk_channel_sum(float *sums, const void *x, int type, size_t pixels, int ch
   CUDA_CALL(cudaMemsetAsync(sums, 0, (size_t)channels * sizeof(float), stream));
   const channel_args a = {x, NULL, pixels, channels, NULL, NULL, NULL, 0.0f};
   const dim3 grid = channel_grid(pixels, channels), block(TILE_C, TILE_ROWS);
-  CUK_DISPATCH(type, T, channel_reduce_kernel<T, SUM_X, float><<<grid, block, 0, stream>>>(a, sums));
+  CUK_DISPATCH(type, T,
+               channel_reduce_kernel<T, SUM_X, float><<<grid, block, 0, stream>>>(a, sums));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -89,7 +90,7 @@ __global__ void bn_stats_finalise_kernel(const double *scratch, size_t pixels, i
 
 /* y = gamma * (x - mean) / sqrt(var + eps) + beta over the channel tiles; y may alias x */
 template <typename T>
-__global__ void __launch_bounds__(TILE_C * TILE_ROWS)
+__global__ void __launch_bounds__(TILE_C *TILE_ROWS)
     bn_normalise_kernel(const T *x, T *y, size_t pixels, int channels, const float *gamma,
                         const float *beta, const float *mean, const float *var, float eps) {
   const int c = blockIdx.x * TILE_C + threadIdx.x;
@@ -110,17 +111,16 @@ void cuk_bn_forward_training(const void *x, int type, size_t pixels, int channel
   const dim3 grid = channel_grid(pixels, channels), block(TILE_C, TILE_ROWS);
   const unsigned finalise_blocks = cuk_blocks((size_t)channels);
   CUK_DISPATCH(type, T,
-      /* two passes: the mean, then the mean square deviation from it */
-      channel_reduce_kernel<T, SUM_X, double><<<grid, block, 0, stream>>>(a, scratch);
-      CUDA_LAUNCH_CHECK();
-      channel_reduce_kernel<T, SUM_SQUARED_DEVIATION, double><<<grid, block, 0, stream>>>(
-          a, scratch + channels);
-      CUDA_LAUNCH_CHECK();
-      bn_stats_finalise_kernel<<<finalise_blocks, CUK_THREADS, 0, stream>>>(
-          scratch, pixels, channels, batch_mean, batch_var);
-      CUDA_LAUNCH_CHECK();
-      bn_normalise_kernel<T><<<grid, block, 0, stream>>>(
-          (const T *)x, (T *)y, pixels, channels, gamma, beta, batch_mean, batch_var, eps));
+               /* two passes: the mean, then the mean square deviation from it */
+               channel_reduce_kernel<T, SUM_X, double><<<grid, block, 0, stream>>>(a, scratch);
+               CUDA_LAUNCH_CHECK(); channel_reduce_kernel<T, SUM_SQUARED_DEVIATION, double>
+               <<<grid, block, 0, stream>>>(a, scratch + channels);
+               CUDA_LAUNCH_CHECK();
+               bn_stats_finalise_kernel<<<finalise_blocks, CUK_THREADS, 0, stream>>>(
+                   scratch, pixels, channels, batch_mean, batch_var);
+               CUDA_LAUNCH_CHECK(); bn_normalise_kernel<T>
+               <<<grid, block, 0, stream>>>((const T *)x, (T *)y, pixels, channels, gamma, beta,
+                                            batch_mean, batch_var, eps));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -129,8 +129,9 @@ void cuk_bn_forward_inference(const void *x, int type, size_t pixels, int channe
                               const float *running_var, float eps, void *y, cudaStream_t stream) {
   const dim3 grid = channel_grid(pixels, channels), block(TILE_C, TILE_ROWS);
   CUK_DISPATCH(type, T,
-      bn_normalise_kernel<T><<<grid, block, 0, stream>>>(
-          (const T *)x, (T *)y, pixels, channels, gamma, beta, running_mean, running_var, eps));
+               bn_normalise_kernel<T>
+               <<<grid, block, 0, stream>>>((const T *)x, (T *)y, pixels, channels, gamma, beta,
+                                            running_mean, running_var, eps));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -146,7 +147,7 @@ __global__ void bn_grads_finalise_kernel(const double *scratch, int channels, fl
 /* dx = gamma / sqrt(var + eps) * (dy - sum dy / pixels - xhat * sum (dy xhat) / pixels) over
  * the channel tiles; dx may alias dy (and x) */
 template <typename T>
-__global__ void __launch_bounds__(TILE_C * TILE_ROWS)
+__global__ void __launch_bounds__(TILE_C *TILE_ROWS)
     bn_backward_data_kernel(const T *x, const T *dy, T *dx, size_t pixels, int channels,
                             const float *gamma, const float *mean, const float *var, float eps,
                             const double *scratch) {
@@ -164,23 +165,21 @@ __global__ void __launch_bounds__(TILE_C * TILE_ROWS)
 }
 
 void cuk_bn_backward(const void *x, const void *dy, int type, size_t pixels, int channels,
-                     const float *gamma, const float *batch_mean, const float *batch_var,
-                     float eps, void *dx, float *grad_gamma, float *grad_beta, double *scratch,
+                     const float *gamma, const float *batch_mean, const float *batch_var, float eps,
+                     void *dx, float *grad_gamma, float *grad_beta, double *scratch,
                      cudaStream_t stream) {
   CUDA_CALL(cudaMemsetAsync(scratch, 0, 2 * (size_t)channels * sizeof(double), stream));
   const channel_args a = {x, dy, pixels, channels, NULL, batch_mean, batch_var, eps};
   const dim3 grid = channel_grid(pixels, channels), block(TILE_C, TILE_ROWS);
   const unsigned finalise_blocks = cuk_blocks((size_t)channels);
-  CUK_DISPATCH(type, T,
-      channel_reduce_kernel<T, SUM_DY_AND_DY_XHAT, double><<<grid, block, 0, stream>>>(
-          a, scratch);
-      CUDA_LAUNCH_CHECK();
-      bn_grads_finalise_kernel<<<finalise_blocks, CUK_THREADS, 0, stream>>>(
+  CUK_DISPATCH(
+      type, T,
+      channel_reduce_kernel<T, SUM_DY_AND_DY_XHAT, double><<<grid, block, 0, stream>>>(a, scratch);
+      CUDA_LAUNCH_CHECK(); bn_grads_finalise_kernel<<<finalise_blocks, CUK_THREADS, 0, stream>>>(
           scratch, channels, grad_gamma, grad_beta);
-      CUDA_LAUNCH_CHECK();
-      bn_backward_data_kernel<T><<<grid, block, 0, stream>>>(
-          (const T *)x, (const T *)dy, (T *)dx, pixels, channels, gamma, batch_mean, batch_var,
-          eps, scratch));
+      CUDA_LAUNCH_CHECK(); bn_backward_data_kernel<T>
+      <<<grid, block, 0, stream>>>((const T *)x, (const T *)dy, (T *)dx, pixels, channels, gamma,
+                                   batch_mean, batch_var, eps, scratch));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -197,9 +196,8 @@ __global__ void bn_update_running_kernel(float *running_mean, float *running_var
 void cuk_bn_update_running(float *running_mean, float *running_var, const float *batch_mean,
                            const float *batch_var, int channels, float momentum,
                            size_t count_per_channel, cudaStream_t stream) {
-  const float unbias = count_per_channel > 1
-                           ? (float)count_per_channel / (float)(count_per_channel - 1)
-                           : 1.0f;
+  const float unbias =
+      count_per_channel > 1 ? (float)count_per_channel / (float)(count_per_channel - 1) : 1.0f;
   bn_update_running_kernel<<<cuk_blocks((size_t)channels), CUK_THREADS, 0, stream>>>(
       running_mean, running_var, batch_mean, batch_var, channels, momentum, unbias);
   CUDA_LAUNCH_CHECK();
@@ -298,15 +296,13 @@ void cuk_softmax_cross_entropy(const void *logits, int type, size_t pixels, int 
   CUDA_CALL(cudaMemsetAsync(bad_labels, 0, sizeof(int), stream));
   const loss_args a = {labels, class_weights, pixels, classes, ignore_label};
   const unsigned blocks = cuk_blocks(pixels);
-  CUK_DISPATCH(type, T,
-      loss_kernel<T><<<blocks, CUK_THREADS, 0, stream>>>((const T *)logits, a, scratch,
-                                                         bad_labels);
-      CUDA_LAUNCH_CHECK();
-      loss_finalise_kernel<<<1, 1, 0, stream>>>(scratch, bad_labels, scalars);
-      CUDA_LAUNCH_CHECK();
-      if (grad) {
+  CUK_DISPATCH(
+      type, T,
+      loss_kernel<T><<<blocks, CUK_THREADS, 0, stream>>>((const T *)logits, a, scratch, bad_labels);
+      CUDA_LAUNCH_CHECK(); loss_finalise_kernel<<<1, 1, 0, stream>>>(scratch, bad_labels, scalars);
+      CUDA_LAUNCH_CHECK(); if (grad) {
         loss_grad_kernel<T><<<blocks, CUK_THREADS, 0, stream>>>((const T *)logits, a, grad_scale,
-                                                                 scratch, (T *)grad);
+                                                                scratch, (T *)grad);
         CUDA_LAUNCH_CHECK();
       });
 }
@@ -346,16 +342,17 @@ __global__ void softmax_kernel(const T *logits, P *probabilities, size_t pixels,
 void cuk_argmax_channels(const void *logits, int type, size_t pixels, int classes,
                          uint8_t *predictions, cudaStream_t stream) {
   CUK_DISPATCH(type, T,
-      argmax_kernel<T><<<cuk_blocks(pixels), CUK_THREADS, 0, stream>>>(
-          (const T *)logits, pixels, classes, predictions));
+               argmax_kernel<T><<<cuk_blocks(pixels), CUK_THREADS, 0, stream>>>(
+                   (const T *)logits, pixels, classes, predictions));
   CUDA_LAUNCH_CHECK();
 }
 
 void cuk_softmax_channels(const void *logits, int type, void *probabilities, int probability_type,
                           size_t pixels, int classes, cudaStream_t stream) {
-  CUK_DISPATCH(type, T, CUK_DISPATCH(probability_type, P,
-      softmax_kernel<T, P><<<cuk_blocks(pixels), CUK_THREADS, 0, stream>>>(
-          (const T *)logits, (P *)probabilities, pixels, classes)));
+  CUK_DISPATCH(type, T,
+               CUK_DISPATCH(probability_type, P,
+                            softmax_kernel<T, P><<<cuk_blocks(pixels), CUK_THREADS, 0, stream>>>(
+                                (const T *)logits, (P *)probabilities, pixels, classes)));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -371,22 +368,23 @@ __global__ void sum_squares_kernel(const float *grads, size_t count, double *scr
 }
 
 __global__ void gradient_norm_finalise_kernel(const double *scratch, double clip_norm,
-                                              double *scalars) {
-  const double norm = sqrt(scratch[0]);
+                                              double loss_scale, double *scalars) {
+  const double norm = sqrt(scratch[0]) / loss_scale;
   scalars[SCALAR_GRAD_NORM] = norm;
   scalars[SCALAR_NONFINITE] = isfinite(norm) ? 0.0 : 1.0;
-  scalars[SCALAR_CLIP_FACTOR] =
+  const double clip =
       clip_norm > 0.0 && norm > clip_norm ? (double)(float)(clip_norm / (norm + 1e-6)) : 1.0;
+  scalars[SCALAR_CLIP_FACTOR] = clip / loss_scale;
 }
 
-void cuk_gradient_norm(const float *grads, size_t count, double clip_norm, double *scalars,
-                       double *scratch, cudaStream_t stream) {
+void cuk_gradient_norm(const float *grads, size_t count, double clip_norm, double loss_scale,
+                       double *scalars, double *scratch, cudaStream_t stream) {
   CUDA_CALL(cudaMemsetAsync(scratch, 0, sizeof(double), stream));
   unsigned blocks = cuk_blocks(count);
   if (blocks > NORM_MAX_BLOCKS) blocks = NORM_MAX_BLOCKS;
   sum_squares_kernel<<<blocks, CUK_THREADS, 0, stream>>>(grads, count, scratch);
   CUDA_LAUNCH_CHECK();
-  gradient_norm_finalise_kernel<<<1, 1, 0, stream>>>(scratch, clip_norm, scalars);
+  gradient_norm_finalise_kernel<<<1, 1, 0, stream>>>(scratch, clip_norm, loss_scale, scalars);
   CUDA_LAUNCH_CHECK();
 }
 
@@ -405,7 +403,7 @@ struct adam_args {
 /* The per-step constants of cpu_adam_update, computed once per block. */
 struct adam_step {
   float step_size, bias_correction2_sqrt, decay, l2, clip;
-  int clipped;
+  int clipped, skipped;
 };
 
 /* cpu_adam_update's float32 arithmetic, in the same order (no FMA: see the top of the file) */
@@ -422,8 +420,10 @@ __global__ void adam_kernel(float *params, const float *grads, float *exp_avg, f
     s.l2 = a.decoupled ? 0.0f : a.weight_decay;
     s.clip = clip;
     s.clipped = clip != 1.0f;
+    s.skipped = scalars[SCALAR_NONFINITE] != 0.0;
   }
   __syncthreads();
+  if (s.skipped) return;
   const float beta1 = a.beta1, beta2 = a.beta2, eps = a.eps;
   CUK_FOR(i, count) {
     float p = params[i] * s.decay;
@@ -441,6 +441,6 @@ void cuk_adam_update(float *params, const float *grads, float *exp_avg, float *e
                      int decoupled_weight_decay, const double *scalars, cudaStream_t stream) {
   const adam_args a = {beta1, beta2, eps, weight_decay, decoupled_weight_decay};
   adam_kernel<<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(params, grads, exp_avg, exp_avg_sq,
-                                                            count, a, scalars);
+                                                             count, a, scalars);
   CUDA_LAUNCH_CHECK();
 }

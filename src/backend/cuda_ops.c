@@ -156,8 +156,9 @@ static void softmax_channels(const tensor *logits, tensor *probabilities) {
                        (int)probabilities->dtype, tensor_pixels(logits), logits->c, cuda.stream);
 }
 
-static void gradient_norm(const float *grads, size_t count, double clip_norm, double *scalars) {
-  cuk_gradient_norm(grads, count, clip_norm, scalars, cuda.reduce_scratch, cuda.stream);
+static void gradient_norm(const float *grads, size_t count, double clip_norm, double loss_scale,
+                          double *scalars) {
+  cuk_gradient_norm(grads, count, clip_norm, loss_scale, scalars, cuda.reduce_scratch, cuda.stream);
 }
 
 static void adam_update(float *params, const float *grads, float *exp_avg, float *exp_avg_sq,

@@ -29,7 +29,7 @@ static const ini_key keys[] = {
     {"model.backend", INI_ENUM, FIELD(backend), "auto", .words = RUNTIME_BACKEND_WORDS,
      .help = RUNTIME_BACKEND_HELP},
     {"model.precision", INI_ENUM, FIELD(precision), "auto", .words = RUNTIME_PRECISION_WORDS,
-     .help = "fp32 or bf16 activations and weights; " RUNTIME_PRECISION_AUTO_HELP},
+     .help = "fp32, bf16 or fp16 (GPU) activations and weights; " RUNTIME_PRECISION_AUTO_HELP},
     {"output.dir", INI_STRING, FIELD(dir), "",
      .help = "output directory: master.h5, shards/, the manifest (required; created if missing)"},
     {"output.job_id", INI_STRING, FIELD(job_id), "",

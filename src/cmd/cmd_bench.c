@@ -16,11 +16,11 @@ static void usage(FILE *out) {
   fprintf(out, "usage: bench [--arch " UNET_ARCH_WORDS
                "] [--height H] [--width W] [--batch B] [--threads T]\n"
                "             [--classes K] [--warmup N] [--steps N] [--infer-batches N]\n"
-               "             [--backend auto|cpu|cuda] [--precision auto|fp32|bf16]\n"
+               "             [--backend auto|cpu|cuda] [--precision auto|fp32|bf16|fp16]\n"
                "Times training steps (forward, weighted cross-entropy, backward, AdamW) of a\n"
                "training model and inference batches (forward, argmax) of an inference-only model\n"
                "of the U-Net on synthetic data and prints one line:\n"
-               "  engine=c ... precision=<fp32|bf16> train_img_s=<x> infer_img_s=<y> ...\n"
+               "  engine=c ... precision=<fp32|bf16|fp16> train_img_s=<x> infer_img_s=<y> ...\n"
                "Defaults: r34 288x192, batch 8, 59 classes, 2 warm-up steps, 5 timed steps,\n"
                "5 inference batches, threads = all cores, backend auto (cuda when built in and a\n"
                "GPU is visible), precision auto (bf16 where the CPU has AMX-BF16 or the GPU bf16\n"
@@ -145,8 +145,13 @@ int main(int argc, char **argv) {
   runtime_describe(&rt, where, sizeof where);
   fprintf(stderr, "bench: %s\n", where);
 
-  unet_config config = {.arch = arch, .classes = classes, .batch = batch, .height = height,
-                        .width = width, .compute = rt.compute, .mode = UNET_TRAINING};
+  unet_config config = {.arch = arch,
+                        .classes = classes,
+                        .batch = batch,
+                        .height = height,
+                        .width = width,
+                        .compute = rt.compute,
+                        .mode = UNET_TRAINING};
   double step_s = time_training(rt.be, config, warmup, steps);
   double batch_s = time_inference(rt.be, config, infer_batches);
   printf("engine=c arch=%s height=%d width=%d batch=%d threads=%d backend=%s precision=%s "

@@ -27,7 +27,7 @@ static void usage(FILE *out) {
   fprintf(out,
           "usage: evaluate --checkpoint FILE.h5 --data DATASET.h5 [--split val|test|train|all]\n"
           "                [--batch N] [--limit N] [--threads T]\n"
-          "                [--backend auto|cpu] [--precision auto|fp32|bf16]\n"
+          "                [--backend auto|cpu] [--precision auto|fp32|bf16|fp16]\n"
           "                [--prior-csv FILE --prior-table FILE] [--confusion OUT.csv|OUT.h5]\n"
           "                [--ground-truth-injection]\n"
           "Runs the checkpoint's model in inference mode over a split of an HDF5 dataset\n"

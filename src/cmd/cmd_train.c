@@ -26,6 +26,7 @@
 #include "pretrained.h"
 #include "progress.h"
 #include "runtime.h"
+#include "step_log.h"
 #include "train_loss.h"
 #include "unet.h"
 
@@ -103,9 +104,9 @@ typedef struct trainer {
   int stop;                         /* a rank was asked to stop */
   progress prog;
   train_loss loss;
-  FILE *step_log; /* rank 0 only */
+  step_log steps; /* rank 0 only */
   char config_text[16384];
-  char last_path[1100], best_path[1100], step_log_path[1100];
+  char last_path[1100], best_path[1100];
 } trainer;
 
 static void upload_batch(trainer *t, const loader_batch *batch) {
@@ -165,6 +166,7 @@ static void forward_loss(trainer *t, const loader_batch *batch) {
   unet_forward(m, 1);
   t->stop =
       train_loss_prepare(&t->loss, m, batch->masks, batch->tags, batch->tag_only, stop_requested);
+  t->loss.spec.loss_scale = (float)t->opt->scaler.scale;
   unet_loss(m, &t->loss.spec, 1);
 }
 
@@ -183,47 +185,6 @@ static void save(trainer *t, const char *path, long epoch, double best_metric,
                           .epoch_loss_sum = epoch_loss_sum,
                           .epoch_confusion = epoch_confusion ? epoch_confusion->counts : NULL};
   checkpoint_save(path, t->model, t->opt, &info, t->config_text, t->class_names);
-}
-
-/* steps.csv holds one line per optimiser step. Resuming keeps the lines of the steps the
- * checkpoint includes and drops any written after it, so the file never repeats a step. */
-static void open_step_log(trainer *t, long steps_kept) {
-  if (t->rank != 0) return;
-  char temporary[1200];
-  snprintf(temporary, sizeof temporary, "%s.tmp", t->step_log_path);
-  FILE *out = fopen(temporary, "w");
-  if (!out) FP_FATAL("cannot create %s", temporary);
-  fprintf(out, "step,epoch,loss,lr,grad_norm%s\n",
-          t->model->br.mode != BRANCHES_NONE ? ",segmentation_loss,class_loss,box_loss" : "");
-  FILE *old = steps_kept > 0 ? fopen(t->step_log_path, "r") : NULL;
-  if (old) {
-    char line[256];
-    long copied = 0;
-    if (fgets(line, sizeof line, old))
-      while (copied < steps_kept && fgets(line, sizeof line, old)) {
-        fputs(line, out);
-        copied++;
-      }
-    fclose(old);
-  }
-  if (fclose(out) != 0 || rename(temporary, t->step_log_path) != 0)
-    FP_FATAL("cannot write %s", t->step_log_path);
-  t->step_log = fopen(t->step_log_path, "a");
-  if (!t->step_log) FP_FATAL("cannot append to %s", t->step_log_path);
-}
-
-typedef struct step_report {
-  double lr, grad_norm; /* grad_norm before clipping */
-} step_report;
-
-static void log_step(trainer *t, long epoch, const step_losses *loss, const step_report *report) {
-  if (t->rank != 0) return;
-  fprintf(t->step_log, "%ld,%ld,%.9g,%.9g,%.9g", t->opt->step, epoch + 1, loss->total, report->lr,
-          report->grad_norm);
-  if (t->model->br.mode != BRANCHES_NONE)
-    fprintf(t->step_log, ",%.9g,%.9g,%.9g", loss->segmentation, loss->class_loss, loss->box_loss);
-  fputc('\n', t->step_log);
-  fflush(t->step_log);
 }
 
 static void open_loaders(trainer *t) {
@@ -348,6 +309,11 @@ static void setup(trainer *t, int argc, char **argv) {
   t->total_epochs = (long)t->cfg.frozen_epochs + t->cfg.epochs;
   schedule_config unused = {t->cfg.lr, t->cfg.warmup, 1}; /* set_phase sets the real one */
   t->opt = optimizer_create(be, t->model->param_list.total, adam, unused, t->cfg.clip_norm);
+  int dynamic = !strcmp(t->cfg.loss_scale, "dynamic") ||
+                (!strcmp(t->cfg.loss_scale, "auto") && t->rt.compute == FP_F16);
+  int scaled = dynamic || !strcmp(t->cfg.loss_scale, "fixed");
+  t->opt->scaler =
+      (loss_scaler){dynamic, scaled ? t->cfg.loss_scale_init : 1.0, t->cfg.loss_scale_interval, 0};
   set_phase(t, 0, 0);
 
   size_t classes = (size_t)t->classes;
@@ -375,7 +341,6 @@ static void resume_or_start(trainer *t) {
   if (t->rank == 0) t->checkpoint_lock = checkpoint_dir_open(t->cfg.checkpoint_dir);
   snprintf(t->last_path, sizeof t->last_path, "%s/last.h5", t->cfg.checkpoint_dir);
   snprintf(t->best_path, sizeof t->best_path, "%s/best.h5", t->cfg.checkpoint_dir);
-  snprintf(t->step_log_path, sizeof t->step_log_path, "%s/steps.csv", t->cfg.checkpoint_dir);
   t->best_miou = -1.0;
   if (!strcmp(t->cfg.resume, "auto") && access(t->last_path, F_OK) == 0) {
     checkpoint_info info = checkpoint_load(t->last_path, t->model, t->opt, t->train_conf.counts);
@@ -406,7 +371,9 @@ static void resume_or_start(trainer *t) {
   }
   if (t->rank != 0) confusion_reset(&t->train_conf); /* rank 0 carries the unfinished epoch's */
   broadcast_state(t);
-  open_step_log(t, t->opt->step);
+  if (t->rank == 0)
+    step_log_open(&t->steps, t->cfg.checkpoint_dir, t->model->br.mode != BRANCHES_NONE,
+                  t->opt->scaler.dynamic || t->opt->scaler.scale != 1.0, t->opt->step);
   char where[400];
   runtime_describe(&t->rt, where, sizeof where);
   if (t->rank == 0)
@@ -430,28 +397,36 @@ static int train_step(trainer *t, long epoch, const loader_batch *batch) {
   confusion_add(&t->train_conf, batch->masks, t->host_predictions, t->pixels, t->cfg.ignore_label);
   unet_backward(t->model);
   if (t->dp) data_parallel_finish(t->dp);
-  step_report report;
-  report.lr = optimizer_step(t->opt, t->model);
+  step_row row = {.epoch = epoch + 1, .loss_scale = t->opt->scaler.scale};
+  row.lr = optimizer_step(t->opt, t->model);
+  row.step = t->opt->step;
   double scalars[SCALAR_COUNT];
   unet_read_scalars(t->model, scalars); /* the step's one read-back */
-  report.grad_norm = scalars[SCALAR_GRAD_NORM];
-  step_losses losses = train_loss_global(&t->loss, scalars);
-  double loss = losses.total;
-  if (!isfinite(loss) || scalars[SCALAR_NONFINITE] != 0.0) {
+  row.grad_norm = scalars[SCALAR_GRAD_NORM];
+  row.losses = train_loss_global(&t->loss, scalars);
+  double loss = row.losses.total;
+  step_outcome outcome = optimizer_finish_step(t->opt, scalars[SCALAR_NONFINITE] == 0.0);
+  if (!isfinite(loss) || outcome == STEP_FAILED) {
     if (t->rank == 0)
       fprintf(stderr,
-              "error: loss is %f and gradient norm %f at step %ld (epoch %ld); stopping. The "
-              "last good checkpoint is kept: %s\n",
-              loss, report.grad_norm, t->opt->step, epoch + 1, t->last_path);
+              "error: loss is %f and gradient norm %f at step %ld (epoch %ld, loss scale %g); "
+              "stopping. The last good checkpoint is kept: %s\n",
+              loss, row.grad_norm, t->opt->step, epoch + 1, row.loss_scale, t->last_path);
     return EXIT_NON_FINITE_LOSS;
   }
+  row.skipped = outcome == STEP_SKIPPED;
+  if (row.skipped && t->rank == 0)
+    fprintf(stderr,
+            "train: step %ld: gradients not finite at loss scale %g: update skipped, loss scale "
+            "now %g\n",
+            t->opt->step, row.loss_scale, t->opt->scaler.scale);
   t->epoch_loss_sum += loss;
-  log_step(t, epoch, &losses, &report);
+  if (t->rank == 0) step_log_write(&t->steps, &row);
   progress_advance(&t->prog, (long)t->cfg.batch * t->world_size);
   long epoch_step = t->opt->step - epoch * t->steps_per_epoch;
   if (t->rank == 0 && (epoch_step % t->cfg.log_every == 0 || epoch_step == t->steps_per_epoch))
     progress_print(&t->prog, "epoch %ld step %ld/%ld loss %.4f lr %.2e grad_norm %.3f", epoch + 1,
-                   epoch_step, t->steps_per_epoch, loss, report.lr, report.grad_norm);
+                   epoch_step, t->steps_per_epoch, loss, row.lr, row.grad_norm);
   if (t->stop && epoch_step < t->steps_per_epoch) {
     sum_confusion(t, &t->train_conf);
     save(t, t->last_path, epoch, t->best_miou, t->epoch_loss_sum, &t->train_conf);
@@ -560,7 +535,7 @@ static int train(trainer *t) {
 }
 
 static void teardown(trainer *t) {
-  if (t->step_log) fclose(t->step_log);
+  step_log_close(&t->steps);
   checkpoint_dir_close(t->checkpoint_lock);
   t->be->release(t->labels);
   t->be->release(t->predictions);

@@ -61,8 +61,9 @@ static const ini_key keys[] = {
     {"model.backend", INI_ENUM, FIELD(backend), "auto", .words = RUNTIME_BACKEND_WORDS,
      .help = RUNTIME_BACKEND_HELP},
     {"model.precision", INI_ENUM, FIELD(precision), "auto", .words = RUNTIME_PRECISION_WORDS,
-     .help = "fp32, or bf16 mixed precision (bf16 activations and weight copies, f32 master "
-             "weights, loss, gradients and optimiser); " RUNTIME_PRECISION_AUTO_HELP},
+     .help = "fp32, or bf16 or fp16 mixed precision (16-bit activations and weight copies, f32 "
+             "master weights, loss, gradients and optimiser; fp16 only on GPUs, with loss "
+             "scaling); " RUNTIME_PRECISION_AUTO_HELP},
     {"train.batch", INI_INT, FIELD(batch), "8", 1, 1024, .help = "images per step (per rank)"},
     {"train.epochs", INI_INT, FIELD(epochs), "30", 1, 100000,
      .help = "passes over the training images with every layer trained (after "
@@ -91,6 +92,16 @@ static const ini_key keys[] = {
      .help = "weight decay coefficient"},
     {"train.clip_norm", INI_FLOAT, FIELD(clip_norm), "1.0", 0, 1e6,
      .help = "clip the global gradient norm to this, 0 = off"},
+    {"train.loss_scale", INI_ENUM, FIELD(loss_scale), "auto", .words = "auto|none|dynamic|fixed",
+     .help = "loss scaling: dynamic = gradients of the loss times a power of two that halves on "
+             "non-finite gradients (that step's update skipped) and doubles after "
+             "train.loss_scale_interval finite steps; fixed = always train.loss_scale_init; "
+             "none = 1; auto = dynamic with model.precision fp16, else none"},
+    {"train.loss_scale_init", INI_FLOAT, FIELD(loss_scale_init), "65536", 1, 0x1p127,
+     .help = "the loss scale to start from (dynamic) or keep (fixed); a power of two, at most "
+             "2^127"},
+    {"train.loss_scale_interval", INI_INT, FIELD(loss_scale_interval), "2000", 1, 100000000,
+     .help = "dynamic loss scaling: finite steps in a row before the scale doubles"},
     {"train.bn_momentum", INI_FLOAT, FIELD(bn_momentum), "0.1", 0, 1, .min_open = 1,
      .help = "batch-norm running-statistics momentum (PyTorch convention)"},
     {"train.adam_eps", INI_FLOAT, FIELD(adam_eps), "1e-8", 0, 1, .min_open = 1,
@@ -193,6 +204,10 @@ void train_config_validate(const train_config *cfg, const char *origin) {
   FP_CHECK(!cfg->tags_dataset[0] || cfg->ignore_label == DATASET_IGNORE_LABEL,
            "%s: data.tags_dataset needs data.ignore_label = %d (tag-only images get masks of it)",
            origin, DATASET_IGNORE_LABEL);
+  int exponent;
+  FP_CHECK(frexp(cfg->loss_scale_init, &exponent) == 0.5,
+           "%s: train.loss_scale_init = %g is not a power of two (2^k keeps loss scaling exact)",
+           origin, cfg->loss_scale_init);
   FP_CHECK(cfg->height % 32 == 0, "%s: model.height = %d is not a multiple of 32", origin,
            cfg->height);
   FP_CHECK(cfg->width % 32 == 0, "%s: model.width = %d is not a multiple of 32", origin,

@@ -37,7 +37,7 @@ typedef struct train_config {
   int height, width;      /* model.height default 288, model.width default 192; multiples of 32,
                              32..4096 */
   char backend[16];       /* model.backend: enum auto|cpu|cuda, default auto */
-  char precision[16];     /* model.precision: enum auto|fp32|bf16, default auto */
+  char precision[16];     /* model.precision: enum auto|fp32|bf16|fp16, default auto */
   /* [train] */
   int batch;         /* train.batch: per-rank batch, 1..1024, default 8 */
   int epochs;        /* 1..100000, default 30: epochs with every layer trained */
@@ -47,13 +47,16 @@ typedef struct train_config {
   double class_loss_weight; /* train.class_loss_weight: w_cls, default 1 */
   double box_loss_weight;   /* train.box_loss_weight: w_box, default 75 */
   char optimizer[16];       /* enum adamw|adam, default adamw */
-  double lr;           /* train.lr: max learning rate of the one-cycle schedule, (0,10], default
-                          1e-3 */
-  double warmup;       /* train.warmup: fraction of steps warming up, [0,1], default 0.1 */
-  double weight_decay; /* [0,1], default 1e-4 */
-  double clip_norm;    /* gradient-norm clipping, 0 = off, [0,1e6], default 1.0 */
-  double bn_momentum;  /* (0,1], default 0.1 */
-  double adam_eps;     /* train.adam_eps: Adam's epsilon, (0,1], default 1e-8 */
+  double lr;               /* train.lr: max learning rate of the one-cycle schedule, (0,10], default
+                              1e-3 */
+  double warmup;           /* train.warmup: fraction of steps warming up, [0,1], default 0.1 */
+  double weight_decay;     /* [0,1], default 1e-4 */
+  double clip_norm;        /* gradient-norm clipping, 0 = off, [0,1e6], default 1.0 */
+  char loss_scale[16];     /* train.loss_scale: enum auto|none|dynamic|fixed, default auto */
+  double loss_scale_init;  /* train.loss_scale_init: a power of two in [1,2^127], default 65536 */
+  int loss_scale_interval; /* train.loss_scale_interval: 1..1e8, default 2000 */
+  double bn_momentum;      /* (0,1], default 0.1 */
+  double adam_eps;         /* train.adam_eps: Adam's epsilon, (0,1], default 1e-8 */
   int sync_bn;      /* train.sync_bn: bool, batch-norm statistics over all ranks, default false */
   double bucket_mb; /* train.bucket_mb: gradient all-reduce bucket size in MB, default 4 */
   uint64_t seed;    /* train.seed, default 1 */

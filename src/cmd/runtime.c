@@ -21,6 +21,12 @@ static collective *open_collective(const backend *be) {
 #endif
 }
 
+/* The precisions a user can ask for by name. */
+static const struct {
+  const char *name;
+  fp_dtype type;
+} precisions[] = {{"fp32", FP_F32}, {"bf16", FP_BF16}, {"fp16", FP_F16}};
+
 static fp_dtype choose_precision(const backend *be, const char *name, const char *origin,
                                  char *reason, size_t reason_size) {
   char why[200];
@@ -28,18 +34,19 @@ static fp_dtype choose_precision(const backend *be, const char *name, const char
     snprintf(reason, reason_size, "asked for fp32");
     return FP_F32;
   }
-  dtype_support bf16 = be->dtype_support(FP_BF16, why, sizeof why);
-  if (!strcmp(name, "bf16")) {
-    if (bf16 == DTYPE_NOT_NATIVE)
-      FP_FATAL("%s: precision bf16 (model.precision=bf16 / --precision bf16) is not available on "
+  for (size_t p = 1; p < sizeof precisions / sizeof *precisions; p++) {
+    if (strcmp(name, precisions[p].name)) continue;
+    if (be->dtype_support(precisions[p].type, why, sizeof why) == DTYPE_NOT_NATIVE)
+      FP_FATAL("%s: precision %s (model.precision=%s / --precision %s) is not available on "
                "backend %s: %s; use fp32 or auto",
-               origin, be->name, why);
-    snprintf(reason, reason_size, "asked for bf16; %s", why);
-    return FP_BF16;
+               origin, name, name, name, be->name, why);
+    snprintf(reason, reason_size, "asked for %s; %s", name, why);
+    return precisions[p].type;
   }
   FP_CHECK(!strcmp(name, "auto"),
-           "%s: precision '%s' (model.precision / --precision) must be auto, fp32 or bf16", origin,
-           name);
+           "%s: precision '%s' (model.precision / --precision) must be auto, fp32, bf16 or fp16",
+           origin, name);
+  dtype_support bf16 = be->dtype_support(FP_BF16, why, sizeof why);
   snprintf(reason, reason_size, "auto: %s", why);
   return bf16 == DTYPE_FASTER ? FP_BF16 : FP_F32;
 }
@@ -58,6 +65,8 @@ runtime runtime_open(const char *backend_name, const char *precision_name, const
 }
 
 void runtime_describe(const runtime *rt, char *text, size_t size) {
-  snprintf(text, size, "backend=%s precision=%s (%s)", rt->be->name,
-           rt->compute == FP_BF16 ? "bf16" : "fp32", rt->precision_reason);
+  const char *name = "?";
+  for (size_t p = 0; p < sizeof precisions / sizeof *precisions; p++)
+    if (precisions[p].type == rt->compute) name = precisions[p].name;
+  snprintf(text, size, "backend=%s precision=%s (%s)", rt->be->name, name, rt->precision_reason);
 }

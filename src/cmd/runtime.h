@@ -10,7 +10,7 @@ typedef struct collective collective; /* collective.h; absent from the GPU check
 
 /* The job-file / command-line words for model.backend and model.precision. */
 #define RUNTIME_BACKEND_WORDS "auto|cpu|cuda"
-#define RUNTIME_PRECISION_WORDS "auto|fp32|bf16"
+#define RUNTIME_PRECISION_WORDS "auto|fp32|bf16|fp16"
 /* Their help text, for every schema that has the keys. */
 #define RUNTIME_BACKEND_HELP                                                                       \
   "where to compute: cpu (oneDNN) or cuda (cuDNN/cuBLAS, one GPU per rank); auto = cuda when "     \
@@ -26,9 +26,10 @@ typedef struct runtime {
   char precision_reason[256]; /* why `compute` was taken, for the command's first line */
 } runtime;
 
-/* backend_name: auto|cpu|cuda; precision_name: auto|fp32|bf16. auto takes bf16 where the
- * backend's bf16 is faster than its f32 (DTYPE_FASTER) and fp32 elsewhere; an explicit bf16 is
- * run where the backend has native bf16 kernels and refused where it has not. Errors name
+/* backend_name: auto|cpu|cuda; precision_name: auto|fp32|bf16|fp16. auto takes bf16 where the
+ * backend's bf16 is faster than its f32 (DTYPE_FASTER) and fp32 elsewhere (never fp16: it needs
+ * loss scaling); an explicit bf16 or fp16 is run where the backend has native kernels for it
+ * and refused where it has not. Errors name
  * `origin` (the job file or "command line") and exit 1. with_collective: also start the
  * collective that goes with the backend's memory (MPI for host memory, NCCL for device). */
 runtime runtime_open(const char *backend_name, const char *precision_name, const char *origin,

@@ -1,5 +1,6 @@
 #include "checkpoint.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -90,6 +91,10 @@ static void save_locked(const char *path, const unet *m, const optimizer *opt,
      * misalign them */
     write_list(file, "optimizer/exp_avg", opt->be, &m->param_list, opt->exp_avg);
     write_list(file, "optimizer/exp_avg_sq", opt->be, &m->param_list, opt->exp_avg_sq);
+    h5_write_attr_double(file, "loss_scale", opt->scaler.scale);
+    h5_write_attr_long(file, "loss_scale_good_steps", opt->scaler.good_steps);
+    h5_write_attr_long(file, "skipped_steps", opt->skipped);
+    h5_write_attr_long(file, "phase_skipped_steps", opt->phase_skipped);
   }
   H5_CHECK(H5Fflush(file, H5F_SCOPE_GLOBAL));
   H5_CHECK(H5Fclose(file));
@@ -108,8 +113,8 @@ static checkpoint_info read_info(hid_t file, const char *path) {
   info.step = h5_read_attr_long(file, path, "step");
   info.epoch = h5_read_attr_long(file, path, "epoch");
   info.best_metric = h5_read_attr_double(file, path, "best_metric");
-  info.best_epoch = H5Aexists(file, "best_epoch") > 0 ? h5_read_attr_long(file, path, "best_epoch")
-                                                       : 0;
+  info.best_epoch =
+      H5Aexists(file, "best_epoch") > 0 ? h5_read_attr_long(file, path, "best_epoch") : 0;
   int has_progress = H5Aexists(file, "global_batch") > 0;
   info.global_batch = has_progress ? h5_read_attr_long(file, path, "global_batch") : 0;
   info.epoch_loss_sum = has_progress ? h5_read_attr_double(file, path, "epoch_loss_sum") : 0.0;
@@ -176,6 +181,21 @@ static void read_moments(hid_t file, const char *path, const unet *m, optimizer 
   }
 }
 
+/* The loss scaler's state and the skipped-step counts (absent before loss scaling: none
+ * skipped). A scale that is not dynamic stays what the job file says. */
+static void read_loss_scaling(hid_t file, const char *path, optimizer *opt) {
+  if (H5Aexists(file, "skipped_steps") <= 0) return;
+  opt->skipped = h5_read_attr_long(file, path, "skipped_steps");
+  opt->phase_skipped = h5_read_attr_long(file, path, "phase_skipped_steps");
+  if (!opt->scaler.dynamic) return;
+  opt->scaler.scale = h5_read_attr_double(file, path, "loss_scale");
+  opt->scaler.good_steps = h5_read_attr_long(file, path, "loss_scale_good_steps");
+  int exponent;
+  FP_CHECK(opt->scaler.scale >= LOSS_SCALE_MIN && frexp(opt->scaler.scale, &exponent) == 0.5,
+           "%s: attribute loss_scale = %g is not a power of two >= %g", path, opt->scaler.scale,
+           LOSS_SCALE_MIN);
+}
+
 static checkpoint_info load_locked(const char *path, unet *m, optimizer *opt,
                                    int64_t *epoch_confusion) {
   hid_t file = h5_open_read(path);
@@ -196,6 +216,7 @@ static checkpoint_info load_locked(const char *path, unet *m, optimizer *opt,
   if (opt) {
     read_moments(file, path, m, opt);
     opt->step = info.step;
+    read_loss_scaling(file, path, opt);
   }
   if (epoch_confusion) {
     read_confusion(file, path, m->classes, epoch_confusion);

@@ -1,21 +1,28 @@
 /* The training loss: weighted cross-entropy over pixels, plus, with the Extended U-Net's
  * branches, the class-presence BCE and the box smooth-L1 (the compound loss of the paper:
  * CE + w_cls x BCE + w_box x smooth-L1, w_box = 75 there). */
+#include <math.h>
+
 #include "check.h"
 #include "unet.h"
 
 void unet_loss(unet *m, const loss_spec *spec, int gradients) {
   FP_CHECK(!gradients || m->mode == UNET_TRAINING, "unet_loss: gradients on an inference model");
   const backend *be = m->be;
+  /* a power of two: multiplying by it is exact, so it changes no rounding of the terms */
+  const float scale = spec->loss_scale;
+  FP_CHECK(scale > 0.0f && frexpf(scale, &(int){0}) == 0.5f,
+           "unet_loss: loss scale %g is not a power of two", (double)scale);
   be->softmax_cross_entropy(&m->logits, spec->labels, spec->class_weights, spec->ignore_label,
-                            spec->segmentation_scale, gradients ? &m->grad_logits : NULL,
+                            spec->segmentation_scale * scale, gradients ? &m->grad_logits : NULL,
                             m->scalars);
   branches *b = &m->br;
   if (b->mode == BRANCHES_NONE) return;
-  be->sigmoid_bce(&b->cls.logits, b->target_presence, spec->class_loss_weight * spec->class_scale,
+  be->sigmoid_bce(&b->cls.logits, b->target_presence,
+                  spec->class_loss_weight * spec->class_scale * scale,
                   gradients ? &b->cls.grad_logits : NULL, m->scalars);
   be->sigmoid_smooth_l1(&b->box.logits, b->target_boxes, b->target_box_mask,
-                        spec->box_loss_weight * spec->box_scale,
+                        spec->box_loss_weight * spec->box_scale * scale,
                         gradients ? &b->box.grad_logits : NULL, m->scalars);
 }
 

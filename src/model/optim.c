@@ -23,6 +23,7 @@ optimizer *optimizer_create(const backend *be, size_t param_count, adam_config a
   opt->schedule = schedule;
   opt->clip_norm = clip_norm;
   opt->count = param_count;
+  opt->scaler = (loss_scaler){.scale = 1.0};
   opt->exp_avg = be->alloc(FP_F32, param_count);
   opt->exp_avg_sq = be->alloc(FP_F32, param_count);
   return opt;
@@ -38,6 +39,7 @@ void optimizer_destroy(optimizer *opt) {
 void optimizer_start_phase(optimizer *opt, schedule_config schedule) {
   opt->schedule = schedule;
   opt->phase_start = opt->step;
+  opt->phase_skipped = 0;
   opt->be->fill_zero(opt->exp_avg, FP_F32, opt->count);
   opt->be->fill_zero(opt->exp_avg_sq, FP_F32, opt->count);
 }
@@ -48,12 +50,30 @@ double optimizer_step(optimizer *opt, unet *m) {
   const backend *be = opt->be;
   double lr = one_cycle_lr(&opt->schedule, opt->step - opt->phase_start);
   opt->step++;
-  double lr_and_step[2] = {lr, (double)(opt->step - opt->phase_start)};
+  double adam_step = (double)(opt->step - opt->phase_start - opt->phase_skipped);
+  double lr_and_step[2] = {lr, adam_step};
   be->upload(m->scalars + SCALAR_LR, lr_and_step, FP_F64, 2);
   size_t from = unet_trained_from(m), count = opt->count - from;
-  be->gradient_norm(m->grads + from, count, opt->clip_norm, m->scalars);
+  be->gradient_norm(m->grads + from, count, opt->clip_norm, opt->scaler.scale, m->scalars);
   be->adam_update(m->params + from, m->grads + from, opt->exp_avg + from, opt->exp_avg_sq + from,
                   count, &opt->adam, m->scalars);
   unet_weights_changed(m);
   return lr;
+}
+
+step_outcome optimizer_finish_step(optimizer *opt, int gradients_finite) {
+  loss_scaler *s = &opt->scaler;
+  if (gradients_finite) {
+    if (s->dynamic && ++s->good_steps >= s->growth_interval) {
+      s->scale = fmin(s->scale * 2.0, LOSS_SCALE_MAX);
+      s->good_steps = 0;
+    }
+    return STEP_APPLIED;
+  }
+  opt->skipped++;
+  opt->phase_skipped++;
+  if (!s->dynamic || s->scale / 2.0 < LOSS_SCALE_MIN) return STEP_FAILED;
+  s->scale /= 2.0;
+  s->good_steps = 0;
+  return STEP_SKIPPED;
 }

@@ -15,6 +15,25 @@ typedef struct schedule_config {
  * over round(warmup_fraction*total) steps (at least 1), then cosine to final. */
 double one_cycle_lr(const schedule_config *s, long step);
 
+/* Loss scaling (mixed precision with fp16 gradients): the losses' gradients are multiplied by
+ * `scale`, a power of two, so that small gradients do not flush to zero in fp16; the gradient
+ * norm and the update divide it out again, exactly (backend.h gradient_norm). dynamic:
+ * torch.cuda.amp.GradScaler's rule: a step whose gradients are not finite is skipped (no update,
+ * Adam's step count unchanged) and the scale halved; after `growth_interval` finite steps in a
+ * row it doubles, up to LOSS_SCALE_MAX. Not dynamic: the scale stays (1 = no loss scaling). */
+typedef struct loss_scaler {
+  int dynamic;
+  double scale;
+  long growth_interval;
+  long good_steps; /* finite steps since the scale last changed */
+} loss_scaler;
+
+/* Dynamic scaling gives up below LOSS_SCALE_MIN: the gradients are not finite for another
+ * reason. It grows no further than LOSS_SCALE_MAX, the largest power of two a float holds
+ * (GradScaler has no cap and, once the scale is inf, skips every step after). */
+#define LOSS_SCALE_MIN 1.0
+#define LOSS_SCALE_MAX 0x1p127
+
 typedef struct optimizer {
   const backend *be;
   adam_config adam;
@@ -24,6 +43,9 @@ typedef struct optimizer {
   float *exp_avg, *exp_avg_sq; /* backend memory, layout of the parameter buffer */
   long step;                   /* steps taken so far, over all phases */
   long phase_start;            /* the step at which the schedule and Adam's state started */
+  loss_scaler scaler;
+  long skipped;       /* steps whose update was skipped (non-finite gradients), all phases */
+  long phase_skipped; /* of those, the ones since phase_start (not counted by Adam) */
 } optimizer;
 
 optimizer *optimizer_create(const backend *be, size_t param_count, adam_config adam,
@@ -36,10 +58,21 @@ void optimizer_destroy(optimizer *opt);
 void optimizer_start_phase(optimizer *opt, schedule_config schedule);
 
 /* Queues one step on the backend: the gradient norm and clip factor
- * (torch.nn.utils.clip_grad_norm_ semantics) into m->scalars, then Adam/AdamW of m->params at
- * the schedule's learning rate, which it returns; both over the parameters backward trains
- * (unet_trained_from: not a frozen encoder's). Reads nothing back: unet_read_scalars gives the
- * step's loss, gradient norm and non-finite flag. Marks the model's weights changed. */
+ * (torch.nn.utils.clip_grad_norm_ semantics, the loss scale divided out) into m->scalars, then
+ * Adam/AdamW of m->params at the schedule's learning rate, which it returns; both over the
+ * parameters backward trains (unet_trained_from: not a frozen encoder's). The backend skips the
+ * update when the gradients are not finite. Reads nothing back: unet_read_scalars gives the
+ * step's loss, gradient norm and non-finite flag, which optimizer_finish_step then takes. Marks
+ * the model's weights changed. */
 double optimizer_step(optimizer *opt, unet *m);
+
+typedef enum step_outcome {
+  STEP_APPLIED, /* finite gradients: the update happened */
+  STEP_SKIPPED, /* not finite, dynamic loss scaling: no update, the scale halved; go on */
+  STEP_FAILED   /* not finite otherwise (or the scale would fall below LOSS_SCALE_MIN) */
+} step_outcome;
+
+/* After the step's read-back: counts the step and moves the loss scale (loss_scaler). */
+step_outcome optimizer_finish_step(optimizer *opt, int gradients_finite);
 
 #endif

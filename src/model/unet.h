@@ -350,11 +350,12 @@ typedef struct loss_spec {
   int ignore_label;
   float class_loss_weight, box_loss_weight; /* w_cls, w_box */
   float segmentation_scale, class_scale, box_scale;
+  float loss_scale; /* loss scaling: every term's gradient times this power of two (1 = none) */
 } loss_spec;
 /* Queues the losses on the backend: the weighted cross-entropy (SCALAR_LOSS), and with branches
  * the class-presence BCE (SCALAR_CLASS_LOSS) and box smooth-L1 (SCALAR_BOX_LOSS, BOX_COUNT)
  * against the targets unet_set_branch_targets gave. With gradients (training) each term's
- * gradient is its weight x its scale x d term; without, only the scalars. */
+ * gradient is its weight x its scale x the loss scale x d term; without, only the scalars. */
 void unet_loss(unet *m, const loss_spec *spec, int gradients);
 /* The compound loss: cross-entropy + w_cls x BCE + w_box x box loss. */
 double unet_total_loss(const loss_spec *spec, double segmentation, double class_loss,
