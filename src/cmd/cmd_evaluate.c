@@ -352,86 +352,127 @@ static int parse_split(const char *name) {
   exit(2);
 }
 
-int main(int argc, char **argv) {
-  const char *checkpoint_path = NULL, *data_path = NULL, *split_name = "val";
-  const char *prior_csv = NULL, *prior_table = NULL, *confusion_path = NULL;
-  const char *backend_name = "auto", *precision_name = "auto";
-  int batch = 8, limit = 0, threads = 0, ground_truth = 0;
+typedef struct evaluate_args {
+  const char *checkpoint_path, *data_path, *split_name;
+  const char *prior_csv, *prior_table, *confusion_path;
+  const char *backend_name, *precision_name;
+  int batch, limit, threads, ground_truth;
+} evaluate_args;
+
+static evaluate_args parse_args(int argc, char **argv) {
+  evaluate_args a = {
+      .split_name = "val", .backend_name = "auto", .precision_name = "auto", .batch = 8};
   cli_option options[] = {
-      {"--checkpoint", CLI_STRING, &checkpoint_path, 0, 0},
-      {"--data", CLI_STRING, &data_path, 0, 0},
-      {"--split", CLI_STRING, &split_name, 0, 0},
-      {"--batch", CLI_INT, &batch, 1, 4096},
-      {"--limit", CLI_INT, &limit, 0, 1 << 30},
-      {"--threads", CLI_INT, &threads, 0, 1024},
-      {"--prior-csv", CLI_STRING, &prior_csv, 0, 0},
-      {"--prior-table", CLI_STRING, &prior_table, 0, 0},
-      {"--backend", CLI_STRING, &backend_name, 0, 0},
-      {"--precision", CLI_STRING, &precision_name, 0, 0},
-      {"--confusion", CLI_STRING, &confusion_path, 0, 0},
-      {"--ground-truth-injection", CLI_FLAG, &ground_truth, 0, 0},
+      {"--checkpoint", CLI_STRING, &a.checkpoint_path, 0, 0},
+      {"--data", CLI_STRING, &a.data_path, 0, 0},
+      {"--split", CLI_STRING, &a.split_name, 0, 0},
+      {"--batch", CLI_INT, &a.batch, 1, 4096},
+      {"--limit", CLI_INT, &a.limit, 0, 1 << 30},
+      {"--threads", CLI_INT, &a.threads, 0, 1024},
+      {"--prior-csv", CLI_STRING, &a.prior_csv, 0, 0},
+      {"--prior-table", CLI_STRING, &a.prior_table, 0, 0},
+      {"--backend", CLI_STRING, &a.backend_name, 0, 0},
+      {"--precision", CLI_STRING, &a.precision_name, 0, 0},
+      {"--confusion", CLI_STRING, &a.confusion_path, 0, 0},
+      {"--ground-truth-injection", CLI_FLAG, &a.ground_truth, 0, 0},
   };
   if (cli_parse(argc, argv, options, sizeof options / sizeof options[0], usage) != argc ||
-      !checkpoint_path || !data_path) {
+      !a.checkpoint_path || !a.data_path) {
     fprintf(stderr, "error: --checkpoint and --data are required\n");
     usage(stderr);
-    return 2;
+    exit(2);
   }
-  if (!prior_csv != !prior_table) {
+  if (!a.prior_csv != !a.prior_table) {
     fprintf(stderr, "error: --prior-csv and --prior-table go together\n");
     usage(stderr);
-    return 2;
+    exit(2);
   }
-  int split = parse_split(split_name);
-  enum confusion_format confusion_format = confusion_format_of(confusion_path);
-  if (threads > 0) omp_set_num_threads(threads);
+  return a;
+}
 
-  checkpoint_info info = checkpoint_peek(checkpoint_path);
-  fp_dataset *ds = dataset_open(data_path);
+/* The dataset must have masks and the checkpoint's classes and image size. */
+static void check_dataset_fits(fp_dataset *ds, const char *data_path, const checkpoint_info *info,
+                               const char *checkpoint_path) {
   FP_CHECK(dataset_has_masks(ds), "%s: dataset has no /masks to evaluate against", data_path);
-  if (dataset_num_classes(ds) != info.classes)
+  if (dataset_num_classes(ds) != info->classes)
     FP_FATAL("%s: dataset has %d classes but checkpoint %s (field 'classes') has %d", data_path,
-             dataset_num_classes(ds), checkpoint_path, info.classes);
-  if (dataset_height(ds) != info.height || dataset_width(ds) != info.width)
+             dataset_num_classes(ds), checkpoint_path, info->classes);
+  if (dataset_height(ds) != info->height || dataset_width(ds) != info->width)
     FP_FATAL("%s: images are %dx%d but checkpoint %s was trained at %dx%d (fields height, width)",
-             data_path, dataset_height(ds), dataset_width(ds), checkpoint_path, info.height,
-             info.width);
+             data_path, dataset_height(ds), dataset_width(ds), checkpoint_path, info->height,
+             info->width);
+}
 
-  runtime rt = runtime_open(backend_name, precision_name, "command line", 0);
+static void print_segmentation_metrics(const confusion *conf, const fp_dataset *ds,
+                                       const checkpoint_info *info, const evaluate_args *a,
+                                       long images) {
+  seg_metrics metrics = confusion_metrics(conf);
+  printf("checkpoint %s (%s, epoch %ld) on %s split %s, %ld images\n", a->checkpoint_path,
+         unet_arch_name(info->arch), info->epoch, a->data_path, a->split_name, images);
+  printf("pixel_accuracy %.4f\nmiou_excluding_background %.4f (%d classes)\n"
+         "miou_including_background %.4f\nforeground_mask_iou %.4f\n",
+         metrics.pixel_accuracy, metrics.miou_foreground, metrics.classes_counted, metrics.miou_all,
+         metrics.mask_iou);
+  printf("per-class IoU:\n");
+  for (int k = 0; k < info->classes; k++) {
+    double iou = confusion_class_iou(conf, k);
+    if (iou >= 0) printf("  %3d %-20s %.4f\n", k, dataset_class_name(ds, k), iou);
+  }
+}
+
+static void report_branches(branch_evaluation *branch_eval, const confusion *conf,
+                            const fp_dataset *ds, int classes) {
+  const char **names = fp_malloc((size_t)classes * sizeof *names);
+  for (int k = 0; k < classes; k++) names[k] = dataset_class_name(ds, k);
+  branch_evaluation_report(branch_eval, conf, names, stdout);
+  free(names);
+}
+
+int main(int argc, char **argv) {
+  evaluate_args a = parse_args(argc, argv);
+  int split = parse_split(a.split_name);
+  enum confusion_format confusion_format = confusion_format_of(a.confusion_path);
+  if (a.threads > 0) omp_set_num_threads(a.threads);
+
+  checkpoint_info info = checkpoint_peek(a.checkpoint_path);
+  fp_dataset *ds = dataset_open(a.data_path);
+  check_dataset_fits(ds, a.data_path, &info, a.checkpoint_path);
+
+  runtime rt = runtime_open(a.backend_name, a.precision_name, "command line", 0);
   const backend *be = rt.be;
   char where[400];
   runtime_describe(&rt, where, sizeof where);
   printf("evaluate: %s\n", where);
   unet_config model_config = {.arch = info.arch,
                               .classes = info.classes,
-                              .batch = batch,
+                              .batch = a.batch,
                               .height = info.height,
                               .width = info.width,
                               .compute = rt.compute,
                               .mode = UNET_INFERENCE,
                               .branches = info.branches};
   unet *m = unet_create(be, &model_config, 0);
-  checkpoint_load(checkpoint_path, m, NULL, NULL);
-  loader_config lc = {.path = data_path,
+  checkpoint_load(a.checkpoint_path, m, NULL, NULL);
+  loader_config lc = {.path = a.data_path,
                       .split = split,
-                      .batch_size = batch,
+                      .batch_size = a.batch,
                       .world_size = 1,
-                      .limit = limit,
+                      .limit = a.limit,
                       .keep_partial = 1,
                       .pad_label = 255};
   loader *ld = loader_open(&lc);
-  size_t pixels = (size_t)batch * info.height * info.width;
+  size_t pixels = (size_t)a.batch * info.height * info.width;
   uint8_t *predictions = be->alloc(FP_U8, pixels), *host_predictions = fp_malloc(pixels);
   prior_evaluation pe = {0};
-  if (prior_table) prior_evaluation_open(&pe, prior_table, prior_csv, data_path, ds, m);
+  if (a.prior_table) prior_evaluation_open(&pe, a.prior_table, a.prior_csv, a.data_path, ds, m);
   confusion conf;
   confusion_init(&conf, info.classes);
   branch_evaluation branch_eval = {0};
   int branches = info.branches.mode != BRANCHES_NONE;
-  if (branches) branch_evaluation_init(&branch_eval, m, ground_truth);
-  FP_CHECK(branches || !ground_truth,
+  FP_CHECK(branches || !a.ground_truth,
            "--ground-truth-injection: checkpoint %s has no branches (attribute 'branches')",
-           checkpoint_path);
+           a.checkpoint_path);
+  if (branches) branch_evaluation_init(&branch_eval, m, a.ground_truth);
   progress prog;
   progress_start(&prog, "evaluate", (long)loader_images(ld));
   loader_start_epoch(ld, 0);
@@ -447,26 +488,12 @@ int main(int argc, char **argv) {
     progress_advance(&prog, b.count);
   }
   progress_print(&prog, "done");
-  seg_metrics metrics = confusion_metrics(&conf);
-  printf("checkpoint %s (%s, epoch %ld) on %s split %s, %ld images\n", checkpoint_path,
-         unet_arch_name(info.arch), info.epoch, data_path, split_name, prog.done);
-  printf("pixel_accuracy %.4f\nmiou_excluding_background %.4f (%d classes)\n"
-         "miou_including_background %.4f\nforeground_mask_iou %.4f\n",
-         metrics.pixel_accuracy, metrics.miou_foreground, metrics.classes_counted, metrics.miou_all,
-         metrics.mask_iou);
-  printf("per-class IoU:\n");
-  for (int k = 0; k < info.classes; k++) {
-    double iou = confusion_class_iou(&conf, k);
-    if (iou >= 0) printf("  %3d %-20s %.4f\n", k, dataset_class_name(ds, k), iou);
-  }
-  evaluation_source source = {checkpoint_path, data_path, split_name, prog.done};
-  report_confusion(&conf, ds, confusion_path, confusion_format, &source);
-  if (pe.prior) prior_evaluation_report(&pe, &conf, ds, prior_table, prior_csv);
+  print_segmentation_metrics(&conf, ds, &info, &a, prog.done);
+  evaluation_source source = {a.checkpoint_path, a.data_path, a.split_name, prog.done};
+  report_confusion(&conf, ds, a.confusion_path, confusion_format, &source);
+  if (pe.prior) prior_evaluation_report(&pe, &conf, ds, a.prior_table, a.prior_csv);
   if (branches) {
-    const char **names = fp_malloc((size_t)info.classes * sizeof *names);
-    for (int k = 0; k < info.classes; k++) names[k] = dataset_class_name(ds, k);
-    branch_evaluation_report(&branch_eval, &conf, names, stdout);
-    free(names);
+    report_branches(&branch_eval, &conf, ds, info.classes);
     branch_evaluation_free(&branch_eval, m);
   }
   dataset_close(ds);
