@@ -191,9 +191,10 @@ static void read_loss_scaling(hid_t file, const char *path, optimizer *opt) {
   opt->scaler.scale = h5_read_attr_double(file, path, "loss_scale");
   opt->scaler.good_steps = h5_read_attr_long(file, path, "loss_scale_good_steps");
   int exponent;
-  FP_CHECK(opt->scaler.scale >= LOSS_SCALE_MIN && frexp(opt->scaler.scale, &exponent) == 0.5,
-           "%s: attribute loss_scale = %g is not a power of two >= %g", path, opt->scaler.scale,
-           LOSS_SCALE_MIN);
+  FP_CHECK(opt->scaler.scale >= LOSS_SCALE_MIN && opt->scaler.scale <= LOSS_SCALE_MAX &&
+               frexp(opt->scaler.scale, &exponent) == 0.5,
+           "%s: attribute loss_scale = %g is not a power of two in [%g, %g]", path,
+           opt->scaler.scale, LOSS_SCALE_MIN, LOSS_SCALE_MAX);
 }
 
 static checkpoint_info load_locked(const char *path, unet *m, optimizer *opt,
