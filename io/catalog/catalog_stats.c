@@ -8,11 +8,9 @@
 
 enum { MAX_CLASSES = 256 };
 
-void catalog_image_stats(uint8_t *mask, const float *probabilities, const uint8_t *photo,
-                         int classes, int height, int width, const letterbox *box,
-                         image_stats *out) {
+void catalog_image_stats(uint8_t *mask, const float *confidence, const uint8_t *photo, int classes,
+                         int height, int width, const letterbox *box, image_stats *out) {
   FP_CHECK(classes > 0 && classes < MAX_CLASSES, "image stats: %d classes", classes);
-  const size_t plane = (size_t)height * width;
   int64_t count[MAX_CLASSES] = {0};
   double confidence_sum[MAX_CLASSES] = {0}, linear_sum[MAX_CLASSES][3] = {{0}};
   int y0[MAX_CLASSES], x0[MAX_CLASSES], y1[MAX_CLASSES], x1[MAX_CLASSES];
@@ -34,7 +32,7 @@ void catalog_image_stats(uint8_t *mask, const float *probabilities, const uint8_
       int k = mask[p];
       FP_CHECK(k < classes, "image stats: class %d at pixel %zu of %d classes", k, p, classes);
       count[k]++;
-      confidence_sum[k] += probabilities[(size_t)k * plane + p];
+      confidence_sum[k] += confidence[p];
       for (int c = 0; c < 3; c++) linear_sum[k][c] += linear_of[photo[p * 3 + c]];
       if (y < y0[k]) y0[k] = y;
       if (y + 1 > y1[k]) y1[k] = y + 1;

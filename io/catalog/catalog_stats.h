@@ -29,10 +29,10 @@ typedef struct image_stats {
 } image_stats;
 
 /* mask [H*W]: the argmax per pixel, set to CATALOG_MASK_OUTSIDE outside the box
- * here; probabilities: [K][H*W] softmax; photo: [H][W][3] the letterboxed RGB. */
-void catalog_image_stats(uint8_t *mask, const float *probabilities, const uint8_t *photo,
-                         int classes, int height, int width, const letterbox *box,
-                         image_stats *out);
+ * here; confidence [H*W]: the softmax probability of each pixel's argmax class
+ * (backend.h argmax_channels); photo: [H][W][3] the letterboxed RGB. */
+void catalog_image_stats(uint8_t *mask, const float *confidence, const uint8_t *photo, int classes,
+                         int height, int width, const letterbox *box, image_stats *out);
 
 /* The model-resolution mask mapped back onto the photo's own pixels (nearest:
  * photo pixel (y, x) takes the mask at (offset_y + floor((y + 0.5) *

@@ -194,12 +194,12 @@ typedef struct backend {
    * s (1 - s) / that count. */
   void (*sigmoid_smooth_l1)(const tensor *x, const float *targets, const float *mask,
                             float grad_scale, tensor *grad, double *scalars);
-  /* per-pixel argmax over channels -> u8 [N,H,W] */
-  void (*argmax_channels)(const tensor *logits, uint8_t *predictions);
-  /* per-pixel softmax over channels (inference); probabilities has the logits' shape and may
-   * have another dtype. A channel at -inf gets probability 0; at least one channel per pixel
+  /* per-pixel argmax over channels (the first largest logit) -> u8 [N,H,W]; with confidence
+   * (f32 [N,H,W], may be NULL) also the softmax probability of that class, 1 / sum_k
+   * exp(x_k - x_max), computed in f32: what inference needs of the softmax, one value a pixel
+   * instead of K. A channel at -inf counts as probability 0; at least one channel per pixel
    * must be finite. */
-  void (*softmax_channels)(const tensor *logits, tensor *probabilities);
+  void (*argmax_channels)(const tensor *logits, uint8_t *predictions, float *confidence);
 
   /* For gradients that are loss_scale times the true ones (loss scaling; loss_scale a power of
    * two, 1 = none): scalars[SCALAR_GRAD_NORM] = the true norm, sqrt(sum g^2) / loss_scale;

@@ -329,7 +329,6 @@ const backend *backend_cpu(void) {
         .inner_product_backward = cpu_inner_product_backward,
         .softmax_cross_entropy = cpu_softmax_cross_entropy,
         .argmax_channels = cpu_argmax_channels,
-        .softmax_channels = cpu_softmax_channels,
         .global_maxpool_forward = cpu_global_maxpool_forward,
         .global_maxpool_backward = cpu_global_maxpool_backward,
         .broadcast_plane = cpu_broadcast_plane,

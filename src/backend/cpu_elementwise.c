@@ -1,5 +1,5 @@
-/* CPU backend: ReLU, pooling, upsampling, concat/split, add and softmax (oneDNN), in the
- * tensors' own dtype. */
+/* CPU backend: ReLU, pooling, upsampling, concat/split and add (oneDNN), in the tensors' own
+ * dtype. */
 #include "cpu_internal.h"
 
 /* ------------------------------------------------------------------- relu */
@@ -236,41 +236,4 @@ void cpu_add(const tensor *a, const tensor *b, tensor *y) {
   exec_arg args[3] = {
       {DNNL_ARG_SRC_0, &md, a->data}, {DNNL_ARG_SRC_1, &md, b->data}, {DNNL_ARG_DST, &md, y->data}};
   execute(prim, 3, args);
-}
-
-/* ---------------------------------------------------------------- softmax */
-
-typedef struct softmax_entry {
-  dnnl_primitive_t forward;
-  staging src, dst;
-} softmax_entry;
-
-/* oneDNN's optimised softmax wants the softmax axis innermost; over the channels of a plain or
- * channel-blocked tensor it falls back to reference code (~100x slower). So it runs on NHWC
- * copies, reordered in and out through staging buffers. */
-void cpu_softmax_channels(const tensor *logits, tensor *probabilities) {
-  FP_CHECK(probabilities->n == logits->n && probabilities->c == logits->c &&
-               probabilities->h == logits->h && probabilities->w == logits->w,
-           "softmax: probabilities %dx%dx%dx%d do not match logits %dx%dx%dx%d", probabilities->n,
-           probabilities->c, probabilities->h, probabilities->w, logits->n, logits->c, logits->h,
-           logits->w);
-  shape_key key = make_shape_key(OP_SOFTMAX, logits);
-  key.extra[0] = (int)probabilities->dtype;
-  softmax_entry *e = primitive_cache_find(&cpu.cache, &key, sizeof key);
-  if (!e) {
-    e = fp_calloc(1, sizeof *e);
-    /* computed in f32 whatever the logits' type (the reorders convert) */
-    dnnl_memory_desc_t channels_last =
-        md_4d(FP_F32, logits->n, logits->c, logits->h, logits->w, dnnl_nhwc);
-    dnnl_softmax_desc_t desc;
-    DNNL_CHECK(dnnl_softmax_forward_desc_init(&desc, dnnl_forward_inference, &channels_last, 1));
-    e->forward = make_primitive(&desc, NULL, NULL);
-    staging_init(&e->src, activation_md(logits), channels_last);
-    staging_init(&e->dst, activation_md(probabilities), channels_last);
-    primitive_cache_insert(&cpu.cache, &key, sizeof key, e);
-  }
-  exec_arg args[2] = {{DNNL_ARG_SRC, &e->src.wanted, staging_in(&e->src, logits->data)},
-                      {DNNL_ARG_DST, &e->dst.wanted, staging_out(&e->dst, probabilities->data)}};
-  execute(e->forward, 2, args);
-  staging_out_done(&e->dst, probabilities->data);
 }

@@ -52,7 +52,6 @@ enum op_kind {
   OP_ADD,
   OP_AVGPOOL,
   OP_INNER_PRODUCT,
-  OP_SOFTMAX,
 };
 
 typedef struct shape_key {
@@ -149,7 +148,6 @@ void cpu_upsample2x_backward(const tensor *dy, tensor *dx);
 void cpu_concat_channels(const tensor *a, const tensor *b, tensor *y);
 void cpu_split_channels(const tensor *dy, tensor *da, tensor *db);
 void cpu_add(const tensor *a, const tensor *b, tensor *y);
-void cpu_softmax_channels(const tensor *logits, tensor *probabilities);
 void cpu_global_maxpool_forward(const tensor *x, tensor *y);
 void cpu_global_maxpool_backward(const tensor *x, const tensor *dy, tensor *dx);
 void cpu_broadcast_plane(const tensor *x, tensor *y);
@@ -165,7 +163,7 @@ void cpu_sigmoid_smooth_l1(const tensor *x, const float *targets, const float *m
 void cpu_softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
                                const float *class_weights, int ignore_label, float grad_scale,
                                tensor *grad_logits, double *scalars);
-void cpu_argmax_channels(const tensor *logits, uint8_t *predictions);
+void cpu_argmax_channels(const tensor *logits, uint8_t *predictions, float *confidence);
 void cpu_gradient_norm(const float *grads, size_t count, double clip_norm, double loss_scale,
                        double *scalars);
 void cpu_adam_update(float *params, const float *grads, float *exp_avg, float *exp_avg_sq,

@@ -88,7 +88,7 @@ void cpu_softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
   }
 }
 
-void cpu_argmax_channels(const tensor *logits, uint8_t *predictions) {
+void cpu_argmax_channels(const tensor *logits, uint8_t *predictions, float *confidence) {
   const int classes = logits->c;
   const size_t plane = (size_t)logits->h * logits->w;
   const size_t pixels = plane * logits->n;
@@ -100,6 +100,11 @@ void cpu_argmax_channels(const tensor *logits, uint8_t *predictions) {
     for (int k = 1; k < classes; k++)
       if (xp[k * plane] > xp[best * plane]) best = k;
     predictions[p] = (uint8_t)best;
+    if (!confidence) continue;
+    const float largest = xp[best * plane];
+    float sum = 0.0f;
+    for (int k = 0; k < classes; k++) sum += expf(xp[k * plane] - largest);
+    confidence[p] = 1.0f / sum;
   }
 }
 

@@ -120,12 +120,10 @@ void cuk_softmax_cross_entropy(const void *logits, int type, size_t pixels, int 
                                const uint8_t *labels, const float *class_weights, int ignore_label,
                                float grad_scale, void *grad, double *scalars, double *scratch,
                                int *bad_labels, cudaStream_t stream);
-/* predictions[p] = index of the first largest logit of pixel p */
+/* predictions[p] = index of the first largest logit of pixel p; confidence (may be NULL)[p] =
+ * its softmax probability, 1 / sum_k exp(x_k - x_max) (a -inf logit adds 0) */
 void cuk_argmax_channels(const void *logits, int type, size_t pixels, int classes,
-                         uint8_t *predictions, cudaStream_t stream);
-/* per-pixel softmax over channels; probabilities may have another type; -inf gives 0 */
-void cuk_softmax_channels(const void *logits, int type, void *probabilities, int probability_type,
-                          size_t pixels, int classes, cudaStream_t stream);
+                         uint8_t *predictions, float *confidence, cudaStream_t stream);
 
 /* The Extended U-Net branches' ops (backend.h has the semantics). x and y of the pooling,
  * broadcast and sum are [n, plane, c] and [n, c]; the losses' logits [n, k] (NHWC with one

@@ -307,11 +307,13 @@ void cuk_softmax_cross_entropy(const void *logits, int type, size_t pixels, int 
       });
 }
 
-/* ------------------------------------------------------ argmax / softmax */
+/* ---------------------------------------------------------------- argmax */
 
-/* the first index of the largest logit (strict >), one thread per pixel */
+/* the first index of the largest logit (strict >) and, where confidence is not NULL, its
+ * softmax probability; one thread per pixel */
 template <typename T>
-__global__ void argmax_kernel(const T *logits, size_t pixels, int classes, uint8_t *out) {
+__global__ void argmax_kernel(const T *logits, size_t pixels, int classes, uint8_t *out,
+                              float *confidence) {
   CUK_FOR(p, pixels) {
     const T *x = logits + p * classes;
     int best = 0;
@@ -324,35 +326,18 @@ __global__ void argmax_kernel(const T *logits, size_t pixels, int classes, uint8
       }
     }
     out[p] = (uint8_t)best;
-  }
-}
-
-/* exp(x - max) / sum, one thread per pixel; a -inf logit gives 0 */
-template <typename T, typename P>
-__global__ void softmax_kernel(const T *logits, P *probabilities, size_t pixels, int classes) {
-  CUK_FOR(p, pixels) {
-    const T *x = logits + p * classes;
-    float m, sum;
-    softmax_stats(x, classes, &m, &sum);
-    for (int k = 0; k < classes; k++)
-      store(probabilities, p * classes + k, expf(load(x, k) - m) / sum);
+    if (!confidence) continue;
+    float sum = 0.0f;
+    for (int k = 0; k < classes; k++) sum += expf(load(x, k) - best_value);
+    confidence[p] = 1.0f / sum;
   }
 }
 
 void cuk_argmax_channels(const void *logits, int type, size_t pixels, int classes,
-                         uint8_t *predictions, cudaStream_t stream) {
+                         uint8_t *predictions, float *confidence, cudaStream_t stream) {
   CUK_DISPATCH(type, T,
                argmax_kernel<T><<<cuk_blocks(pixels), CUK_THREADS, 0, stream>>>(
-                   (const T *)logits, pixels, classes, predictions));
-  CUDA_LAUNCH_CHECK();
-}
-
-void cuk_softmax_channels(const void *logits, int type, void *probabilities, int probability_type,
-                          size_t pixels, int classes, cudaStream_t stream) {
-  CUK_DISPATCH(type, T,
-               CUK_DISPATCH(probability_type, P,
-                            softmax_kernel<T, P><<<cuk_blocks(pixels), CUK_THREADS, 0, stream>>>(
-                                (const T *)logits, (P *)probabilities, pixels, classes)));
+                   (const T *)logits, pixels, classes, predictions, confidence));
   CUDA_LAUNCH_CHECK();
 }
 

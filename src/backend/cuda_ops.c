@@ -145,15 +145,9 @@ static void softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
                             cuda.bad_labels, cuda.stream);
 }
 
-static void argmax_channels(const tensor *logits, uint8_t *predictions) {
+static void argmax_channels(const tensor *logits, uint8_t *predictions, float *confidence) {
   cuk_argmax_channels(logits->data, (int)logits->dtype, tensor_pixels(logits), logits->c,
-                      predictions, cuda.stream);
-}
-
-static void softmax_channels(const tensor *logits, tensor *probabilities) {
-  FP_CHECK(CUDA_SAME_SHAPE(logits, probabilities), "softmax: probabilities differ in shape");
-  cuk_softmax_channels(logits->data, (int)logits->dtype, probabilities->data,
-                       (int)probabilities->dtype, tensor_pixels(logits), logits->c, cuda.stream);
+                      predictions, confidence, cuda.stream);
 }
 
 static void gradient_norm(const float *grads, size_t count, double clip_norm, double loss_scale,
@@ -249,7 +243,6 @@ void cuda_fill_op_table(backend *table) {
   table->global_avgpool_backward = global_avgpool_backward;
   table->softmax_cross_entropy = softmax_cross_entropy;
   table->argmax_channels = argmax_channels;
-  table->softmax_channels = softmax_channels;
   table->gradient_norm = gradient_norm;
   table->adam_update = adam_update;
 }

@@ -79,7 +79,7 @@ void branch_evaluation_batch(branch_evaluation *e, unet *m, const loader_batch *
   unet_inject_ground_truth(m, e->presence);
   unet_forward(m, 0);
   unet_inject_ground_truth(m, NULL);
-  be->argmax_channels(&m->logits, e->predictions);
+  be->argmax_channels(&m->logits, e->predictions, NULL);
   be->download(e->host_predictions, e->predictions, FP_U8, pixels);
   confusion_add(&e->injected_conf, b->masks, e->host_predictions, pixels, ignore_label);
 }

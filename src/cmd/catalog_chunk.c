@@ -9,7 +9,6 @@
 #include "normalise.h"
 #include "progress.h"
 
-
 typedef enum item_status { ITEM_COMPUTE, ITEM_COPY_ROW, ITEM_FAILED } item_status;
 typedef enum comparison { IMAGE_NEW, IMAGE_CHANGED, IMAGE_UNCHANGED } comparison;
 
@@ -31,13 +30,12 @@ struct chunk_engine {
   const backend *be;
   size_t plane, image_bytes;
   item *items;
-  uint8_t *pixels;      /* [chunk_size][H][W][3] */
-  float *input;         /* [batch][3][H][W] */
-  float *logits;        /* [batch][K][H][W] host copy for the prior; NULL without one */
-  float *presence;      /* [batch][K] injected class presence (inject_prior) */
-  tensor probabilities; /* backend */
-  float *host_probabilities;
-  uint8_t *predictions, *host_predictions;
+  uint8_t *pixels; /* [chunk_size][H][W][3] */
+  float *input;    /* [batch][3][H][W] */
+  float *logits;   /* [batch][K][H][W] host copy for the prior; NULL without one */
+  float *presence; /* [batch][K] injected class presence (inject_prior) */
+  float *confidence, *host_confidence;     /* [batch][H][W]: softmax probability of the argmax */
+  uint8_t *predictions, *host_predictions; /* [batch][H][W]: the argmax */
   uint8_t *source_masks; /* [batch][source_height][source_width], with source_masks */
   size_t source_plane;
   int64_t *batch_items; /* chunk positions of the images in the current batch */
@@ -67,10 +65,8 @@ chunk_engine *chunk_engine_create(const chunk_setup *setup, unet *model) {
   e->input = fp_calloc(batch * 3 * e->plane, sizeof *e->input);
   if (setup->prior) e->logits = fp_malloc(batch * k * e->plane * sizeof *e->logits);
   if (setup->inject_prior) e->presence = fp_malloc(batch * k * sizeof *e->presence);
-  e->probabilities = tensor_shape(FP_F32, model->batch, l->classes, l->height, l->width);
-  e->be->tensor_alloc(&e->probabilities);
-  e->host_probabilities =
-      fp_malloc(tensor_count(&e->probabilities) * sizeof *e->host_probabilities);
+  e->confidence = e->be->alloc(FP_F32, batch * e->plane);
+  e->host_confidence = fp_malloc(batch * e->plane * sizeof *e->host_confidence);
   e->predictions = e->be->alloc(FP_U8, batch * e->plane);
   e->host_predictions = fp_malloc(batch * e->plane);
   if (l->source_masks) {
@@ -85,7 +81,7 @@ chunk_engine *chunk_engine_create(const chunk_setup *setup, unet *model) {
 
 void chunk_engine_free(chunk_engine *e) {
   if (!e) return;
-  e->be->tensor_release(&e->probabilities);
+  e->be->release(e->confidence);
   e->be->release(e->predictions);
   catalog_rows_free(&e->rows);
   free(e->items);
@@ -93,7 +89,7 @@ void chunk_engine_free(chunk_engine *e) {
   free(e->input);
   free(e->logits);
   free(e->presence);
-  free(e->host_probabilities);
+  free(e->host_confidence);
   free(e->host_predictions);
   free(e->source_masks);
   free(e->batch_items);
@@ -211,10 +207,9 @@ static void run_batch(chunk_engine *e, int count, stage_seconds *seconds) {
     }
     be->tensor_from_nchw(&m->logits, e->logits);
   }
-  be->argmax_channels(&m->logits, e->predictions);
+  be->argmax_channels(&m->logits, e->predictions, e->confidence);
   be->download(e->host_predictions, e->predictions, FP_U8, (size_t)batch * e->plane);
-  be->softmax_channels(&m->logits, &e->probabilities);
-  be->tensor_to_nchw(&e->probabilities, e->host_probabilities);
+  be->download(e->host_confidence, e->confidence, FP_F32, (size_t)batch * e->plane);
   double modelled = progress_now();
   seconds->model += modelled - normalised;
   const catalog_layout *l = &e->setup.layout;
@@ -223,7 +218,7 @@ static void run_batch(chunk_engine *e, int count, stage_seconds *seconds) {
     const item *it = &e->items[e->batch_items[b]];
     uint8_t *mask = e->host_predictions + (size_t)b * e->plane;
     image_stats stats = catalog_rows_stats(&e->rows, it->row);
-    catalog_image_stats(mask, e->host_probabilities + (size_t)b * classes * e->plane,
+    catalog_image_stats(mask, e->host_confidence + (size_t)b * e->plane,
                         e->pixels + (size_t)e->batch_items[b] * e->image_bytes, classes, l->height,
                         l->width, &it->geometry.box, &stats);
     if (l->source_masks)

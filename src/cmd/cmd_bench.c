@@ -104,7 +104,7 @@ static double time_inference(const backend *be, unet_config config, int batches)
   for (int b = 0; b < 1 + batches; b++) {
     if (b == 1) start = progress_now();
     unet_forward(m, 0);
-    be->argmax_channels(&m->logits, d.predictions);
+    be->argmax_channels(&m->logits, d.predictions, NULL);
     be->download(d.host_predictions, d.predictions, FP_U8, pixels);
   }
   double seconds = progress_now() - start;

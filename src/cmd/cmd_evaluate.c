@@ -96,7 +96,7 @@ static void prior_evaluation_batch(prior_evaluation *pe, unet *m, const loader_b
     pe->images_with_rule++;
   }
   be->tensor_from_nchw(&m->logits, pe->logits);
-  be->argmax_channels(&m->logits, predictions);
+  be->argmax_channels(&m->logits, predictions, NULL);
   be->download(host_predictions, predictions, FP_U8, (size_t)b->count * plane);
   confusion_add(&pe->conf, b->masks, host_predictions, (size_t)b->count * plane, 255);
 }
@@ -480,7 +480,7 @@ int main(int argc, char **argv) {
   while (loader_next(ld, &b)) {
     be->tensor_from_nchw(&m->input, b.images);
     unet_forward(m, 0);
-    be->argmax_channels(&m->logits, predictions);
+    be->argmax_channels(&m->logits, predictions, NULL);
     be->download(host_predictions, predictions, FP_U8, pixels);
     confusion_add(&conf, b.masks, host_predictions, pixels, 255);
     if (pe.prior) prior_evaluation_batch(&pe, m, &b, predictions, host_predictions);

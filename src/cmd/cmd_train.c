@@ -146,7 +146,7 @@ static seg_metrics validate(trainer *t, confusion *conf, double *val_loss) {
     unet_read_scalars(m, scalars);
     sums[0] += scalars[SCALAR_LOSS] * batch.count;
     sums[1] += batch.count;
-    be->argmax_channels(&m->logits, t->predictions);
+    be->argmax_channels(&m->logits, t->predictions, NULL);
     be->download(t->host_predictions, t->predictions, FP_U8, pixels);
     confusion_add(conf, batch.masks, t->host_predictions, pixels, t->cfg.ignore_label);
   }
@@ -392,7 +392,7 @@ static void resume_or_start(trainer *t) {
 static int train_step(trainer *t, long epoch, const loader_batch *batch) {
   const backend *be = t->be;
   forward_loss(t, batch);
-  be->argmax_channels(&t->model->logits, t->predictions);
+  be->argmax_channels(&t->model->logits, t->predictions, NULL);
   be->download(t->host_predictions, t->predictions, FP_U8, t->pixels);
   confusion_add(&t->train_conf, batch->masks, t->host_predictions, t->pixels, t->cfg.ignore_label);
   unet_backward(t->model);
