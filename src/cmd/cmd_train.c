@@ -47,8 +47,9 @@ static void usage(FILE *out) {
       "SIGTERM, SIGUSR1 or SIGINT finishes the current step, writes last.h5 and exits 75 (more\n"
       "signals meanwhile do not interrupt it); with\n"
       "checkpoint.resume=auto the next run continues exactly where it stopped.\n"
-      "Exit status: 0 done, 1 error, 3 stopped on a non-finite loss (the last good\n"
-      "checkpoint is kept), 75 stopped by a signal (requeue).\n\n"
+      "Exit status: 0 done, 1 error, 3 stopped on a non-finite loss or gradients (the last\n"
+      "good checkpoint is kept; dynamic loss scaling skips such steps instead), 75 stopped by\n"
+      "a signal (requeue).\n\n"
       "Job-file keys:\n");
   train_config_print_help(out);
 }
