@@ -382,7 +382,7 @@ static void resume_or_start(trainer *t) {
            "parameters, %d threads/rank%s\ntrain: %s\n",
            t->cfg.arch, t->cfg.height, t->cfg.width, t->classes, t->cfg.batch, t->world_size,
            t->steps_per_epoch, (int)t->total_epochs, t->model->param_list.total,
-           omp_get_max_threads(), t->model->sync_bn ? ", synchronized BN" : "", where);
+           omp_get_max_threads(), t->model->sync.enabled ? ", synchronized BN" : "", where);
   if (t->rank == 0 && t->cfg.tags_dataset[0])
     printf("train: %lld training images, %lld of them tag-only from %s (class branch only)\n",
            (long long)loader_images(t->train_loader),

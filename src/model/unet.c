@@ -17,7 +17,7 @@
 static void sync_batch_statistics(unet *m, bn_layer *bn) {
   const backend *be = m->be;
   size_t c = (size_t)bn->channels;
-  float *mean = m->host_stats, *variance = mean + c, *global_mean = mean + 2 * c;
+  float *mean = m->sync.host_stats, *variance = mean + c, *global_mean = mean + 2 * c;
   float ranks = (float)m->parallel.world_size;
   float *batch_mean = m->batch_stats + bn->batch_mean, *batch_var = m->batch_stats + bn->batch_var;
   be->download(mean, batch_mean, FP_F32, c);
@@ -46,7 +46,7 @@ void batch_norm_forward(unet *m, bn_layer *bn, const tensor *x, tensor *y, int t
   float *batch_mean = m->batch_stats + bn->batch_mean, *batch_var = m->batch_stats + bn->batch_var;
   be->batchnorm_forward_training(x, gamma, beta, m->bn_eps, y, batch_mean, batch_var);
   size_t count = (size_t)x->n * x->h * x->w;
-  if (m->sync_bn) {
+  if (m->sync.enabled) {
     sync_batch_statistics(m, bn);
     be->batchnorm_forward_inference(x, gamma, beta, batch_mean, batch_var, m->bn_eps, y);
     count *= (size_t)m->parallel.world_size;
@@ -111,7 +111,7 @@ static void sync_batchnorm_backward_correction(unet *m, bn_layer *bn, const tens
                                                tensor *grad_x) {
   const backend *be = m->be;
   size_t c = (size_t)bn->channels;
-  float *local = m->host_stats, *global = local + 2 * c, *gamma = local + 4 * c,
+  float *local = m->sync.host_stats, *global = local + 2 * c, *gamma = local + 4 * c,
         *variance = local + 5 * c;
   be->download(local, m->grads + bn->gamma, FP_F32, c);
   be->download(local + c, m->grads + bn->beta, FP_F32, c);
@@ -128,11 +128,11 @@ static void sync_batchnorm_backward_correction(unet *m, bn_layer *bn, const tens
     local[k] = gamma_over_sigma * xhat_term;
     local[c + k] = gamma_over_sigma * constant_term;
   }
-  be->upload(m->sync_scale, local, FP_F32, c);
-  be->upload(m->sync_shift, local + c, FP_F32, c);
+  be->upload(m->sync.scale, local, FP_F32, c);
+  be->upload(m->sync.shift, local + c, FP_F32, c);
   tensor correction = *x;
-  correction.data = m->sync_scratch;
-  be->batchnorm_forward_inference(x, m->sync_scale, m->sync_shift, m->batch_stats + bn->batch_mean,
+  correction.data = m->sync.scratch;
+  be->batchnorm_forward_inference(x, m->sync.scale, m->sync.shift, m->batch_stats + bn->batch_mean,
                                   m->batch_stats + bn->batch_var, m->bn_eps, &correction);
   be->add(grad_x, &correction, grad_x);
 }
@@ -140,9 +140,9 @@ static void sync_batchnorm_backward_correction(unet *m, bn_layer *bn, const tens
 void batch_norm_backward(unet *m, bn_layer *bn, const tensor *x, const tensor *grad_y,
                          tensor *grad_x) {
   m->be->batchnorm_backward(x, grad_y, m->params + bn->gamma, m->batch_stats + bn->batch_mean,
-                            m->batch_stats + bn->batch_var, m->bn_eps, grad_x,
-                            m->grads + bn->gamma, m->grads + bn->beta);
-  if (m->sync_bn) sync_batchnorm_backward_correction(m, bn, x, grad_x);
+                            m->batch_stats + bn->batch_var, m->bn_eps, grad_x, m->grads + bn->gamma,
+                            m->grads + bn->beta);
+  if (m->sync.enabled) sync_batchnorm_backward_correction(m, bn, x, grad_x);
   mark_grads_final(m, bn->gamma);
   mark_grads_final(m, bn->beta);
 }

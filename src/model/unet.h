@@ -247,6 +247,26 @@ typedef struct activation {
   const tensor *alias_of;
 } activation;
 
+/* Where the activation tensors live. */
+typedef struct activation_memory {
+  /* every activation tensor, in the order forward first writes them (the ring relies on it) */
+  activation *list;
+  int count, capacity;
+  void *ring[UNET_RING_SLOTS]; /* inference mode */
+  size_t ring_bytes;           /* of each slot */
+  void *scratch;               /* training mode: the ACTIVATION_SCRATCH buffer */
+  size_t scratch_bytes;
+} activation_memory;
+
+/* Synchronized BN (unet_enable_sync_bn): statistics over the whole global batch. */
+typedef struct sync_bn_state {
+  int enabled;
+  void *scratch;        /* backend memory, activation_memory.scratch_bytes */
+  float *scale, *shift; /* backend memory, per-channel correction terms */
+  float *host_stats;    /* host, 6 x widest floats */
+  int widest;           /* channels of the widest batch-norm layer */
+} sync_bn_state;
+
 typedef struct unet {
   const backend *be;
   unet_arch arch;
@@ -263,13 +283,7 @@ typedef struct unet {
   int compute_params_stale;
   double *scalars; /* backend memory, SCALAR_COUNT (backend.h) */
 
-  /* every activation tensor, in the order forward first writes them (the ring relies on it) */
-  activation *activations;
-  int activation_count, activation_capacity;
-  void *ring[UNET_RING_SLOTS]; /* inference mode */
-  size_t ring_bytes;           /* of each slot */
-  void *scratch;               /* training mode: the ACTIVATION_SCRATCH buffer */
-  size_t scratch_bytes;
+  activation_memory memory;
 
   tensor input; /* [batch,3,H,W] */
   encoder enc;
@@ -279,12 +293,7 @@ typedef struct unet {
   tensor logits, grad_logits;
 
   unet_parallel parallel;
-  /* Synchronized BN (unet_enable_sync_bn): statistics over the whole global batch. */
-  int sync_bn;
-  void *sync_scratch;             /* backend memory, scratch_bytes */
-  float *sync_scale, *sync_shift; /* backend memory, per-channel correction terms */
-  float *host_stats;              /* host, 6 x widest_bn floats */
-  int widest_bn;                  /* channels of the widest batch-norm layer */
+  sync_bn_state sync;
 
   /* Backward marks each parameter tensor's gradient final (by param_list index) and checks,
    * whenever it reports gradients ready to all-reduce, that every one it reports is. */

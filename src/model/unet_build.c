@@ -72,14 +72,14 @@ void name_join(char *out, const char *prefix, const char *suffix) {
 void add_activation(unet *m, tensor *t, activation_kind kind, const tensor *alias_of, int c, int h,
                     int w) {
   *t = tensor_shape(m->compute, m->batch, c, h, w);
-  if (m->activation_count == m->activation_capacity) {
-    m->activation_capacity = m->activation_capacity ? 2 * m->activation_capacity : 128;
-    activation *grown = fp_calloc((size_t)m->activation_capacity, sizeof *grown);
-    if (m->activations) memcpy(grown, m->activations, (size_t)m->activation_count * sizeof *grown);
-    free(m->activations);
-    m->activations = grown;
+  if (m->memory.count == m->memory.capacity) {
+    m->memory.capacity = m->memory.capacity ? 2 * m->memory.capacity : 128;
+    activation *grown = fp_calloc((size_t)m->memory.capacity, sizeof *grown);
+    if (m->memory.list) memcpy(grown, m->memory.list, (size_t)m->memory.count * sizeof *grown);
+    free(m->memory.list);
+    m->memory.list = grown;
   }
-  m->activations[m->activation_count++] = (activation){t, kind, alias_of};
+  m->memory.list[m->memory.count++] = (activation){t, kind, alias_of};
 }
 
 size_t param_add(unet *m, const char *name, int ndims, const int *dims) {
@@ -110,7 +110,7 @@ void bn_layer_init(unet *m, bn_layer *bn, const char *name, int channels) {
   bn->running_mean = tensor_list_add(&m->buffer_list, full, 1, &channels);
   name_join(full, name, ".running_var");
   bn->running_var = tensor_list_add(&m->buffer_list, full, 1, &channels);
-  if (channels > m->widest_bn) m->widest_bn = channels;
+  if (channels > m->sync.widest) m->sync.widest = channels;
   bn->batch_mean = m->batch_stat_count;
   bn->batch_var = m->batch_stat_count + (size_t)channels;
   m->batch_stat_count += 2 * (size_t)channels;
@@ -205,20 +205,21 @@ static void allocate_activations(unet *m) {
   const backend *be = m->be;
   size_t ring_bytes = 0;
 
-  for (int i = 0; i < m->activation_count; i++) {
-    const activation *a = &m->activations[i];
+  for (int i = 0; i < m->memory.count; i++) {
+    const activation *a = &m->memory.list[i];
     size_t bytes = be->tensor_bytes(a->t);
-    if (a->kind == ACTIVATION_SCRATCH && bytes > m->scratch_bytes) m->scratch_bytes = bytes;
+    if (a->kind == ACTIVATION_SCRATCH && bytes > m->memory.scratch_bytes)
+      m->memory.scratch_bytes = bytes;
     if (a->kind == ACTIVATION_TRANSIENT && bytes > ring_bytes) ring_bytes = bytes;
   }
   int training = m->mode == UNET_TRAINING, next_slot = 0;
   if (training)
-    m->scratch = be->alloc(FP_U8, m->scratch_bytes);
+    m->memory.scratch = be->alloc(FP_U8, m->memory.scratch_bytes);
   else
-    for (int s = 0; s < UNET_RING_SLOTS; s++) m->ring[s] = be->alloc(FP_U8, ring_bytes);
-  m->ring_bytes = training ? 0 : ring_bytes;
-  for (int i = 0; i < m->activation_count; i++) {
-    activation *a = &m->activations[i];
+    for (int s = 0; s < UNET_RING_SLOTS; s++) m->memory.ring[s] = be->alloc(FP_U8, ring_bytes);
+  m->memory.ring_bytes = training ? 0 : ring_bytes;
+  for (int i = 0; i < m->memory.count; i++) {
+    activation *a = &m->memory.list[i];
     switch (a->kind) {
     case ACTIVATION_KEPT:
       be->tensor_alloc(a->t);
@@ -227,13 +228,13 @@ static void allocate_activations(unet *m) {
       if (training)
         be->tensor_alloc(a->t);
       else
-        a->t->data = m->ring[next_slot++ % UNET_RING_SLOTS];
+        a->t->data = m->memory.ring[next_slot++ % UNET_RING_SLOTS];
       break;
     case ACTIVATION_GRADIENT:
       if (training) be->tensor_alloc(a->t);
       break;
     case ACTIVATION_SCRATCH:
-      a->t->data = m->scratch;
+      a->t->data = m->memory.scratch;
       break;
     case ACTIVATION_ALIAS:
       a->t->data = a->alias_of->data;
@@ -248,9 +249,10 @@ static int owns_buffer(const unet *m, activation_kind kind) {
 }
 
 size_t unet_activation_bytes(const unet *m) {
-  size_t total = m->scratch_bytes * (m->mode == UNET_TRAINING) + m->ring_bytes * UNET_RING_SLOTS;
-  for (int i = 0; i < m->activation_count; i++)
-    if (owns_buffer(m, m->activations[i].kind)) total += m->be->tensor_bytes(m->activations[i].t);
+  size_t total =
+      m->memory.scratch_bytes * (m->mode == UNET_TRAINING) + m->memory.ring_bytes * UNET_RING_SLOTS;
+  for (int i = 0; i < m->memory.count; i++)
+    if (owns_buffer(m, m->memory.list[i].kind)) total += m->be->tensor_bytes(m->memory.list[i].t);
   return total;
 }
 
@@ -374,16 +376,16 @@ void unet_enable_sync_bn(unet *m) {
   FP_CHECK(m->parallel.sum_across_ranks && m->parallel.world_size >= 1,
            "synchronized batch norm needs the model's parallel hooks");
   FP_CHECK(m->mode == UNET_TRAINING, "synchronized batch norm needs a training model");
-  if (m->sync_bn) return;
-  m->sync_bn = 1;
+  if (m->sync.enabled) return;
+  m->sync.enabled = 1;
   /* the correction of any batch-norm input: the decoder's (scratch) or the class branch's */
-  size_t bytes = m->scratch_bytes;
+  size_t bytes = m->memory.scratch_bytes;
   if (m->br.mode != BRANCHES_NONE && m->be->tensor_bytes(&m->br.cls.hidden) > bytes)
     bytes = m->be->tensor_bytes(&m->br.cls.hidden);
-  m->sync_scratch = m->be->alloc(FP_U8, bytes);
-  m->sync_scale = m->be->alloc(FP_F32, (size_t)m->widest_bn);
-  m->sync_shift = m->be->alloc(FP_F32, (size_t)m->widest_bn);
-  m->host_stats = fp_malloc(6 * (size_t)m->widest_bn * sizeof *m->host_stats);
+  m->sync.scratch = m->be->alloc(FP_U8, bytes);
+  m->sync.scale = m->be->alloc(FP_F32, (size_t)m->sync.widest);
+  m->sync.shift = m->be->alloc(FP_F32, (size_t)m->sync.widest);
+  m->sync.host_stats = fp_malloc(6 * (size_t)m->sync.widest * sizeof *m->sync.host_stats);
 }
 
 /* ----------------------------------------------------------------- destroy */
@@ -391,20 +393,20 @@ void unet_enable_sync_bn(unet *m) {
 void unet_destroy(unet *m) {
   if (!m) return;
   const backend *be = m->be;
-  for (int i = 0; i < m->activation_count; i++)
-    if (owns_buffer(m, m->activations[i].kind)) be->tensor_release(m->activations[i].t);
-  free(m->activations);
+  for (int i = 0; i < m->memory.count; i++)
+    if (owns_buffer(m, m->memory.list[i].kind)) be->tensor_release(m->memory.list[i].t);
+  free(m->memory.list);
   if (m->enc.kind == ENCODER_RESNET) resnet_encoder_release(&m->enc.resnet);
   branches_release(m);
   for (int s = 0; s < UNET_RING_SLOTS; s++)
-    if (m->ring[s]) be->release(m->ring[s]);
-  void *buffers[] = {m->scratch, m->grads,        m->batch_stats, m->buffers,
-                     m->scalars, m->sync_scratch, m->sync_scale,  m->sync_shift};
+    if (m->memory.ring[s]) be->release(m->memory.ring[s]);
+  void *buffers[] = {m->memory.scratch, m->grads,        m->batch_stats, m->buffers,
+                     m->scalars,        m->sync.scratch, m->sync.scale,  m->sync.shift};
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
     if (buffers[i]) be->release(buffers[i]);
   if (m->compute_params != m->params) be->release(m->compute_params);
   be->release(m->params);
-  free(m->host_stats);
+  free(m->sync.host_stats);
   free(m->grad_final);
   free(m->param_list.items);
   free(m->buffer_list.items);
