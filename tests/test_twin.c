@@ -19,6 +19,12 @@
  *     the geometric mean of C's error / PyTorch's error <= MEAN_RATIO, which catches C being
  *     systematically less exact than PyTorch's autocast. (Seeds 1-4 at r18 64x64 gave 0.96-1.04
  *     for gradients and 0.98-1.03 after steps.)
+ * test_twin DUMP fp16          fp16 mixed precision (GPUs), by the same two rules against the
+ * dump's /peer_fp16 (PyTorch's float16 autocast), with FP16_FLOOR = BF16_FLOOR / 8 (fp16 keeps 3
+ *   more significant bits) and ZERO_BOUND_F16 likewise.
+ * Where the peer's group has a loss_scale (fp16 dumps, a power of two, as fp16 training uses),
+ * both sides scale the loss by it and divide the gradients by it: the compared gradients are
+ * the true ones.
  * test_twin DUMP f32-peer      f32, judged against the dump's /peer_f32 (PyTorch in plain float32)
  *   by the same two rules, with F32_PEER_FLOOR as the floor: for models and sizes where float32
  *   itself cannot reach the fixed tolerances on every tensor. Measured (tests/twin/README.md):
@@ -50,6 +56,24 @@ static const double step_tolerance = 1e-3;
 #define ZERO_REFERENCE 1e-10
 #define ZERO_BOUND_F32 1e-5
 #define ZERO_BOUND_BF16 1e-3
+#define FP16_FLOOR (BF16_FLOOR / 8.0)
+#define ZERO_BOUND_F16 (ZERO_BOUND_BF16 / 8.0)
+
+/* How a run is judged (the modes above). */
+typedef struct twin_mode {
+  const char *name; /* the command-line word */
+  fp_dtype compute;
+  const char *peer;      /* the peer's group in the dump ("peer_bf16/"); NULL: fixed tolerances */
+  const char *peer_name; /* for the report */
+  double peer_floor, zero_bound;
+} twin_mode;
+
+static const twin_mode modes[] = {
+    {"f32", FP_F32, NULL, NULL, 0.0, ZERO_BOUND_F32},
+    {"f32-peer", FP_F32, "peer_f32/", "PyTorch f32", F32_PEER_FLOOR, ZERO_BOUND_F32},
+    {"bf16", FP_BF16, "peer_bf16/", "PyTorch bf16", BF16_FLOOR, ZERO_BOUND_BF16},
+    {"fp16", FP_F16, "peer_fp16/", "PyTorch fp16", FP16_FLOOR, ZERO_BOUND_F16},
+};
 
 typedef struct comparison {
   const char *what;
@@ -136,7 +160,8 @@ static int report(comparison *c) {
 typedef struct twin_file {
   twin_dump *dump;
   const char *path;
-  const char *peer; /* "peer_bf16/" in bf16 mode, else NULL */
+  const char *peer;  /* the mode's peer group, or NULL */
+  double loss_scale; /* the loss's gradients are this times the true ones (1: no scaling) */
 } twin_file;
 
 /* The reference's group/name, and the peer's if there is one. */
@@ -147,7 +172,8 @@ static void read_pair(const twin_file *f, const char *name, float *want, float *
   char peer_name[256];
   snprintf(peer_name, sizeof peer_name, "%s%s", f->peer, name);
   FP_CHECK(twin_dump_read_floats(f->dump, peer_name, peer, count) == 0,
-           "%s: no /%s (make the dump with --bf16-peer or --f32-peer)", f->path, peer_name);
+           "%s: no /%s (make the dump with --bf16-peer, --fp16-peer or --f32-peer)", f->path,
+           peer_name);
 }
 
 static void compare_list(comparison *c, const twin_file *f, const char *group,
@@ -210,7 +236,7 @@ static batch upload_batch(const backend *be, const twin_file *f, const unet *m) 
                .segmentation_scale = 1.0f,
                .class_scale = 1.0f,
                .box_scale = 1.0f,
-               .loss_scale = 1.0f}};
+               .loss_scale = (float)f->loss_scale}};
   be->upload((void *)b.spec.labels, labels, FP_U8, pixels);
   be->upload((void *)b.spec.class_weights, class_weights, FP_F32, (size_t)m->classes);
   free(class_weights);
@@ -318,12 +344,13 @@ static int check_first_pass(const twin_file *f, unet *m, const batch *b, compari
   unet_backward(m);
   float *grads = fp_malloc(m->param_list.total * sizeof *grads);
   be->download(grads, m->grads, FP_F32, m->param_list.total);
+  for (size_t i = 0; i < m->param_list.total; i++) grads[i] /= (float)f->loss_scale; /* exact */
   /* the tensors backward trains (a frozen encoder's have no gradient, in the dump either) */
   size_t from = unet_trained_from(m);
   tensor_list trained = m->param_list;
   while (trained.count > 0 && trained.items->offset < from) trained.items++, trained.count--;
   compare_list(gradients, f, "grads", &trained, grads);
-  be->gradient_norm(m->grads + from, m->param_list.total - from, 0.0, 1.0, m->scalars);
+  be->gradient_norm(m->grads + from, m->param_list.total - from, 0.0, f->loss_scale, m->scalars);
   double scalars[SCALAR_COUNT];
   unet_read_scalars(m, scalars);
   got_scalars[1] = (float)scalars[SCALAR_GRAD_NORM];
@@ -355,6 +382,7 @@ static int check_steps(const twin_file *f, unet *m, const batch *b, comparison *
   const backend *be = m->be;
   long steps = twin_dump_attr_long(f->dump, "steps");
   optimizer *opt = twin_optimizer(be, f, m);
+  opt->scaler = (loss_scaler){.scale = f->loss_scale}; /* fixed: no step may be skipped */
   size_t n = (size_t)steps;
   float *want = fp_calloc(4 * n + 4, sizeof *want);
   float *want_losses = want, *peer_losses = want + n, *want_lrs = want + 2 * n, *got = want + 3 * n;
@@ -394,19 +422,24 @@ static int check_steps(const twin_file *f, unet *m, const batch *b, comparison *
 }
 
 int main(int argc, char **argv) {
-  const char *mode = argc == 3 ? argv[2] : "f32";
-  if (argc < 2 || argc > 3 ||
-      (strcmp(mode, "bf16") && strcmp(mode, "f32") && strcmp(mode, "f32-peer"))) {
-    fprintf(stderr, "usage: %s DUMP.h5|DUMP.twin [f32|f32-peer|bf16]   (tests/twin/unet_twin.py)\n",
+  const char *word = argc == 3 ? argv[2] : "f32";
+  const twin_mode *mode = NULL;
+  for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
+    if (!strcmp(word, modes[i].name)) mode = &modes[i];
+  if (argc < 2 || argc > 3 || !mode) {
+    fprintf(stderr,
+            "usage: %s DUMP.h5|DUMP.twin [f32|f32-peer|bf16|fp16]   (tests/twin/unet_twin.py)\n",
             argv[0]);
     return 2;
   }
-  fp_dtype compute = !strcmp(mode, "bf16") ? FP_BF16 : FP_F32;
-  int peer = strcmp(mode, "f32") != 0;
-  twin_file f = {twin_dump_open(argv[1]), argv[1],
-                 !peer                ? NULL
-                 : compute == FP_BF16 ? "peer_bf16/"
-                                      : "peer_f32/"};
+  const fp_dtype compute = mode->compute;
+  twin_file f = {twin_dump_open(argv[1]), argv[1], mode->peer, 1.0};
+  char scale_name[64];
+  float scale;
+  snprintf(scale_name, sizeof scale_name, "%sloss_scale", mode->peer ? mode->peer : "");
+  if (twin_dump_read_floats(f.dump, scale_name, &scale, 1) == 0) f.loss_scale = scale;
+  FP_CHECK(compute != FP_F16 || f.loss_scale > 1.0, "%s: no /%s: fp16 is checked with loss scaling",
+           f.path, scale_name);
   const backend *be = test_backend();
   char why[256];
   if (be->dtype_support(compute, why, sizeof why) == DTYPE_NOT_NATIVE) {
@@ -420,10 +453,10 @@ int main(int argc, char **argv) {
   comparison stepped = {.what = "after optimiser steps", .tolerance = step_tolerance};
   comparison *groups[] = {&forward, &gradients, &stepped};
   for (int i = 0; i < 3; i++) {
-    groups[i]->against_peer = peer;
-    groups[i]->peer_floor = compute == FP_BF16 ? BF16_FLOOR : F32_PEER_FLOOR;
-    groups[i]->peer_name = compute == FP_BF16 ? "PyTorch bf16" : "PyTorch f32";
-    groups[i]->zero_bound = compute == FP_BF16 ? ZERO_BOUND_BF16 : ZERO_BOUND_F32;
+    groups[i]->against_peer = mode->peer != NULL;
+    groups[i]->peer_floor = mode->peer_floor;
+    groups[i]->peer_name = mode->peer_name;
+    groups[i]->zero_bound = mode->zero_bound;
   }
   int failures = check_first_pass(&f, m, &b, &forward, &gradients);
   unet_destroy(m);

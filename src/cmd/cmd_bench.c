@@ -158,7 +158,7 @@ int main(int argc, char **argv) {
          "train_img_s=%.3f infer_img_s=%.3f train_step_s=%.3f infer_batch_s=%.3f "
          "reference_primitives=%d\n",
          arch_name, height, width, batch, omp_get_max_threads(), rt.be->name,
-         rt.compute == FP_BF16 ? "bf16" : "fp32", batch / step_s, batch / batch_s, step_s, batch_s,
+         runtime_precision_name(rt.compute), batch / step_s, batch / batch_s, step_s, batch_s,
          rt.be->reference_primitive_count());
   return 0;
 }

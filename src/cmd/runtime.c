@@ -64,9 +64,13 @@ runtime runtime_open(const char *backend_name, const char *precision_name, const
   return rt;
 }
 
-void runtime_describe(const runtime *rt, char *text, size_t size) {
-  const char *name = "?";
+const char *runtime_precision_name(fp_dtype compute) {
   for (size_t p = 0; p < sizeof precisions / sizeof *precisions; p++)
-    if (precisions[p].type == rt->compute) name = precisions[p].name;
-  snprintf(text, size, "backend=%s precision=%s (%s)", rt->be->name, name, rt->precision_reason);
+    if (precisions[p].type == compute) return precisions[p].name;
+  return "?";
+}
+
+void runtime_describe(const runtime *rt, char *text, size_t size) {
+  snprintf(text, size, "backend=%s precision=%s (%s)", rt->be->name,
+           runtime_precision_name(rt->compute), rt->precision_reason);
 }

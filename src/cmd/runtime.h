@@ -36,5 +36,7 @@ runtime runtime_open(const char *backend_name, const char *precision_name, const
                      int with_collective);
 /* "precision=bf16 (the CPU has AVX512-BF16 ...)" */
 void runtime_describe(const runtime *rt, char *text, size_t size);
+/* The word users write for a compute precision: fp32, bf16 or fp16. */
+const char *runtime_precision_name(fp_dtype compute);
 
 #endif

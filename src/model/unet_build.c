@@ -318,8 +318,8 @@ unet *unet_create(const backend *be, const unet_config *config, uint64_t seed) {
   FP_CHECK(config->classes >= 2 && config->classes <= 255, "model: %d classes (2..255 supported)",
            config->classes);
   FP_CHECK(config->batch >= 1, "model: batch %d", config->batch);
-  FP_CHECK(config->compute == FP_F32 || config->compute == FP_BF16,
-           "model: compute precision %s (f32 or bf16)", fp_dtype_name(config->compute));
+  FP_CHECK(config->compute == FP_F32 || config->compute == FP_BF16 || config->compute == FP_F16,
+           "model: compute precision %s (f32, bf16 or f16)", fp_dtype_name(config->compute));
   unet *m = fp_calloc(1, sizeof *m);
   m->be = be;
   m->arch = config->arch;

@@ -9,8 +9,9 @@ against: initial parameters and BN buffers, input and labels, the first forward'
 logits and loss, the first backward's gradients and their norm, and parameters,
 buffers, losses and learning rates after `--steps` optimiser steps on the same
 batch. Parameter and buffer names are `model.named_parameters()` /
-`named_buffers()` names (num_batches_tracked is skipped). With --bf16-peer it also
-writes /peer_bf16: the same run under bfloat16 autocast, laid out like the root's results.
+`named_buffers()` names (num_batches_tracked is skipped). With --bf16-peer (--fp16-peer) it
+also writes /peer_bf16 (/peer_fp16): the same run under bfloat16 (float16) autocast, laid out
+like the root's results; --peer-loss-scale S runs the peers with the loss scaled by S.
 
 The dump is HDF5 (h5py and numpy, imported only then) unless --out ends in ".twin": then it
 is a tensor directory (index.txt + data.bin, the format is described in tests/twin_dump.c)
@@ -359,6 +360,14 @@ def parse_args(argv=None):
     p.add_argument("--bf16-peer", action="store_true",
                    help="also run the same steps in float32 under bfloat16 autocast (oneDNN on) "
                         "and write them to /peer_bf16, for the C engine's bf16 tolerances")
+    p.add_argument("--fp16-peer", action="store_true",
+                   help="also run the same steps in float32 under float16 CPU autocast (PyTorch "
+                        "2.2 or later) and write them to /peer_fp16, for the C engine's fp16 "
+                        "tolerances (use with --peer-loss-scale)")
+    p.add_argument("--peer-loss-scale", type=float, default=1.0,
+                   help="the peer runs compute gradients of the loss times this power of two "
+                        "and divide them by it before the norm, clipping and step, as loss "
+                        "scaling does (recorded as <peer>/loss_scale; test_twin does the same)")
     p.add_argument("--f32-peer", action="store_true",
                    help="also run the same steps in plain float32 and write them to /peer_f32, "
                         "for models where float32 itself is far from the float64 answer")
@@ -389,6 +398,8 @@ def parse_args(argv=None):
         p.error("--inject-blocks must be comma-separated integers 0..4")
     if not all(0 <= b <= 4 for b in args.inject_blocks):
         p.error("--inject-blocks must be in 0..4")
+    if args.peer_loss_scale < 1 or math.frexp(args.peer_loss_scale)[0] != 0.5:
+        p.error("--peer-loss-scale must be a power of two >= 1")
     return args
 
 
@@ -400,13 +411,15 @@ def host_copy(t):
     return t.cpu().clone()
 
 
-def train_steps(model, x, labels, weights, args, bf16=False):
+def train_steps(model, x, labels, weights, args, autocast_dtype=None, loss_scale=1.0):
     """Runs `args.steps` optimiser steps of `model` on one batch; returns the first forward's
     logits and loss, the first backward's gradients and their norm, and the parameters,
     buffers, losses and lrs after the steps (with --steps 0 the first forward/backward runs
-    on a copy, so `after` holds the initial state). bf16: the forward runs under CPU
-    autocast to bfloat16 and the loss is computed in float32 on the logits cast to float32;
-    backward, clipping and the optimiser are the same as without it."""
+    on a copy, so `after` holds the initial state). autocast_dtype (torch.bfloat16 or
+    torch.float16): the forward runs under CPU autocast to it and the loss is computed in
+    float32 on the logits cast to float32; backward, clipping and the optimiser are the same as
+    without it. loss_scale (a power of two): backward runs on loss x loss_scale and the
+    gradients are divided by it after (exactly), as GradScaler does with a fixed scale."""
     optimizer = make_optimizer(model, args.optimizer, args.max_lr / 25.0,
                                (args.beta1, args.beta2), args.eps, args.weight_decay)
     r = {}
@@ -419,18 +432,26 @@ def train_steps(model, x, labels, weights, args, bf16=False):
             m.keep_mask = branches_twin.dropout_keep_mask(args.seed, step, 0, args.batch,
                                                           branches_twin.BRANCH_HIDDEN,
                                                           args.branch_dropout)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16,
+                            enabled=autocast_dtype is not None):
+            if autocast_dtype is not None and not torch.is_autocast_cpu_enabled():
+                sys.exit("this PyTorch (%s) has no CPU autocast to %s" % (torch.__version__,
+                                                                          autocast_dtype))
             outputs = m(x)
         if args.branches == "none":
             outputs = (outputs,)
-        if bf16:
+        if autocast_dtype is not None:
             outputs = tuple(o.float() for o in outputs)
         loss = segmentation_loss(outputs[0], labels, weights)
         if args.branches != "none":
             presence, boxes = branches_twin.branch_targets(labels, args.classes)
             loss = branches_twin.compound_loss(loss, outputs[1], outputs[2], presence, boxes,
                                                args.class_loss_weight, args.box_loss_weight)[0]
-        loss.backward()
+        (loss * loss_scale).backward()
+        if loss_scale != 1.0:
+            for p in m.parameters():
+                if p.grad is not None:
+                    p.grad.div_(loss_scale)
         return outputs, loss
 
     def record_first(outputs, loss, m, total_norm):
@@ -460,6 +481,8 @@ def train_steps(model, x, labels, weights, args, bf16=False):
         optimizer.step()
         losses.append(float(loss))
         lrs.append(lr)
+    if loss_scale != 1.0:
+        r["loss_scale"] = loss_scale
     r["after"] = {
         "params": {n: host_copy(p) for n, p in model.named_parameters()},
         "buffers": {n: host_copy(b) for n, b in named_buffers_to_dump(model)},
@@ -469,10 +492,14 @@ def train_steps(model, x, labels, weights, args, bf16=False):
     return r
 
 
+PEER_AUTOCAST = {"peer_bf16": torch.bfloat16, "peer_fp16": torch.float16, "peer_f32": None}
+
+
 def run_twin(args):
     """Runs the twin; returns a dict of everything that goes in the dump. With
     args.bf16_peer, d["peer_bf16"] holds the same run in float32 parameters under bfloat16
-    autocast (oneDNN on), from the same initial weights and batch; with args.f32_peer,
+    autocast (oneDNN on), from the same initial weights and batch; with args.fp16_peer,
+    d["peer_fp16"] the same under float16 autocast with loss scaling; with args.f32_peer,
     d["peer_f32"] the same run in plain float32."""
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
@@ -483,7 +510,8 @@ def run_twin(args):
     if args.freeze_encoder:
         model.encoder.requires_grad_(False)
     peers = {name: copy.deepcopy(model) for name, wanted in
-             (("peer_bf16", args.bf16_peer), ("peer_f32", args.f32_peer)) if wanted}
+             (("peer_bf16", args.bf16_peer), ("peer_fp16", args.fp16_peer),
+              ("peer_f32", args.f32_peer)) if wanted}
     x, labels = make_batch(args.batch, args.height, args.width, args.classes, args.seed)
     weights = class_weights_for(args.classes)
     model.to(dtype)  # initial values are drawn in float32 either way
@@ -497,7 +525,8 @@ def run_twin(args):
     for name, peer in peers.items():
         start = time.perf_counter()
         with torch.backends.mkldnn.flags(enabled=True):
-            d[name] = train_steps(peer, x, labels, weights, args, bf16=name == "peer_bf16")
+            d[name] = train_steps(peer, x, labels, weights, args, PEER_AUTOCAST[name],
+                                  args.peer_loss_scale)
         d[name]["seconds"] = time.perf_counter() - start
     return d
 
@@ -649,7 +678,7 @@ def write_dump(path, args, d):
         w.dataset("labels", d["labels"], "u8")
         w.dataset("class_weights", d["class_weights"], "f32")
         write_run(w, "", d)
-        for name in ("peer_bf16", "peer_f32"):
+        for name in PEER_AUTOCAST:
             if name in d:
                 write_run(w, name + "/", d[name])
 
@@ -664,6 +693,8 @@ def write_run(w, prefix, r):
             w.dataset(prefix + name, r[name], "f32")
     w.dataset(prefix + "loss", r["loss"], "f64")
     w.dataset(prefix + "grad_norm", r["grad_norm"], "f64")
+    if "loss_scale" in r:
+        w.dataset(prefix + "loss_scale", r["loss_scale"], "f64")
     for group in ("params", "buffers", "grads"):
         for name, value in r.get(group, {}).items():
             w.dataset(prefix + group + "/" + name, value, "f32")
@@ -685,7 +716,7 @@ def main(argv=None):
                             d["grad_norm"], args.steps,
                             "%.6f" % float(d["after"]["losses"][-1]) if args.steps else "-", elapsed,
                             args.out))
-    for name in ("peer_bf16", "peer_f32"):
+    for name in PEER_AUTOCAST:
         if name not in d:
             continue
         peer = d[name]
