@@ -1,5 +1,7 @@
 #include "step_log.h"
 
+#include <unistd.h>
+
 #include "check.h"
 
 void step_log_open(step_log *log, const char *dir, int branches, int loss_scaling,
@@ -17,7 +19,7 @@ void step_log_open(step_log *log, const char *dir, int branches, int loss_scalin
           loss_scaling ? ",loss_scale,skipped" : "");
   FILE *old = steps_kept > 0 ? fopen(log->path, "r") : NULL;
   if (old) {
-    char line[256];
+    char line[1024]; /* a row is at most ~200 characters */
     long copied = 0;
     if (fgets(line, sizeof line, old))
       while (copied < steps_kept && fgets(line, sizeof line, old)) {
@@ -26,7 +28,9 @@ void step_log_open(step_log *log, const char *dir, int branches, int loss_scalin
       }
     fclose(old);
   }
-  if (fclose(out) != 0 || rename(temporary, log->path) != 0) FP_FATAL("cannot write %s", log->path);
+  if (fflush(out) != 0 || fsync(fileno(out)) != 0 || fclose(out) != 0 ||
+      rename(temporary, log->path) != 0)
+    FP_FATAL("cannot write %s", log->path);
   log->file = fopen(log->path, "a");
   if (!log->file) FP_FATAL("cannot append to %s", log->path);
 }
