@@ -328,7 +328,8 @@ static void setup(trainer *t, int argc, char **argv) {
                     .class_weights = t->class_weights,
                     .ignore_label = t->cfg.ignore_label,
                     .class_loss_weight = (float)t->cfg.class_loss_weight,
-                    .box_loss_weight = (float)t->cfg.box_loss_weight};
+                    .box_loss_weight = (float)t->cfg.box_loss_weight,
+                    .loss_scale = 1.0f}; /* forward_loss sets the step's */
   train_loss_init(&t->loss, t->model, spec, t->host_class_weights, t->comm, t->world_size);
   t->predictions = be->alloc(FP_U8, t->pixels);
   t->host_predictions = fp_malloc(t->pixels);
