@@ -411,6 +411,13 @@ def host_copy(t):
     return t.cpu().clone()
 
 
+def cpu_autocast_enabled():
+    try:
+        return torch.is_autocast_enabled("cpu")  # PyTorch 2.4 and later
+    except TypeError:
+        return torch.is_autocast_cpu_enabled()
+
+
 def train_steps(model, x, labels, weights, args, autocast_dtype=None, loss_scale=1.0):
     """Runs `args.steps` optimiser steps of `model` on one batch; returns the first forward's
     logits and loss, the first backward's gradients and their norm, and the parameters,
@@ -434,7 +441,7 @@ def train_steps(model, x, labels, weights, args, autocast_dtype=None, loss_scale
                                                           args.branch_dropout)
         with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16,
                             enabled=autocast_dtype is not None):
-            if autocast_dtype is not None and not torch.is_autocast_cpu_enabled():
+            if autocast_dtype is not None and not cpu_autocast_enabled():
                 sys.exit("this PyTorch (%s) has no CPU autocast to %s" % (torch.__version__,
                                                                           autocast_dtype))
             outputs = m(x)
