@@ -67,6 +67,8 @@ enum step_scalar {
   SCALAR_COUNT
 };
 
+enum { BACKEND_FENCES = 2 }; /* download_async's fences: enough for double buffering */
+
 /* How well a backend computes in an element type on this machine. */
 typedef enum dtype_support {
   DTYPE_NOT_NATIVE, /* only as emulated or reference code: refused */
@@ -87,6 +89,16 @@ typedef struct backend {
   void (*fill_zero)(void *p, fp_dtype type, size_t count);
   void (*upload)(void *dst, const void *host_src, fp_dtype type, size_t count);
   void (*download)(void *host_dst, const void *src, fp_dtype type, size_t count);
+  /* Host memory that copies to and from the device can use without waiting (page-locked on a
+   * device backend, plain memory on the CPU); zero-filled. */
+  void *(*host_alloc)(size_t bytes);
+  void (*host_release)(void *p);
+  /* A download that returns at once: host_dst (from host_alloc) holds the data when
+   * download_wait(fence) returns, fence in [0, BACKEND_FENCES) and waiting for the last
+   * download_async given that fence (and every one queued before it). Ops queued after it may
+   * overwrite src: the copy is ordered before them. The CPU backend copies at once. */
+  void (*download_async)(void *host_dst, const void *src, fp_dtype type, size_t count, int fence);
+  void (*download_wait)(int fence);
   void (*copy)(void *dst, const void *src, fp_dtype type, size_t count);
   /* dst[i] = src[i] converted (f32 <-> bf16, rounding to nearest even) */
   void (*convert)(void *dst, fp_dtype dst_type, const void *src, fp_dtype src_type, size_t count);

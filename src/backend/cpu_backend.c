@@ -44,6 +44,20 @@ static void cpu_copy(void *dst, const void *src, fp_dtype type, size_t count) {
   if (dst != src) memcpy(dst, src, count * fp_dtype_size(type));
 }
 
+static void *cpu_host_alloc(size_t bytes) {
+  return fp_calloc(1, bytes);
+}
+
+static void cpu_download_async(void *host_dst, const void *src, fp_dtype type, size_t count,
+                               int fence) {
+  FP_CHECK(fence >= 0 && fence < BACKEND_FENCES, "download_async: fence %d", fence);
+  cpu_copy(host_dst, src, type, count);
+}
+
+static void cpu_download_wait(int fence) {
+  FP_CHECK(fence >= 0 && fence < BACKEND_FENCES, "download_wait: fence %d", fence);
+}
+
 /* ------------------------------------------------------------ descriptors */
 
 shape_key make_shape_key(int kind, const tensor *t) {
@@ -250,27 +264,27 @@ static void cpu_convert(void *dst, fp_dtype dst_type, const void *src, fp_dtype 
 static dtype_support cpu_dtype_support(fp_dtype type, char *why, size_t why_size) {
   dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
   switch (type) {
-    case FP_F32:
-      snprintf(why, why_size, "f32 runs everywhere");
+  case FP_F32:
+    snprintf(why, why_size, "f32 runs everywhere");
+    return DTYPE_FASTER;
+  case FP_BF16:
+    if (isa >= dnnl_cpu_isa_avx512_core_amx) {
+      snprintf(why, why_size, "the CPU has AMX-BF16 (oneDNN ISA avx512_core_amx)");
       return DTYPE_FASTER;
-    case FP_BF16:
-      if (isa >= dnnl_cpu_isa_avx512_core_amx) {
-        snprintf(why, why_size, "the CPU has AMX-BF16 (oneDNN ISA avx512_core_amx)");
-        return DTYPE_FASTER;
-      }
-      if (isa >= dnnl_cpu_isa_avx512_core_bf16) {
-        snprintf(why, why_size,
-                 "the CPU has AVX512-BF16 but no AMX: oneDNN's bf16 convolutions are native but "
-                 "slower than f32 here");
-        return DTYPE_NATIVE;
-      }
+    }
+    if (isa >= dnnl_cpu_isa_avx512_core_bf16) {
       snprintf(why, why_size,
-               "the CPU has neither AVX512-BF16 nor AMX-BF16, so oneDNN would run bf16 as slow "
-               "emulated or reference code");
-      return DTYPE_NOT_NATIVE;
-    default:
-      snprintf(why, why_size, "the CPU backend does not compute in %s", fp_dtype_name(type));
-      return DTYPE_NOT_NATIVE;
+               "the CPU has AVX512-BF16 but no AMX: oneDNN's bf16 convolutions are native but "
+               "slower than f32 here");
+      return DTYPE_NATIVE;
+    }
+    snprintf(why, why_size,
+             "the CPU has neither AVX512-BF16 nor AMX-BF16, so oneDNN would run bf16 as slow "
+             "emulated or reference code");
+    return DTYPE_NOT_NATIVE;
+  default:
+    snprintf(why, why_size, "the CPU backend does not compute in %s", fp_dtype_name(type));
+    return DTYPE_NOT_NATIVE;
   }
 }
 
@@ -300,6 +314,10 @@ const backend *backend_cpu(void) {
         .fill_zero = cpu_fill_zero,
         .upload = cpu_copy,
         .download = cpu_copy,
+        .host_alloc = cpu_host_alloc,
+        .host_release = free,
+        .download_async = cpu_download_async,
+        .download_wait = cpu_download_wait,
         .copy = cpu_copy,
         .convert = cpu_convert,
         .tensor_bytes = cpu_tensor_bytes,

@@ -1,6 +1,6 @@
 /* CPU backend: the ops of the Extended U-Net's branches (global max pool, broadcasting a vector
- * over a plane, elementwise product, sigmoid, the class-presence and box losses) as plain loops over f32
- * NCHW copies: their tensors are small (the deepest features, [N,K,1,1] vectors). */
+ * over a plane, elementwise product, sigmoid, the class-presence and box losses) as plain loops
+ * over f32 NCHW copies: their tensors are small (the deepest features, [N,K,1,1] vectors). */
 #include <math.h>
 
 #include "cpu_internal.h"

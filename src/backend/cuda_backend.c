@@ -58,6 +58,32 @@ static void cuda_download(void *host_dst, const void *src, fp_dtype type, size_t
   CUDA_CHECK(cudaStreamSynchronize(cuda.stream));
 }
 
+static void *cuda_host_alloc(size_t bytes) {
+  void *p = NULL;
+  CUDA_CHECK(cudaMallocHost(&p, bytes));
+  memset(p, 0, bytes);
+  return p;
+}
+
+static void cuda_host_release(void *p) {
+  if (!p) return;
+  CUDA_CHECK(cudaStreamSynchronize(cuda.stream)); /* no copy may still use it */
+  CUDA_CHECK(cudaFreeHost(p));
+}
+
+static void cuda_download_async(void *host_dst, const void *src, fp_dtype type, size_t count,
+                                int fence) {
+  FP_CHECK(fence >= 0 && fence < BACKEND_FENCES, "download_async: fence %d", fence);
+  CUDA_CHECK(cudaMemcpyAsync(host_dst, src, count * fp_dtype_size(type), cudaMemcpyDeviceToHost,
+                             cuda.stream));
+  CUDA_CHECK(cudaEventRecord(cuda.fences[fence], cuda.stream));
+}
+
+static void cuda_download_wait(int fence) {
+  FP_CHECK(fence >= 0 && fence < BACKEND_FENCES, "download_wait: fence %d", fence);
+  CUDA_CHECK(cudaEventSynchronize(cuda.fences[fence]));
+}
+
 static void cuda_copy(void *dst, const void *src, fp_dtype type, size_t count) {
   if (dst == src) return;
   CUDA_CHECK(cudaMemcpyAsync(dst, src, count * fp_dtype_size(type), cudaMemcpyDeviceToDevice,
@@ -174,6 +200,8 @@ static int cuda_init(char *why, size_t why_size) {
   snprintf(cuda.device_name, sizeof cuda.device_name, "%s", prop.name);
   cuda.compute_capability = prop.major * 10 + prop.minor;
   CUDA_CHECK(cudaStreamCreateWithFlags(&cuda.stream, cudaStreamNonBlocking));
+  for (int f = 0; f < BACKEND_FENCES; f++)
+    CUDA_CHECK(cudaEventCreateWithFlags(&cuda.fences[f], cudaEventDisableTiming));
   CUDNN_CHECK(cudnnCreate(&cuda.cudnn));
   CUDNN_CHECK(cudnnSetStream(cuda.cudnn, cuda.stream));
   CUBLAS_CHECK(cublasCreate(&cuda.cublas));
@@ -202,6 +230,10 @@ const backend *backend_cuda(char *why, size_t why_size) {
           .fill_zero = cuda_fill_zero,
           .upload = cuda_upload,
           .download = cuda_download,
+          .host_alloc = cuda_host_alloc,
+          .host_release = cuda_host_release,
+          .download_async = cuda_download_async,
+          .download_wait = cuda_download_wait,
           .copy = cuda_copy,
           .convert = cuda_convert,
           .tensor_bytes = cuda_tensor_bytes,

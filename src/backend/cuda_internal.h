@@ -57,6 +57,7 @@ typedef struct cuda_state {
   double *reduce_scratch; /* device, CUDA_REDUCE_SCRATCH doubles, for the reduction kernels */
   int *bad_labels;        /* device, one int */
   void *conv_plans;       /* cuda_conv.c's cache of algorithms per shape */
+  cudaEvent_t fences[BACKEND_FENCES]; /* download_async's */
 } cuda_state;
 
 enum { CUDA_REDUCE_SCRATCH = 2 * 4096 }; /* two doubles per channel, up to 4096 channels */

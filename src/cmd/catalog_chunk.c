@@ -24,21 +24,31 @@ typedef struct item {
   char reason[CATALOG_REASON_LENGTH];
 } item;
 
+/* One batch in flight: the model has been queued on it, its results are being copied back into
+ * host memory (download_async with the slot's index as the fence). Two slots let the host work
+ * on one batch's statistics while the backend computes the next. */
+typedef struct batch_slot {
+  int64_t *items;            /* chunk positions of its images */
+  int count;                 /* 0: the slot is free */
+  float *host_confidence;    /* [batch][H][W], host_alloc */
+  uint8_t *host_predictions; /* [batch][H][W], host_alloc */
+} batch_slot;
+
 struct chunk_engine {
   chunk_setup setup;
   unet *model;
   const backend *be;
   size_t plane, image_bytes;
   item *items;
-  uint8_t *pixels; /* [chunk_size][H][W][3] */
-  float *input;    /* [batch][3][H][W] */
-  float *logits;   /* [batch][K][H][W] host copy for the prior; NULL without one */
-  float *presence; /* [batch][K] injected class presence (inject_prior) */
-  float *confidence, *host_confidence;     /* [batch][H][W]: softmax probability of the argmax */
-  uint8_t *predictions, *host_predictions; /* [batch][H][W]: the argmax */
+  uint8_t *pixels;       /* [chunk_size][H][W][3] */
+  float *input;          /* [batch][3][H][W] */
+  float *logits;         /* [batch][K][H][W] host copy for the prior; NULL without one */
+  float *presence;       /* [batch][K] injected class presence (inject_prior) */
+  float *confidence;     /* backend [batch][H][W]: softmax probability of the argmax */
+  uint8_t *predictions;  /* backend [batch][H][W]: the argmax */
   uint8_t *source_masks; /* [batch][source_height][source_width], with source_masks */
   size_t source_plane;
-  int64_t *batch_items; /* chunk positions of the images in the current batch */
+  batch_slot slots[BACKEND_FENCES];
   catalog_rows rows;
   catalog_failure *failures;
 };
@@ -66,14 +76,17 @@ chunk_engine *chunk_engine_create(const chunk_setup *setup, unet *model) {
   if (setup->prior) e->logits = fp_malloc(batch * k * e->plane * sizeof *e->logits);
   if (setup->inject_prior) e->presence = fp_malloc(batch * k * sizeof *e->presence);
   e->confidence = e->be->alloc(FP_F32, batch * e->plane);
-  e->host_confidence = fp_malloc(batch * e->plane * sizeof *e->host_confidence);
   e->predictions = e->be->alloc(FP_U8, batch * e->plane);
-  e->host_predictions = fp_malloc(batch * e->plane);
+  for (int s = 0; s < BACKEND_FENCES; s++) {
+    batch_slot *slot = &e->slots[s];
+    slot->items = fp_calloc(batch, sizeof *slot->items);
+    slot->host_confidence = e->be->host_alloc(batch * e->plane * sizeof *slot->host_confidence);
+    slot->host_predictions = e->be->host_alloc(batch * e->plane);
+  }
   if (l->source_masks) {
     e->source_plane = (size_t)l->source_height * l->source_width;
     e->source_masks = fp_malloc(batch * e->source_plane);
   }
-  e->batch_items = fp_calloc(batch, sizeof *e->batch_items);
   catalog_rows_init(&e->rows, l, setup->chunk_size);
   e->failures = fp_calloc(n, sizeof *e->failures);
   return e;
@@ -89,10 +102,12 @@ void chunk_engine_free(chunk_engine *e) {
   free(e->input);
   free(e->logits);
   free(e->presence);
-  free(e->host_confidence);
-  free(e->host_predictions);
+  for (int s = 0; s < BACKEND_FENCES; s++) {
+    free(e->slots[s].items);
+    e->be->host_release(e->slots[s].host_confidence);
+    e->be->host_release(e->slots[s].host_predictions);
+  }
   free(e->source_masks);
-  free(e->batch_items);
   free(e->failures);
   free(e);
 }
@@ -162,12 +177,12 @@ static void fill_row_metadata(chunk_engine *e, int64_t index, const item *it) {
 
 /* Ground-truth injection from the prior: the batch again, with the classes each image's rule
  * allows injected as its class presence (images without a rule keep the branch's output). */
-static void inject_allowed_classes(chunk_engine *e, int count) {
+static void inject_allowed_classes(chunk_engine *e, const batch_slot *slot) {
   unet *m = e->model;
   int classes = m->classes;
   e->be->tensor_to_nchw(&m->br.cls.probabilities, e->presence);
-  for (int b = 0; b < count; b++) {
-    int rule = e->items[e->batch_items[b]].rule;
+  for (int b = 0; b < slot->count; b++) {
+    int rule = e->items[slot->items[b]].rule;
     for (int k = 0; rule >= 0 && k < classes; k++)
       e->presence[(size_t)b * classes + k] = (float)category_prior_allows(e->setup.prior, rule, k);
   }
@@ -176,17 +191,17 @@ static void inject_allowed_classes(chunk_engine *e, int count) {
   unet_inject_ground_truth(m, NULL);
 }
 
-/* The model over the images batch_items[0..count), then their statistics and masks. */
-static void run_batch(chunk_engine *e, int count, stage_seconds *seconds) {
+/* Queues the model over the slot's images and the copy of its results into the slot. */
+static void start_batch(chunk_engine *e, batch_slot *slot, int fence, stage_seconds *seconds) {
   const backend *be = e->be;
   unet *m = e->model;
-  const int batch = m->batch, classes = m->classes;
+  const int batch = m->batch, classes = m->classes, count = slot->count;
   double start = progress_now();
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < batch; b++) {
     float *chw = e->input + (size_t)b * 3 * e->plane;
     if (b < count)
-      image_normalise_hwc(e->pixels + (size_t)e->batch_items[b] * e->image_bytes, e->plane, chw);
+      image_normalise_hwc(e->pixels + (size_t)slot->items[b] * e->image_bytes, e->plane, chw);
     else
       memset(chw, 0, 3 * e->plane * sizeof *chw);
   }
@@ -195,12 +210,12 @@ static void run_batch(chunk_engine *e, int count, stage_seconds *seconds) {
   be->tensor_from_nchw(&m->input, e->input);
   unet_forward(m, 0);
   int any_rule = 0;
-  for (int b = 0; b < count; b++) any_rule |= e->items[e->batch_items[b]].rule >= 0;
-  if (any_rule && e->setup.inject_prior) inject_allowed_classes(e, count);
+  for (int b = 0; b < count; b++) any_rule |= e->items[slot->items[b]].rule >= 0;
+  if (any_rule && e->setup.inject_prior) inject_allowed_classes(e, slot);
   if (any_rule) {
     be->tensor_to_nchw(&m->logits, e->logits);
     for (int b = 0; b < count; b++) {
-      int rule = e->items[e->batch_items[b]].rule;
+      int rule = e->items[slot->items[b]].rule;
       if (rule >= 0)
         category_prior_apply(e->setup.prior, rule, e->logits + (size_t)b * classes * e->plane,
                              e->plane);
@@ -208,18 +223,27 @@ static void run_batch(chunk_engine *e, int count, stage_seconds *seconds) {
     be->tensor_from_nchw(&m->logits, e->logits);
   }
   be->argmax_channels(&m->logits, e->predictions, e->confidence);
-  be->download(e->host_predictions, e->predictions, FP_U8, (size_t)batch * e->plane);
-  be->download(e->host_confidence, e->confidence, FP_F32, (size_t)batch * e->plane);
+  be->download_async(slot->host_predictions, e->predictions, FP_U8, (size_t)batch * e->plane,
+                     fence);
+  be->download_async(slot->host_confidence, e->confidence, FP_F32, (size_t)batch * e->plane, fence);
+  seconds->model += progress_now() - normalised;
+}
+
+/* Waits for the slot's results, then the statistics and masks of its images; frees the slot. */
+static void finish_batch(chunk_engine *e, batch_slot *slot, int fence, stage_seconds *seconds) {
+  double start = progress_now();
+  e->be->download_wait(fence);
   double modelled = progress_now();
-  seconds->model += modelled - normalised;
+  seconds->model += modelled - start;
   const catalog_layout *l = &e->setup.layout;
+  const int count = slot->count;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int b = 0; b < count; b++) {
-    const item *it = &e->items[e->batch_items[b]];
-    uint8_t *mask = e->host_predictions + (size_t)b * e->plane;
+    const item *it = &e->items[slot->items[b]];
+    uint8_t *mask = slot->host_predictions + (size_t)b * e->plane;
     image_stats stats = catalog_rows_stats(&e->rows, it->row);
-    catalog_image_stats(mask, e->host_confidence + (size_t)b * e->plane,
-                        e->pixels + (size_t)e->batch_items[b] * e->image_bytes, classes, l->height,
+    catalog_image_stats(mask, slot->host_confidence + (size_t)b * e->plane,
+                        e->pixels + (size_t)slot->items[b] * e->image_bytes, l->classes, l->height,
                         l->width, &it->geometry.box, &stats);
     if (l->source_masks)
       catalog_mask_to_source(mask, l->height, l->width, &it->geometry.box,
@@ -231,12 +255,30 @@ static void run_batch(chunk_engine *e, int count, stage_seconds *seconds) {
   seconds->stats += counted - modelled;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int b = 0; b < count; b++) {
-    int64_t row = e->items[e->batch_items[b]].row;
-    catalog_rows_set_mask(&e->rows, row, e->host_predictions + (size_t)b * e->plane);
+    int64_t row = e->items[slot->items[b]].row;
+    catalog_rows_set_mask(&e->rows, row, slot->host_predictions + (size_t)b * e->plane);
     if (l->source_masks)
       catalog_rows_set_source_mask(&e->rows, row, e->source_masks + (size_t)b * e->source_plane);
   }
   seconds->zstd += progress_now() - counted;
+  slot->count = 0;
+}
+
+/* The chunk's images to compute, batch by batch, double-buffered: batch i+1 is queued before
+ * batch i's statistics are taken, so a device computes while the host counts. */
+static void run_batches(chunk_engine *e, int64_t n, stage_seconds *seconds) {
+  int filling = 0; /* the slot being filled; the other may be in flight */
+  for (int64_t j = 0; j <= n; j++) {
+    batch_slot *slot = &e->slots[filling];
+    if (j < n && e->items[j].status == ITEM_COMPUTE) slot->items[slot->count++] = j;
+    if (slot->count == 0 || (slot->count < e->model->batch && j < n)) continue;
+    start_batch(e, slot, filling, seconds);
+    int other = 1 - filling;
+    if (e->slots[other].count) finish_batch(e, &e->slots[other], other, seconds);
+    filling = other;
+  }
+  int last = 1 - filling;
+  if (e->slots[last].count) finish_batch(e, &e->slots[last], last, seconds);
 }
 
 chunk_counts chunk_engine_run(chunk_engine *e, int64_t chunk, stage_seconds *seconds) {
@@ -284,16 +326,7 @@ chunk_counts chunk_engine_run(chunk_engine *e, int64_t chunk, stage_seconds *sec
   }
   seconds->reuse += progress_now() - start;
 
-  int count = 0;
-  for (int64_t j = 0; j < n; j++) {
-    if (e->items[j].status != ITEM_COMPUTE) continue;
-    e->batch_items[count++] = j;
-    if (count == e->model->batch) {
-      run_batch(e, count, seconds);
-      count = 0;
-    }
-  }
-  if (count > 0) run_batch(e, count, seconds);
+  run_batches(e, n, seconds);
   for (int64_t j = 0; j < n; j++)
     if (e->items[j].status == ITEM_COMPUTE)
       counts.mask_bytes += e->rows.mask_bytes[e->items[j].row];
