@@ -248,6 +248,30 @@ static void check_loss_scaling(rng *r) {
   free(got_v);
 }
 
+/* download_async into host_alloc memory: each fence's data is there after its wait, and ops
+ * queued after the copy (here overwriting the source) do not reach it. */
+static void check_async_download(rng *r) {
+  const size_t count = 100003;
+  float *want = fp_malloc(2 * count * sizeof *want);
+  for (size_t i = 0; i < 2 * count; i++) want[i] = (float)rng_normal(r);
+  float *device = device_floats(want, 2 * count);
+  float *host[BACKEND_FENCES];
+  for (int f = 0; f < BACKEND_FENCES; f++) {
+    host[f] = be->host_alloc(count * sizeof *host[f]);
+    be->download_async(host[f], device + (size_t)f * count, FP_F32, count, f);
+  }
+  be->fill_zero(device, FP_F32, 2 * count);
+  int wrong = 0;
+  for (int f = BACKEND_FENCES - 1; f >= 0; f--) {
+    be->download_wait(f);
+    wrong += memcmp(host[f], want + (size_t)f * count, count * sizeof *want) != 0;
+    be->host_release(host[f]);
+  }
+  expect(wrong == 0, "download_async: fences whose data differs", wrong, 0.0);
+  be->release(device);
+  free(want);
+}
+
 int main(void) {
   be = test_backend();
   printf("backend %s\n", be->name);
@@ -262,6 +286,7 @@ int main(void) {
   check_norm_and_adam(&r, 1);
   check_norm_and_adam(&r, 0);
   check_loss_scaling(&r);
+  check_async_download(&r);
   printf("step ops: %d failed\n", failures);
   return failures ? 1 : 0;
 }
