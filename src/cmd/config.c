@@ -8,6 +8,7 @@
 #include "check.h"
 #include "dataset.h"
 #include "ini.h"
+#include "optim.h"
 #include "runtime.h"
 #include "unet.h"
 
@@ -204,8 +205,7 @@ void train_config_validate(const train_config *cfg, const char *origin) {
   FP_CHECK(!cfg->tags_dataset[0] || cfg->ignore_label == DATASET_IGNORE_LABEL,
            "%s: data.tags_dataset needs data.ignore_label = %d (tag-only images get masks of it)",
            origin, DATASET_IGNORE_LABEL);
-  int exponent;
-  FP_CHECK(frexp(cfg->loss_scale_init, &exponent) == 0.5,
+  FP_CHECK(loss_scale_valid(cfg->loss_scale_init),
            "%s: train.loss_scale_init = %g is not a power of two (2^k keeps loss scaling exact)",
            origin, cfg->loss_scale_init);
   FP_CHECK(cfg->height % 32 == 0, "%s: model.height = %d is not a multiple of 32", origin,

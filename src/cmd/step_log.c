@@ -1,8 +1,7 @@
 #include "step_log.h"
 
-#include <unistd.h>
-
 #include "check.h"
+#include "durable.h"
 
 void step_log_open(step_log *log, const char *dir, int branches, int loss_scaling,
                    long steps_kept) {
@@ -28,9 +27,8 @@ void step_log_open(step_log *log, const char *dir, int branches, int loss_scalin
       }
     fclose(old);
   }
-  if (fflush(out) != 0 || fsync(fileno(out)) != 0 || fclose(out) != 0 ||
-      rename(temporary, log->path) != 0)
-    FP_FATAL("cannot write %s", log->path);
+  if (fclose(out) != 0) FP_FATAL("cannot write %s", temporary);
+  durable_rename(temporary, log->path);
   log->file = fopen(log->path, "a");
   if (!log->file) FP_FATAL("cannot append to %s", log->path);
 }

@@ -1,6 +1,5 @@
 #include "checkpoint.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -190,9 +189,7 @@ static void read_loss_scaling(hid_t file, const char *path, optimizer *opt) {
   if (!opt->scaler.dynamic) return;
   opt->scaler.scale = h5_read_attr_double(file, path, "loss_scale");
   opt->scaler.good_steps = h5_read_attr_long(file, path, "loss_scale_good_steps");
-  int exponent;
-  FP_CHECK(opt->scaler.scale >= LOSS_SCALE_MIN && opt->scaler.scale <= LOSS_SCALE_MAX &&
-               frexp(opt->scaler.scale, &exponent) == 0.5,
+  FP_CHECK(loss_scale_valid(opt->scaler.scale),
            "%s: attribute loss_scale = %g is not a power of two in [%g, %g]", path,
            opt->scaler.scale, LOSS_SCALE_MIN, LOSS_SCALE_MAX);
 }

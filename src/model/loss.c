@@ -1,9 +1,8 @@
 /* The training loss: weighted cross-entropy over pixels, plus, with the Extended U-Net's
  * branches, the class-presence BCE and the box smooth-L1 (the compound loss of the paper:
  * CE + w_cls x BCE + w_box x smooth-L1, w_box = 75 there). */
-#include <math.h>
-
 #include "check.h"
+#include "optim.h"
 #include "unet.h"
 
 void unet_loss(unet *m, const loss_spec *spec, int gradients) {
@@ -11,8 +10,8 @@ void unet_loss(unet *m, const loss_spec *spec, int gradients) {
   const backend *be = m->be;
   /* a power of two: multiplying by it is exact, so it changes no rounding of the terms */
   const float scale = spec->loss_scale;
-  FP_CHECK(scale > 0.0f && frexpf(scale, &(int){0}) == 0.5f,
-           "unet_loss: loss scale %g is not a power of two", (double)scale);
+  FP_CHECK(loss_scale_valid(scale), "unet_loss: loss scale %g is not a power of two in [%g, %g]",
+           (double)scale, LOSS_SCALE_MIN, LOSS_SCALE_MAX);
   be->softmax_cross_entropy(&m->logits, spec->labels, spec->class_weights, spec->ignore_label,
                             spec->segmentation_scale * scale, gradients ? &m->grad_logits : NULL,
                             m->scalars);

@@ -34,6 +34,10 @@ typedef struct loss_scaler {
 #define LOSS_SCALE_MIN 1.0
 #define LOSS_SCALE_MAX 0x1p127
 
+/* A usable loss scale: a power of two (multiplying by it is exact) in [LOSS_SCALE_MIN,
+ * LOSS_SCALE_MAX]. */
+int loss_scale_valid(double scale);
+
 typedef struct optimizer {
   const backend *be;
   adam_config adam;
