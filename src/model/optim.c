@@ -61,11 +61,6 @@ double optimizer_step(optimizer *opt, unet *m) {
   return lr;
 }
 
-int loss_scale_valid(double scale) {
-  int exponent;
-  return scale >= LOSS_SCALE_MIN && scale <= LOSS_SCALE_MAX && frexp(scale, &exponent) == 0.5;
-}
-
 step_outcome optimizer_finish_step(optimizer *opt, int gradients_finite) {
   loss_scaler *s = &opt->scaler;
   if (gradients_finite) {

@@ -3,6 +3,8 @@
 #ifndef FP_OPTIM_H
 #define FP_OPTIM_H
 
+#include <math.h>
+
 #include "unet.h"
 
 typedef struct schedule_config {
@@ -35,8 +37,11 @@ typedef struct loss_scaler {
 #define LOSS_SCALE_MAX 0x1p127
 
 /* A usable loss scale: a power of two (multiplying by it is exact) in [LOSS_SCALE_MIN,
- * LOSS_SCALE_MAX]. */
-int loss_scale_valid(double scale);
+ * LOSS_SCALE_MAX]. Inline: the job-file check uses it without the optimiser (tests/fuzz). */
+static inline int loss_scale_valid(double scale) {
+  int exponent;
+  return scale >= LOSS_SCALE_MIN && scale <= LOSS_SCALE_MAX && frexp(scale, &exponent) == 0.5;
+}
 
 typedef struct optimizer {
   const backend *be;
