@@ -231,6 +231,21 @@ typedef struct backend {
   /* the cudaStream_t every op is queued on (collectives on device buffers order themselves
    * after it); NULL for host backends */
   void *(*device_stream)(void);
+
+  /* Device graphs (CUDA graphs); NULL on backends without them. Between capture_begin and
+   * capture_end the ops are recorded, not run: they must be ops whose memory is already
+   * allocated and whose algorithms are already chosen (the same ops run once before: no
+   * allocation, workspace growth, algorithm search, upload or download may happen while
+   * recording, and a backend stops with an error naming what did). capture_end returns the
+   * graph, or NULL with `why` filled when the device refused it (nothing recorded has run
+   * then). graph_replay queues the recorded ops again, with the pointers and host arguments
+   * they had when recorded, reading the memory's current contents; it returns 0, queueing
+   * nothing, when the graph is stale: the backend's own scratch memory has moved since (a
+   * larger shape run eagerly in between), and the pass must run eagerly and be recorded again. */
+  void (*capture_begin)(void);
+  void *(*capture_end)(char *why, size_t why_size);
+  int (*graph_replay)(void *graph);
+  void (*graph_release)(void *graph);
 } backend;
 
 /* Shape check of the vector ops (global pools, broadcast over a plane and its sum): v is

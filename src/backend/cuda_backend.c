@@ -12,6 +12,7 @@ cuda_state cuda;
 /* ---------------------------------------------------------------- memory */
 
 void *cuda_alloc_bytes(size_t bytes) {
+  cuda_not_capturing("a device allocation");
   void *p = NULL;
   size_t rounded = (bytes + 255) / 256 * 256;
   cudaError_t status = cudaMalloc(&p, rounded ? rounded : 256);
@@ -24,6 +25,8 @@ void *cuda_alloc_bytes(size_t bytes) {
 
 void *cuda_workspace(int slot, size_t bytes) {
   if (cuda.workspace_bytes[slot] < bytes) {
+    cuda_not_capturing("a workspace that grows");
+    cuda.workspace_generation++;
     /* the old buffer may still be read by queued kernels: cudaFree waits for the device */
     CUDA_CHECK(cudaStreamSynchronize(cuda.stream));
     CUDA_CHECK(cudaFree(cuda.workspace[slot]));
@@ -39,6 +42,7 @@ static void *cuda_alloc(fp_dtype type, size_t count) {
 
 static void cuda_release(void *p) {
   if (!p) return;
+  cuda_not_capturing("a device release");
   CUDA_CHECK(cudaStreamSynchronize(cuda.stream));
   CUDA_CHECK(cudaFree(p));
 }
@@ -48,11 +52,13 @@ static void cuda_fill_zero(void *p, fp_dtype type, size_t count) {
 }
 
 static void cuda_upload(void *dst, const void *host_src, fp_dtype type, size_t count) {
+  cuda_not_capturing("an upload");
   CUDA_CHECK(cudaMemcpyAsync(dst, host_src, count * fp_dtype_size(type), cudaMemcpyHostToDevice,
                              cuda.stream));
 }
 
 static void cuda_download(void *host_dst, const void *src, fp_dtype type, size_t count) {
+  cuda_not_capturing("a download");
   CUDA_CHECK(cudaMemcpyAsync(host_dst, src, count * fp_dtype_size(type), cudaMemcpyDeviceToHost,
                              cuda.stream));
   CUDA_CHECK(cudaStreamSynchronize(cuda.stream));
@@ -67,12 +73,14 @@ static void *cuda_host_alloc(size_t bytes) {
 
 static void cuda_host_release(void *p) {
   if (!p) return;
+  cuda_not_capturing("a host buffer release");
   CUDA_CHECK(cudaStreamSynchronize(cuda.stream)); /* no copy may still use it */
   CUDA_CHECK(cudaFreeHost(p));
 }
 
 static void cuda_download_async(void *host_dst, const void *src, fp_dtype type, size_t count,
                                 int fence) {
+  cuda_not_capturing("a download");
   FP_CHECK(fence >= 0 && fence < BACKEND_FENCES, "download_async: fence %d", fence);
   CUDA_CHECK(cudaMemcpyAsync(host_dst, src, count * fp_dtype_size(type), cudaMemcpyDeviceToHost,
                              cuda.stream));
@@ -81,6 +89,7 @@ static void cuda_download_async(void *host_dst, const void *src, fp_dtype type, 
 
 static void cuda_download_wait(int fence) {
   FP_CHECK(fence >= 0 && fence < BACKEND_FENCES, "download_wait: fence %d", fence);
+  cuda_not_capturing("a wait for a download");
   CUDA_CHECK(cudaEventSynchronize(cuda.fences[fence]));
 }
 
@@ -117,6 +126,7 @@ static void cuda_tensor_release(tensor *t) {
 }
 
 static void cuda_tensor_from_nchw(tensor *t, const float *host_nchw) {
+  cuda_not_capturing("an upload");
   check_activation_type(t);
   float *staging = cuda_workspace(CUDA_WS_STAGING, tensor_count(t) * sizeof(float));
   CUDA_CHECK(cudaMemcpyAsync(staging, host_nchw, tensor_count(t) * sizeof(float),
@@ -250,6 +260,7 @@ const backend *backend_cuda(char *why, size_t why_size) {
           .device_stream = cuda_device_stream,
       };
       cuda_fill_op_table(&table);
+      cuda_fill_graph_ops(&table);
     }
   }
   if (state == 1) return &table;

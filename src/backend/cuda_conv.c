@@ -112,6 +112,7 @@ static cudnnConvolutionBwdFilterAlgo_t find_backward_filter(const conv_plan *p, 
 }
 
 static void plan_init(conv_plan *p, const conv_desc *d, const tensor *x) {
+  cuda_not_capturing("a cuDNN algorithm search (a convolution shape not run before)");
   memset(p, 0, sizeof *p);
   p->key = (conv_key){d->in_channels, d->out_channels, d->kernel, d->stride, d->pad, x->n, x->h,
                       x->w,           (int)x->dtype};

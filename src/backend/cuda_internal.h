@@ -58,6 +58,8 @@ typedef struct cuda_state {
   int *bad_labels;        /* device, one int */
   void *conv_plans;       /* cuda_conv.c's cache of algorithms per shape */
   cudaEvent_t fences[BACKEND_FENCES]; /* download_async's */
+  int capturing;                      /* between capture_begin and capture_end (cuda_graph.c) */
+  unsigned workspace_generation;      /* counts workspace moves: a graph recorded before is stale */
 } cuda_state;
 
 enum { CUDA_REDUCE_SCRATCH = 2 * 4096 }; /* two doubles per channel, up to 4096 channels */
@@ -91,6 +93,11 @@ void cuda_conv_plans_release(void);
 void cuda_inner_product_forward(const tensor *x, const void *weights, const float *bias, tensor *y);
 void cuda_inner_product_backward(const tensor *x, const tensor *dy, const void *weights, tensor *dx,
                                  float *grad_weights, float *grad_bias);
+
+/* cuda_graph.c: capture and replay; cuda_not_capturing stops, naming what, when something that
+ * cannot be recorded (an allocation, a wait for the device) is asked for while recording */
+void cuda_fill_graph_ops(backend *table);
+void cuda_not_capturing(const char *what);
 
 /* cuda_ops.c: the remaining ops, each a call of the kernels in cuda_kernels.cu */
 void cuda_fill_op_table(backend *table);

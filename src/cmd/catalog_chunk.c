@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "normalise.h"
+#include "pass_graph.h"
 #include "progress.h"
 
 typedef enum item_status { ITEM_COMPUTE, ITEM_COPY_ROW, ITEM_FAILED } item_status;
@@ -49,6 +50,7 @@ struct chunk_engine {
   uint8_t *source_masks; /* [batch][source_height][source_width], with source_masks */
   size_t source_plane;
   batch_slot slots[BACKEND_FENCES];
+  pass_graph graph; /* the model pass of batches without a prior rule */
   catalog_rows rows;
   catalog_failure *failures;
 };
@@ -89,11 +91,13 @@ chunk_engine *chunk_engine_create(const chunk_setup *setup, unet *model) {
   }
   catalog_rows_init(&e->rows, l, setup->chunk_size);
   e->failures = fp_calloc(n, sizeof *e->failures);
+  pass_graph_init(&e->graph, "parse_catalog batch", model, setup->graphs);
   return e;
 }
 
 void chunk_engine_free(chunk_engine *e) {
   if (!e) return;
+  pass_graph_release(&e->graph, e->model);
   e->be->release(e->confidence);
   e->be->release(e->predictions);
   catalog_rows_free(&e->rows);
@@ -191,11 +195,36 @@ static void inject_allowed_classes(chunk_engine *e, const batch_slot *slot) {
   unet_inject_ground_truth(m, NULL);
 }
 
+/* The model over the input batch, its argmax and confidence: no host work, so a device graph
+ * can record it. */
+static void model_pass(unet *m, void *ctx) {
+  chunk_engine *e = ctx;
+  unet_forward(m, 0);
+  e->be->argmax_channels(&m->logits, e->predictions, e->confidence);
+}
+
+/* The same with the category prior: each rule's logits changed on the host. */
+static void model_with_prior(chunk_engine *e, const batch_slot *slot) {
+  const backend *be = e->be;
+  unet *m = e->model;
+  unet_forward(m, 0);
+  if (e->setup.inject_prior) inject_allowed_classes(e, slot);
+  be->tensor_to_nchw(&m->logits, e->logits);
+  for (int b = 0; b < slot->count; b++) {
+    int rule = e->items[slot->items[b]].rule;
+    if (rule >= 0)
+      category_prior_apply(e->setup.prior, rule, e->logits + (size_t)b * m->classes * e->plane,
+                           e->plane);
+  }
+  be->tensor_from_nchw(&m->logits, e->logits);
+  be->argmax_channels(&m->logits, e->predictions, e->confidence);
+}
+
 /* Queues the model over the slot's images and the copy of its results into the slot. */
 static void start_batch(chunk_engine *e, batch_slot *slot, int fence, stage_seconds *seconds) {
   const backend *be = e->be;
   unet *m = e->model;
-  const int batch = m->batch, classes = m->classes, count = slot->count;
+  const int batch = m->batch, count = slot->count;
   double start = progress_now();
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < batch; b++) {
@@ -208,21 +237,12 @@ static void start_batch(chunk_engine *e, batch_slot *slot, int fence, stage_seco
   double normalised = progress_now();
   seconds->decode += normalised - start;
   be->tensor_from_nchw(&m->input, e->input);
-  unet_forward(m, 0);
   int any_rule = 0;
   for (int b = 0; b < count; b++) any_rule |= e->items[slot->items[b]].rule >= 0;
-  if (any_rule && e->setup.inject_prior) inject_allowed_classes(e, slot);
-  if (any_rule) {
-    be->tensor_to_nchw(&m->logits, e->logits);
-    for (int b = 0; b < count; b++) {
-      int rule = e->items[slot->items[b]].rule;
-      if (rule >= 0)
-        category_prior_apply(e->setup.prior, rule, e->logits + (size_t)b * classes * e->plane,
-                             e->plane);
-    }
-    be->tensor_from_nchw(&m->logits, e->logits);
-  }
-  be->argmax_channels(&m->logits, e->predictions, e->confidence);
+  if (any_rule)
+    model_with_prior(e, slot);
+  else
+    unet_run_pass(m, &e->graph, 0, model_pass, e);
   be->download_async(slot->host_predictions, e->predictions, FP_U8, (size_t)batch * e->plane,
                      fence);
   be->download_async(slot->host_confidence, e->confidence, FP_F32, (size_t)batch * e->plane, fence);

@@ -25,6 +25,7 @@ typedef struct chunk_setup {
   catalog_previous *previous; /* NULL: no previous run */
   int reuse_previous;         /* 1: unchanged images are copied from the previous run */
   const char *parts_directory;
+  int graphs; /* replay the model's pass as a device graph where it can be (pass_graph.h) */
 } chunk_setup;
 
 typedef struct stage_seconds {

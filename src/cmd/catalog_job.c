@@ -30,6 +30,8 @@ static const ini_key keys[] = {
      .help = RUNTIME_BACKEND_HELP},
     {"model.precision", INI_ENUM, FIELD(precision), "auto", .words = RUNTIME_PRECISION_WORDS,
      .help = "fp32, bf16 or fp16 (GPU) activations and weights; " RUNTIME_PRECISION_AUTO_HELP},
+    {"model.graphs", INI_BOOL, FIELD(graphs), "true",
+     .help = "replay each batch's model pass as a device graph (CUDA graphs) where it can be"},
     {"output.dir", INI_STRING, FIELD(dir), "",
      .help = "output directory: master.h5, shards/, the manifest (required; created if missing)"},
     {"output.job_id", INI_STRING, FIELD(job_id), "",

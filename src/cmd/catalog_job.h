@@ -16,6 +16,7 @@ typedef struct catalog_job {
   int classes, height, width; /* what the job expects of the checkpoint; 0 = whatever it has */
   int batch, threads;
   char backend[16], precision[16]; /* model.backend, model.precision (runtime.h) */
+  int graphs;                      /* model.graphs (bool) */
   /* [output] */
   char dir[4096];
   char job_id[256];

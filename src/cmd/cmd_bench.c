@@ -7,6 +7,7 @@
 #include "check.h"
 #include "cli.h"
 #include "optim.h"
+#include "pass_graph.h"
 #include "progress.h"
 #include "rng.h"
 #include "runtime.h"
@@ -17,6 +18,7 @@ static void usage(FILE *out) {
                "] [--height H] [--width W] [--batch B] [--threads T]\n"
                "             [--classes K] [--warmup N] [--steps N] [--infer-batches N]\n"
                "             [--backend auto|cpu|cuda] [--precision auto|fp32|bf16|fp16]\n"
+               "             [--graphs 0|1]\n"
                "Times training steps (forward, weighted cross-entropy, backward, AdamW) of a\n"
                "training model and inference batches (forward, argmax) of an inference-only model\n"
                "of the U-Net on synthetic data and prints one line:\n"
@@ -26,7 +28,10 @@ static void usage(FILE *out) {
                "GPU is visible), precision auto (bf16 where the CPU has AMX-BF16 or the GPU bf16\n"
                "Tensor Cores, else fp32; the reason goes to stderr). Each step ends by reading\n"
                "its scalars back and each inference batch by copying its predictions to the host,\n"
-               "as train and parse_catalog do, so device backends are timed to completion.\n");
+               "as train and parse_catalog do, so device backends are timed to completion.\n"
+               "--graphs 1 (default): on a device backend, each step and each batch after the\n"
+               "first is replayed as a device graph (CUDA graph); graphs=T/I in the line says\n"
+               "whether the timed training steps / inference batches were (0 on the CPU).\n");
 }
 
 typedef struct bench_data {
@@ -67,8 +72,31 @@ static void bench_data_free(const backend *be, bench_data *d) {
   be->release(d->class_weights);
 }
 
-/* Seconds per training step over `steps` after `warmup` untimed ones. */
-static double time_training(const backend *be, unet_config config, int warmup, int steps) {
+typedef struct bench_pass {
+  const bench_data *data;
+  const optimizer *opt;
+} bench_pass;
+
+/* forward, loss, backward and the optimiser's device part: what a device graph records */
+static void training_pass(unet *m, void *ctx) {
+  const bench_pass *p = ctx;
+  unet_forward(m, 1);
+  m->be->softmax_cross_entropy(&m->logits, p->data->labels, p->data->class_weights, 255, 1.0f,
+                               &m->grad_logits, m->scalars);
+  unet_backward(m);
+  optimizer_apply(p->opt, m);
+}
+
+static void inference_pass(unet *m, void *ctx) {
+  const bench_pass *p = ctx;
+  unet_forward(m, 0);
+  m->be->argmax_channels(&m->logits, p->data->predictions, NULL);
+}
+
+/* Seconds per training step over `steps` after `warmup` untimed ones; *graphed: whether the
+ * timed steps replayed a device graph. */
+static double time_training(const backend *be, unet_config config, int warmup, int steps,
+                            int graphs, int *graphed) {
   config.mode = UNET_TRAINING;
   unet *m = unet_create(be, &config, 1);
   bench_data d = bench_data_create(be, m);
@@ -76,38 +104,46 @@ static double time_training(const backend *be, unet_config config, int warmup, i
   adam_config adam = {0.9f, 0.999f, 1e-8f, 1e-4f, 1};
   schedule_config schedule = {1e-3, 0.1, warmup + steps};
   optimizer *opt = optimizer_create(be, m->param_list.total, adam, schedule, 1.0);
+  pass_graph graph;
+  pass_graph_init(&graph, "bench training step", m, graphs);
+  bench_pass pass = {&d, opt};
   double start = 0.0, scalars[SCALAR_COUNT];
   for (int s = 0; s < warmup + steps; s++) {
     if (s == warmup) start = progress_now();
-    unet_forward(m, 1);
-    be->softmax_cross_entropy(&m->logits, d.labels, d.class_weights, 255, 1.0f, &m->grad_logits,
-                              m->scalars);
-    unet_backward(m);
-    optimizer_step(opt, m);
+    optimizer_prepare_step(opt, m);
+    unet_run_pass(m, &graph, optimizer_graph_key(opt, m), training_pass, &pass);
     unet_read_scalars(m, scalars);
   }
   double seconds = progress_now() - start;
+  *graphed = pass_graph_active(&graph);
+  pass_graph_release(&graph, m);
   optimizer_destroy(opt);
   bench_data_free(be, &d);
   unet_destroy(m);
   return seconds / steps;
 }
 
-/* Seconds per inference batch over `batches` after one untimed one. */
-static double time_inference(const backend *be, unet_config config, int batches) {
+/* Seconds per inference batch over `batches` after two untimed ones (the second records the
+ * device graph where there is one). */
+static double time_inference(const backend *be, unet_config config, int batches, int graphs,
+                             int *graphed) {
   config.mode = UNET_INFERENCE;
   unet *m = unet_create(be, &config, 1);
   bench_data d = bench_data_create(be, m);
   be->tensor_from_nchw(&m->input, d.host_input);
   size_t pixels = (size_t)m->batch * m->height * m->width;
+  pass_graph graph;
+  pass_graph_init(&graph, "bench inference batch", m, graphs);
+  bench_pass pass = {&d, NULL};
   double start = 0.0;
-  for (int b = 0; b < 1 + batches; b++) {
-    if (b == 1) start = progress_now();
-    unet_forward(m, 0);
-    be->argmax_channels(&m->logits, d.predictions, NULL);
+  for (int b = 0; b < 2 + batches; b++) {
+    if (b == 2) start = progress_now();
+    unet_run_pass(m, &graph, 0, inference_pass, &pass);
     be->download(d.host_predictions, d.predictions, FP_U8, pixels);
   }
   double seconds = progress_now() - start;
+  *graphed = pass_graph_active(&graph);
+  pass_graph_release(&graph, m);
   bench_data_free(be, &d);
   unet_destroy(m);
   return seconds / batches;
@@ -116,7 +152,7 @@ static double time_inference(const backend *be, unet_config config, int batches)
 int main(int argc, char **argv) {
   const char *arch_name = "r34", *backend_name = "auto", *precision_name = "auto";
   int height = 288, width = 192, batch = 8, threads = 0, classes = 59;
-  int warmup = 2, steps = 5, infer_batches = 5;
+  int warmup = 2, steps = 5, infer_batches = 5, graphs = 1;
   cli_option options[] = {
       {"--arch", CLI_STRING, &arch_name, 0, 0},
       {"--height", CLI_INT, &height, 32, 8192},
@@ -129,6 +165,7 @@ int main(int argc, char **argv) {
       {"--infer-batches", CLI_INT, &infer_batches, 1, 100000},
       {"--backend", CLI_STRING, &backend_name, 0, 0},
       {"--precision", CLI_STRING, &precision_name, 0, 0},
+      {"--graphs", CLI_INT, &graphs, 0, 1},
   };
   if (cli_parse(argc, argv, options, sizeof options / sizeof options[0], usage) != argc) {
     usage(stderr);
@@ -152,13 +189,14 @@ int main(int argc, char **argv) {
                         .width = width,
                         .compute = rt.compute,
                         .mode = UNET_TRAINING};
-  double step_s = time_training(rt.be, config, warmup, steps);
-  double batch_s = time_inference(rt.be, config, infer_batches);
+  int train_graphed = 0, infer_graphed = 0;
+  double step_s = time_training(rt.be, config, warmup, steps, graphs, &train_graphed);
+  double batch_s = time_inference(rt.be, config, infer_batches, graphs, &infer_graphed);
   printf("engine=c arch=%s height=%d width=%d batch=%d threads=%d backend=%s precision=%s "
          "train_img_s=%.3f infer_img_s=%.3f train_step_s=%.3f infer_batch_s=%.3f "
-         "reference_primitives=%d\n",
+         "reference_primitives=%d graphs=%d/%d\n",
          arch_name, height, width, batch, omp_get_max_threads(), rt.be->name,
          runtime_precision_name(rt.compute), batch / step_s, batch / batch_s, step_s, batch_s,
-         rt.be->reference_primitive_count());
+         rt.be->reference_primitive_count(), train_graphed, infer_graphed);
   return 0;
 }

@@ -350,7 +350,8 @@ static void work(run *r, coordinator *c, const int64_t *todo, int64_t todo_count
                    .inject_prior = r->job.prior_inject,
                    .previous = r->previous,
                    .reuse_previous = r->reuse_previous,
-                   .parts_directory = r->parts};
+                   .parts_directory = r->parts,
+                   .graphs = r->job.graphs};
   chunk_engine *engine = chunk_engine_create(&s, r->model);
   work_queue *q =
       work_queue_start(MPI_COMM_WORLD, strcmp(r->job.mode, "static") ? WORK_DYNAMIC : WORK_STATIC,

@@ -1,8 +1,10 @@
 #include "optim.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "check.h"
+#include "hash.h"
 
 double one_cycle_lr(const schedule_config *s, long step) {
   double initial = s->max_lr / 25.0, final = initial / 1e4;
@@ -44,20 +46,38 @@ void optimizer_start_phase(optimizer *opt, schedule_config schedule) {
   opt->be->fill_zero(opt->exp_avg_sq, FP_F32, opt->count);
 }
 
-double optimizer_step(optimizer *opt, unet *m) {
+double optimizer_prepare_step(optimizer *opt, unet *m) {
   FP_CHECK(m->grads && m->param_list.total == opt->count,
            "optimizer: the model has no gradients or another parameter count");
-  const backend *be = opt->be;
   double lr = one_cycle_lr(&opt->schedule, opt->step - opt->phase_start);
   opt->step++;
   double adam_step = (double)(opt->step - opt->phase_start - opt->phase_skipped);
   double lr_and_step[2] = {lr, adam_step};
-  be->upload(m->scalars + SCALAR_LR, lr_and_step, FP_F64, 2);
+  opt->be->upload(m->scalars + SCALAR_LR, lr_and_step, FP_F64, 2);
+  return lr;
+}
+
+void optimizer_apply(const optimizer *opt, unet *m) {
+  const backend *be = opt->be;
   size_t from = unet_trained_from(m), count = opt->count - from;
   be->gradient_norm(m->grads + from, count, opt->clip_norm, opt->scaler.scale, m->scalars);
   be->adam_update(m->params + from, m->grads + from, opt->exp_avg + from, opt->exp_avg_sq + from,
                   count, &opt->adam, m->scalars);
   unet_weights_changed(m);
+  unet_refresh_compute_weights(m);
+}
+
+uint64_t optimizer_graph_key(const optimizer *opt, const unet *m) {
+  uint64_t parts[3];
+  memcpy(&parts[0], &opt->clip_norm, sizeof parts[0]);
+  memcpy(&parts[1], &opt->scaler.scale, sizeof parts[1]);
+  parts[2] = (uint64_t)unet_trained_from(m);
+  return fnv1a64(parts, sizeof parts);
+}
+
+double optimizer_step(optimizer *opt, unet *m) {
+  double lr = optimizer_prepare_step(opt, m);
+  optimizer_apply(opt, m);
   return lr;
 }
 

@@ -71,9 +71,17 @@ void optimizer_start_phase(optimizer *opt, schedule_config schedule);
  * Adam/AdamW of m->params at the schedule's learning rate, which it returns; both over the
  * parameters backward trains (unet_trained_from: not a frozen encoder's). The backend skips the
  * update when the gradients are not finite. Reads nothing back: unet_read_scalars gives the
- * step's loss, gradient norm and non-finite flag, which optimizer_finish_step then takes. Marks
- * the model's weights changed. */
+ * step's loss, gradient norm and non-finite flag, which optimizer_finish_step then takes. The
+ * model's compute-precision weights are remade from the new ones at once, on the backend.
+ * = optimizer_prepare_step, then optimizer_apply. */
 double optimizer_step(optimizer *opt, unet *m);
+/* The host part: the step count and learning rate, uploaded into m->scalars (SCALAR_LR,
+ * SCALAR_STEP); returns the learning rate. */
+double optimizer_prepare_step(optimizer *opt, unet *m);
+/* The device part, only queued ops (a pass that a device graph can record, pass_graph.h). Its
+ * host arguments: the clip norm, the loss scale and unet_trained_from, i.e. optimizer_graph_key. */
+void optimizer_apply(const optimizer *opt, unet *m);
+uint64_t optimizer_graph_key(const optimizer *opt, const unet *m);
 
 typedef enum step_outcome {
   STEP_APPLIED, /* finite gradients: the update happened */

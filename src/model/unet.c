@@ -85,10 +85,7 @@ static const tensor *decoder_block_forward(unet *m, decoder_block *d, const tens
 void unet_forward(unet *m, int training) {
   FP_CHECK(!training || m->mode == UNET_TRAINING,
            "unet_forward: training pass on an inference model");
-  if (m->compute_params_stale) {
-    m->be->convert(m->compute_params, m->compute, m->params, FP_F32, m->param_list.total);
-    m->compute_params_stale = 0;
-  }
+  unet_refresh_compute_weights(m);
   if (m->enc.kind == ENCODER_RESNET)
     resnet_encoder_forward(m, &m->enc.resnet, training);
   else

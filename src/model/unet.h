@@ -313,6 +313,8 @@ unet *unet_create(const backend *be, const unet_config *config, uint64_t seed);
 /* Call after anything writes m->params (optimiser step, checkpoint load, broadcast, a test):
  * the next forward remakes the compute-precision copy. */
 void unet_weights_changed(unet *m);
+/* Remakes the compute-precision copy now (queued on the backend) if a change was marked. */
+void unet_refresh_compute_weights(unet *m);
 /* The step's scalars (backend.h, SCALAR_*), read back from the backend: once per step. */
 void unet_read_scalars(const unet *m, double scalars[SCALAR_COUNT]);
 /* Parameter `offset` (an element offset into params) in the compute precision. */

@@ -360,6 +360,12 @@ void unet_weights_changed(unet *m) {
   m->compute_params_stale = m->compute != FP_F32;
 }
 
+void unet_refresh_compute_weights(unet *m) {
+  if (!m->compute_params_stale) return;
+  m->be->convert(m->compute_params, m->compute, m->params, FP_F32, m->param_list.total);
+  m->compute_params_stale = 0;
+}
+
 void unet_read_scalars(const unet *m, double scalars[SCALAR_COUNT]) {
   m->be->download(scalars, m->scalars, FP_F64, SCALAR_COUNT);
   FP_CHECK(scalars[SCALAR_BAD_LABELS] == 0.0,

@@ -1,0 +1,38 @@
+/* A model pass run through a device graph (backend.h's capture ops) where it can be.
+ *
+ * A pass is a function that only queues backend ops on the model's buffers: no upload, no
+ * download, no host decision on device values. unet_run_pass runs it eagerly the first time
+ * for a key (allocations, workspace growth and cuDNN's algorithm searches happen then), records
+ * it the second time and replays it from then on while the key stays the same. The key stands
+ * for every host value the pass hands its ops (a loss scale, which layers are frozen): a new key
+ * records it again. Pointers stay valid between runs because the model's buffers never move.
+ *
+ * It runs eagerly, every time, where the backend has no graphs, the model holds something a
+ * graph cannot (pass_graph_init says what), the caller turned graphs off, or the device refused
+ * the recording (said once on stderr). */
+#ifndef FP_PASS_GRAPH_H
+#define FP_PASS_GRAPH_H
+
+#include <stdint.h>
+
+#include "unet.h"
+
+typedef struct pass_graph {
+  const char *name; /* for messages: "inference batch", "training step" */
+  void *graph;      /* the recorded pass, NULL until recorded */
+  uint64_t key;     /* the key it was recorded with */
+  int eager_runs;   /* with this key */
+  int off;          /* eager for good; why says why */
+  char why[256];
+} pass_graph;
+
+typedef void (*unet_pass)(unet *m, void *ctx);
+
+/* enabled: the caller's choice (e.g. bench --graphs 0 turns them off). */
+void pass_graph_init(pass_graph *g, const char *name, const unet *m, int enabled);
+void unet_run_pass(unet *m, pass_graph *g, uint64_t key, unet_pass pass, void *ctx);
+/* 1 when the last unet_run_pass replayed or recorded a graph */
+int pass_graph_active(const pass_graph *g);
+void pass_graph_release(pass_graph *g, const unet *m);
+
+#endif
