@@ -53,6 +53,12 @@ static const double step_tolerance = 1e-3;
 #define MEAN_RATIO 1.5
 #define MEAN_MIN_TENSORS 10
 #define F32_PEER_FLOOR 3e-2
+/* f32-peer dumps start where no ReLU input is near 0 (tests/twin/kinks.py). There PyTorch's CPU
+ * batch norm, which sums in double, is more exact than oneDNN's float32 one where backward
+ * cancels (batch norm over a batch of 2 in the class branch, VGG-BN at 128x128): measured C /
+ * PyTorch f32 gradient error ratios, geometric mean, 1.67 (vgg16_bn), 3.03 (r18 extended),
+ * 2.42 (branches trained), the same with oneDNN held to AVX as on AVX2. */
+#define F32_PEER_MEAN_RATIO 4.0
 #define ZERO_REFERENCE 1e-10
 #define ZERO_BOUND_F32 1e-5
 #define ZERO_BOUND_BF16 1e-3
@@ -66,13 +72,15 @@ typedef struct twin_mode {
   const char *peer;      /* the peer's group in the dump ("peer_bf16/"); NULL: fixed tolerances */
   const char *peer_name; /* for the report */
   double peer_floor, zero_bound;
+  double mean_ratio; /* the geometric mean's bound (against a peer) */
 } twin_mode;
 
 static const twin_mode modes[] = {
-    {"f32", FP_F32, NULL, NULL, 0.0, ZERO_BOUND_F32},
-    {"f32-peer", FP_F32, "peer_f32/", "PyTorch f32", F32_PEER_FLOOR, ZERO_BOUND_F32},
-    {"bf16", FP_BF16, "peer_bf16/", "PyTorch bf16", BF16_FLOOR, ZERO_BOUND_BF16},
-    {"fp16", FP_F16, "peer_fp16/", "PyTorch fp16", FP16_FLOOR, ZERO_BOUND_F16},
+    {"f32", FP_F32, NULL, NULL, 0.0, ZERO_BOUND_F32, 0.0},
+    {"f32-peer", FP_F32, "peer_f32/", "PyTorch f32", F32_PEER_FLOOR, ZERO_BOUND_F32,
+     F32_PEER_MEAN_RATIO},
+    {"bf16", FP_BF16, "peer_bf16/", "PyTorch bf16", BF16_FLOOR, ZERO_BOUND_BF16, MEAN_RATIO},
+    {"fp16", FP_F16, "peer_fp16/", "PyTorch fp16", FP16_FLOOR, ZERO_BOUND_F16, MEAN_RATIO},
 };
 
 typedef struct comparison {
@@ -87,6 +95,7 @@ typedef struct comparison {
   char worst_name[128];
   int failures, count;
   double log_ratio_sum; /* of error / peer error (against a peer) */
+  double mean_ratio;    /* its geometric mean's bound */
 } comparison;
 
 static double max_abs(const float *x, size_t count) {
@@ -141,11 +150,12 @@ static void compare(comparison *c, const char *name, const float *got, const flo
 static int report(comparison *c) {
   if (c->against_peer) {
     double mean_ratio = exp(c->log_ratio_sum / c->count);
-    if (c->count >= MEAN_MIN_TENSORS && !(mean_ratio <= MEAN_RATIO)) c->failures++;
+    if (c->count >= MEAN_MIN_TENSORS && !(mean_ratio <= c->mean_ratio)) c->failures++;
     printf("%-28s worst %.3e (%s; %s %.3e there); C/PyTorch error ratio, geometric "
            "mean over %d tensors, %.2f (<= %.1f%s): %s\n",
            c->what, c->worst_error, c->worst_name, c->peer_name, c->worst_peer, c->count,
-           mean_ratio, MEAN_RATIO, c->count >= MEAN_MIN_TENSORS ? "" : ", not judged over so few",
+           mean_ratio, c->mean_ratio,
+           c->count >= MEAN_MIN_TENSORS ? "" : ", not judged over so few",
            c->failures ? "FAIL" : "ok");
   } else {
     printf("%-28s worst %.3e (%s), tolerance %.0e: %s\n", c->what, c->worst_error, c->worst_name,
@@ -174,6 +184,46 @@ static void read_pair(const twin_file *f, const char *name, float *want, float *
   FP_CHECK(twin_dump_read_floats(f->dump, peer_name, peer, count) == 0,
            "%s: no /%s (make the dump with --bf16-peer, --fp16-peer or --f32-peer)", f->path,
            peer_name);
+}
+
+/* Parameters after several Adam steps against the float64 twin (fixed-tolerance modes). From the
+ * second step on, a ReLU input within rounding of 0 is a coin toss between float32 and float64
+ * (the twin keeps them away from 0 at the first forward only, tests/twin/kinks.py), and Adam
+ * normalises each update to about lr, so a few elements legitimately end up to ~2 x sum(lr)
+ * apart (tests/twin/README.md measured 1.5-1.8 x sum(lr)) while the rest agree to rounding.
+ * So per element: within STEP_ROUND x max|tensor| (rounding), or a flip, which must stay
+ * within STEP_FLIP_LRS x sum(lr); and flips must be rare, at most STEP_FLIP_SHARE of all
+ * parameters. A wrong optimiser (lr, decay, bias correction, clipping) moves most elements. */
+#define STEP_ROUND 1e-3
+#define STEP_FLIP_LRS 2.5
+#define STEP_FLIP_SHARE 0.001
+static int compare_params_after_steps(const twin_file *f, const tensor_list *list, const float *got,
+                                      double lr_sum) {
+  float *want = fp_malloc(list->total * sizeof *want);
+  twin_dump_read_tensor_list(f->dump, "after/params", list, want);
+  size_t flips = 0, beyond = 0;
+  double worst_flip = 0.0;
+  const char *worst_name = "-";
+  for (int i = 0; i < list->count; i++) {
+    const named_tensor *t = &list->items[i];
+    const float *g = got + t->offset, *w = want + t->offset;
+    double rounding = STEP_ROUND * max_abs(w, t->count);
+    for (size_t k = 0; k < t->count; k++) {
+      double diff = fabs((double)g[k] - w[k]);
+      if (diff <= rounding) continue;
+      flips++;
+      if (!(diff <= STEP_FLIP_LRS * lr_sum)) beyond++;
+      if (!(diff / lr_sum <= worst_flip)) worst_flip = diff / lr_sum, worst_name = t->name;
+    }
+  }
+  double share = (double)flips / (double)list->total;
+  int failed = beyond > 0 || !(share <= STEP_FLIP_SHARE);
+  printf("%-28s %zu of %zu elements beyond %.0e x max|tensor| (%.3f%%, at most %.0f%%), the "
+         "worst %.2f x sum(lr) (%s, at most %.1f): %s\n",
+         "parameters after the steps", flips, list->total, STEP_ROUND, 100.0 * share,
+         100.0 * STEP_FLIP_SHARE, worst_flip, worst_name, STEP_FLIP_LRS, failed ? "FAIL" : "ok");
+  free(want);
+  return failed;
 }
 
 static void compare_list(comparison *c, const twin_file *f, const char *group,
@@ -407,7 +457,13 @@ static int check_steps(const twin_file *f, unet *m, const batch *b, comparison *
     float *buffers = fp_malloc(m->buffer_list.total * sizeof *buffers);
     be->download(params, m->params, FP_F32, m->param_list.total);
     be->download(buffers, m->buffers, FP_F32, m->buffer_list.total);
-    compare_list(stepped, f, "after/params", &m->param_list, params);
+    if (f->peer) {
+      compare_list(stepped, f, "after/params", &m->param_list, params);
+    } else {
+      double lr_sum = 0.0;
+      for (size_t s = 0; s < n; s++) lr_sum += want_lrs[s];
+      failures += compare_params_after_steps(f, &m->param_list, params, lr_sum);
+    }
     failures += check_frozen_unchanged(f, m, params);
     compare_list(stepped, f, "after/buffers", &m->buffer_list, buffers);
     failures += report(stepped);
@@ -457,6 +513,7 @@ int main(int argc, char **argv) {
     groups[i]->peer_floor = mode->peer_floor;
     groups[i]->peer_name = mode->peer_name;
     groups[i]->zero_bound = mode->zero_bound;
+    groups[i]->mean_ratio = mode->mean_ratio;
   }
   int failures = check_first_pass(&f, m, &b, &forward, &gradients);
   unet_destroy(m);

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import branches_twin  # noqa: E402  (next to this file)
+import kinks  # noqa: E402
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
@@ -382,6 +383,10 @@ def parse_args(argv=None):
     p.add_argument("--freeze-encoder", action="store_true",
                    help="the encoder's parameters get no gradients and no updates (requires_grad "
                         "False), as the engine's train.frozen_epochs phase; BN still trains")
+    p.add_argument("--keep-kinks", action="store_true",
+                   help="leave the batch-norm and convolution biases at 0: by default (except with "
+                        "bf16/fp16 peers) they are shifted a little so that no ReLU input of the first "
+                        "forward is within rounding of 0 (tests/twin/kinks.py says why)")
     p.add_argument("--out", default="twin.h5",
                    help="dump to write: a tensor directory (torch and the standard library only) "
                         "if it ends in .twin, else an HDF5 file (needs h5py and numpy)")
@@ -516,10 +521,20 @@ def run_twin(args):
                         args.branch_dropout)
     if args.freeze_encoder:
         model.encoder.requires_grad_(False)
+    x, labels = make_batch(args.batch, args.height, args.width, args.classes, args.seed)
+    # Not for bf16/fp16 peers: rounding to 8 (11) bits moves ReLU inputs far more than any
+    # margin, and those modes are judged against PyTorch's autocast on the same point.
+    if not args.keep_kinks and not (args.bf16_peer or args.fp16_peer):
+        def prepare(m):
+            if args.branches != "none":
+                m.keep_mask = branches_twin.dropout_keep_mask(
+                    args.seed, 0, 0, args.batch, branches_twin.BRANCH_HIDDEN, args.branch_dropout)
+        margin = kinks.away_from_kinks([copy.deepcopy(model).double(), model], x.double(),
+                                       prepare)
+        print("ReLU inputs at least %.1e of their spread from 0 (biases shifted)" % margin)
     peers = {name: copy.deepcopy(model) for name, wanted in
              (("peer_bf16", args.bf16_peer), ("peer_fp16", args.fp16_peer),
               ("peer_f32", args.f32_peer)) if wanted}
-    x, labels = make_batch(args.batch, args.height, args.width, args.classes, args.seed)
     weights = class_weights_for(args.classes)
     model.to(dtype)  # initial values are drawn in float32 either way
     d = {
@@ -528,7 +543,9 @@ def run_twin(args):
         "buffers": {n: host_copy(b) for n, b in named_buffers_to_dump(model)},
         "beta1": args.beta1, "beta2": args.beta2, "eps": args.eps,
     }
-    d.update(train_steps(model, x.to(dtype), labels, weights.to(dtype), args))
+    with kinks.ReluMargin(model) as watch:
+        d.update(train_steps(model, x.to(dtype), labels, weights.to(dtype), args))
+    print("ReLU inputs over all forwards: at least %.1e of their spread from 0" % watch.smallest)
     for name, peer in peers.items():
         start = time.perf_counter()
         with torch.backends.mkldnn.flags(enabled=True):
