@@ -23,4 +23,12 @@ static inline const backend *test_backend(void) {
   return be;
 }
 
+/* 1 when the backend computes in `type` here; else says why not and returns 0. */
+static inline int test_precision_runs(const backend *be, fp_dtype type) {
+  char why[256];
+  if (be->dtype_support(type, why, sizeof why) != DTYPE_NOT_NATIVE) return 1;
+  printf("%s not checked: %s\n", fp_dtype_name(type), why);
+  return 0;
+}
+
 #endif

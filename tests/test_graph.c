@@ -244,13 +244,9 @@ static int check_training(const backend *be, fp_dtype compute) {
 int main(void) {
   const backend *be = test_backend();
   int failures = 0;
-  char why[256];
   fp_dtype precisions[2] = {FP_F32, FP_BF16};
   for (int p = 0; p < 2; p++) {
-    if (be->dtype_support(precisions[p], why, sizeof why) == DTYPE_NOT_NATIVE) {
-      printf("%s not checked: %s\n", fp_dtype_name(precisions[p]), why);
-      continue;
-    }
+    if (!test_precision_runs(be, precisions[p])) continue;
     failures += check_inference(be, precisions[p]);
     failures += check_training(be, precisions[p]);
   }

@@ -20,8 +20,14 @@ static void eval_logits(unet *m, const float *input, float *logits) {
 }
 
 static int check(const backend *be, unet_arch arch, fp_dtype compute, branch_config branches) {
-  unet_config config = {.arch = arch, .classes = 7, .batch = 2, .height = 96, .width = 64,
-                        .compute = compute, .mode = UNET_TRAINING, .branches = branches};
+  unet_config config = {.arch = arch,
+                        .classes = 7,
+                        .batch = 2,
+                        .height = 96,
+                        .width = 64,
+                        .compute = compute,
+                        .mode = UNET_TRAINING,
+                        .branches = branches};
   unet *trainer = unet_create(be, &config, 3);
   config.mode = UNET_INFERENCE;
   unet *inferer = unet_create(be, &config, 99); /* other weights until copied */
@@ -56,8 +62,8 @@ static int check(const backend *be, unet_arch arch, fp_dtype compute, branch_con
   printf("%s %s, branches %s: inference model's output %s the training model's eval output (2 "
          "batches); activations %.1f MB, training model's %.1f MB: %s\n",
          unet_arch_name(arch), fp_dtype_name(compute), branch_mode_name(branches.mode),
-         failures ? "vs" : "equals",
-         infer_bytes / 1e6, train_bytes / 1e6, failures ? "FAIL" : "ok");
+         failures ? "vs" : "equals", infer_bytes / 1e6, train_bytes / 1e6,
+         failures ? "FAIL" : "ok");
   for (int k = 0; k < 2; k++) {
     free(inputs[k]);
     free(want[k]);
@@ -71,13 +77,9 @@ static int check(const backend *be, unet_arch arch, fp_dtype compute, branch_con
 int main(void) {
   const backend *be = test_backend();
   int failures = 0;
-  char why[256];
   fp_dtype precisions[2] = {FP_F32, FP_BF16};
   for (int p = 0; p < 2; p++) {
-    if (be->dtype_support(precisions[p], why, sizeof why) == DTYPE_NOT_NATIVE) {
-      printf("%s not checked: %s\n", fp_dtype_name(precisions[p]), why);
-      continue;
-    }
+    if (!test_precision_runs(be, precisions[p])) continue;
     const unet_arch archs[] = {UNET_R18, UNET_R34, UNET_VGG16, UNET_VGG19_BN};
     for (size_t a = 0; a < sizeof archs / sizeof *archs; a++)
       failures += check(be, archs[a], precisions[p], (branch_config){BRANCHES_NONE, 0, 0.0f});

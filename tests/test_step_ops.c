@@ -278,11 +278,7 @@ int main(void) {
   rng r;
   rng_seed(&r, 4242);
   check_loss_argmax_confidence(&r, FP_F32);
-  char why[256];
-  if (be->dtype_support(FP_BF16, why, sizeof why) != DTYPE_NOT_NATIVE)
-    check_loss_argmax_confidence(&r, FP_BF16);
-  else
-    printf("bf16: not checked: %s\n", why);
+  if (test_precision_runs(be, FP_BF16)) check_loss_argmax_confidence(&r, FP_BF16);
   check_norm_and_adam(&r, 1);
   check_norm_and_adam(&r, 0);
   check_loss_scaling(&r);

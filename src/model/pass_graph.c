@@ -34,14 +34,14 @@ void unet_run_pass(unet *m, pass_graph *g, uint64_t key, unet_pass pass, void *c
   /* a host decision (the stale flag): made before the graph, never recorded in it */
   unet_refresh_compute_weights(m);
   if (g->graph && g->key == key && be->graph_replay(g->graph)) return;
-  int stale = g->graph && g->key == key; /* the backend's scratch moved: record again */
-  if (g->graph) {
+  if (g->graph) { /* another key, or stale (the backend's scratch moved): run, record again */
     be->graph_release(g->graph);
     g->graph = NULL;
+    g->warm = 0;
   }
-  if (g->key != key || g->eager_runs == 0 || stale) {
+  if (g->key != key || !g->warm) {
     g->key = key;
-    g->eager_runs = 1;
+    g->warm = 1;
     pass(m, ctx);
     return;
   }

@@ -21,7 +21,7 @@ typedef struct pass_graph {
   const char *name; /* for messages: "inference batch", "training step" */
   void *graph;      /* the recorded pass, NULL until recorded */
   uint64_t key;     /* the key it was recorded with */
-  int eager_runs;   /* with this key */
+  int warm;         /* the pass ran eagerly with this key since the last graph was dropped */
   int off;          /* eager for good; why says why */
   char why[256];
 } pass_graph;

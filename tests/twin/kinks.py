@@ -19,11 +19,16 @@ import torch.nn as nn
 AFFINE = (nn.BatchNorm1d, nn.BatchNorm2d, nn.Conv2d, nn.Linear)
 
 
+def per_channel(z):
+    """z [N,C,...] as [C, N*...] in float64."""
+    return z.transpose(0, 1).reshape(z.shape[1], -1).double()
+
+
 def widest_gap_shift(z, width):
     """Per channel of z [N,C,...]: the shift s in [-width*spread, width*spread] that maximises
     min |z + s| (the middle of the widest gap between the values -z and the window's ends),
     and that minimum as a fraction of the spread (the standard deviation)."""
-    values = -z.transpose(0, 1).reshape(z.shape[1], -1).double()
+    values = -per_channel(z)
     reach = width * values.std(dim=1, keepdim=True).clamp_min(1e-12)
     inside = torch.maximum(torch.minimum(values, reach), -reach)
     ends = torch.cat((-reach, reach), dim=1)
@@ -89,9 +94,10 @@ def away_from_kinks(models, x, prepare, width=0.05):
             continue
         shift, margin = widest_gap_shift(z, width)
         smallest = min(smallest, float(margin.min()))
+        name = name_of(work, module)
         with torch.no_grad():
             for m in models:
-                target = dict(m.named_modules())[name_of(work, module)]
+                target = m.get_submodule(name)
                 target.bias.add_(shift.to(target.bias.dtype))
     return smallest
 
@@ -113,7 +119,7 @@ class ReluMargin:
         self.hooks = []
 
     def _see(self, module, inputs):
-        z = inputs[0].detach().transpose(0, 1).reshape(inputs[0].shape[1], -1).double()
+        z = per_channel(inputs[0].detach())
         spread = z.std(dim=1).clamp_min(1e-12)
         self.smallest = min(self.smallest, float((z.abs().min(dim=1).values / spread).min()))
 

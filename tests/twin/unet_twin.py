@@ -423,6 +423,14 @@ def cpu_autocast_enabled():
         return torch.is_autocast_cpu_enabled()
 
 
+def set_keep_mask(model, args, step):
+    """The class branch's dropout mask of optimiser step `step`, as the engine draws it."""
+    if args.branches != "none":
+        model.keep_mask = branches_twin.dropout_keep_mask(args.seed, step, 0, args.batch,
+                                                          branches_twin.BRANCH_HIDDEN,
+                                                          args.branch_dropout)
+
+
 def train_steps(model, x, labels, weights, args, autocast_dtype=None, loss_scale=1.0):
     """Runs `args.steps` optimiser steps of `model` on one batch; returns the first forward's
     logits and loss, the first backward's gradients and their norm, and the parameters,
@@ -440,10 +448,7 @@ def train_steps(model, x, labels, weights, args, autocast_dtype=None, loss_scale
         m.train()
         for p in m.parameters():
             p.grad = None
-        if args.branches != "none":
-            m.keep_mask = branches_twin.dropout_keep_mask(args.seed, step, 0, args.batch,
-                                                          branches_twin.BRANCH_HIDDEN,
-                                                          args.branch_dropout)
+        set_keep_mask(m, args, step)
         with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16,
                             enabled=autocast_dtype is not None):
             if autocast_dtype is not None and not cpu_autocast_enabled():
@@ -525,12 +530,8 @@ def run_twin(args):
     # Not for bf16/fp16 peers: rounding to 8 (11) bits moves ReLU inputs far more than any
     # margin, and those modes are judged against PyTorch's autocast on the same point.
     if not args.keep_kinks and not (args.bf16_peer or args.fp16_peer):
-        def prepare(m):
-            if args.branches != "none":
-                m.keep_mask = branches_twin.dropout_keep_mask(
-                    args.seed, 0, 0, args.batch, branches_twin.BRANCH_HIDDEN, args.branch_dropout)
         margin = kinks.away_from_kinks([copy.deepcopy(model).double(), model], x.double(),
-                                       prepare)
+                                       lambda m: set_keep_mask(m, args, 0))
         print("ReLU inputs at least %.1e of their spread from 0 (biases shifted)" % margin)
     peers = {name: copy.deepcopy(model) for name, wanted in
              (("peer_bf16", args.bf16_peer), ("peer_fp16", args.fp16_peer),
