@@ -143,12 +143,12 @@ def check_dump_layout(f, a):
           % (100 * frac))
     # initial weights: reproducible from the seed, and the stated init distributions
     fresh = tw.build_model(a["arch"], k, int(a["seed"]))
-    if "peer_bf16" not in f:  # the twin moved the ReLU inputs away from 0 (kinks.py)
+    if "peer_bf16" not in f:  # the twin moved away from ReLU and pool kinks (kinks.py)
         x = tw.make_batch(n, h, w, k, int(a["seed"]))[0]
         kinks.away_from_kinks([copy.deepcopy(fresh).double(), fresh], x.double(), lambda m: None)
     same = all(np.array_equal(p.detach().numpy(), f["params"][nm][()])
                for nm, p in fresh.named_parameters())
-    check(same, "initial parameters reproduce from --seed (and the shift away from ReLU kinks)")
+    check(same, "initial parameters reproduce from --seed (and the moves away from kinks)")
     enc = f["params"]["encoder.layer3.0.conv1.weight"][()]   # 256x128x3x3, fan_out 2304
     dec = f["params"]["decoder.blocks.1.conv1.0.weight"][()]  # 128x384x3x3, fan_in 3456
     head = f["params"]["segmentation_head.0.weight"][()]

@@ -384,9 +384,10 @@ def parse_args(argv=None):
                    help="the encoder's parameters get no gradients and no updates (requires_grad "
                         "False), as the engine's train.frozen_epochs phase; BN still trains")
     p.add_argument("--keep-kinks", action="store_true",
-                   help="leave the batch-norm and convolution biases at 0: by default (except with "
-                        "bf16/fp16 peers) they are shifted a little so that no ReLU input of the first "
-                        "forward is within rounding of 0 (tests/twin/kinks.py says why)")
+                   help="leave the initialisation as drawn: by default (except with bf16/fp16 "
+                        "peers) the biases are shifted a little so that no ReLU input of the first "
+                        "forward is within rounding of 0, and the convolutions before max pools "
+                        "nudged so that no pool window nearly ties (tests/twin/kinks.py says why)")
     p.add_argument("--out", default="twin.h5",
                    help="dump to write: a tensor directory (torch and the standard library only) "
                         "if it ends in .twin, else an HDF5 file (needs h5py and numpy)")
@@ -530,9 +531,10 @@ def run_twin(args):
     # Not for bf16/fp16 peers: rounding to 8 (11) bits moves ReLU inputs far more than any
     # margin, and those modes are judged against PyTorch's autocast on the same point.
     if not args.keep_kinks and not (args.bf16_peer or args.fp16_peer):
-        margin = kinks.away_from_kinks([copy.deepcopy(model).double(), model], x.double(),
-                                       lambda m: set_keep_mask(m, args, 0))
-        print("ReLU inputs at least %.1e of their spread from 0 (biases shifted)" % margin)
+        margin, gap = kinks.away_from_kinks([copy.deepcopy(model).double(), model], x.double(),
+                                            lambda m: set_keep_mask(m, args, 0))
+        print("ReLU inputs at least %.1e of their spread from 0 (biases shifted), max-pool "
+              "windows' two largest inputs at least %.1e apart" % (margin, gap))
     peers = {name: copy.deepcopy(model) for name, wanted in
              (("peer_bf16", args.bf16_peer), ("peer_fp16", args.fp16_peer),
               ("peer_f32", args.f32_peer)) if wanted}
@@ -544,9 +546,10 @@ def run_twin(args):
         "buffers": {n: host_copy(b) for n, b in named_buffers_to_dump(model)},
         "beta1": args.beta1, "beta2": args.beta2, "eps": args.eps,
     }
-    with kinks.ReluMargin(model) as watch:
+    with kinks.KinkMargins(model) as watch:
         d.update(train_steps(model, x.to(dtype), labels, weights.to(dtype), args))
-    print("ReLU inputs over all forwards: at least %.1e of their spread from 0" % watch.smallest)
+    print("over all forwards: ReLU inputs at least %.1e of their spread from 0, max-pool gaps at "
+          "least %.1e" % (watch.relu, watch.pool))
     for name, peer in peers.items():
         start = time.perf_counter()
         with torch.backends.mkldnn.flags(enabled=True):
