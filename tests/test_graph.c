@@ -5,10 +5,12 @@
  *  - inference: forward, argmax and confidence over 4 batches; logits, predictions and
  *    confidences bit for bit the eager run's; before the third, a larger model runs once, which
  *    grows the backend's workspaces: the graph recorded before is then stale and recorded again;
- *  - training: forward, loss, backward, gradient norm and AdamW over 7 steps, the loss scale 1
- *    for 4 steps then 4 (key change): every step's loss and gradient norm, and at the end the
- *    weights and Adam moments, against a second model with the same seed run eagerly, within
- *    1e-5 relative (bit for bit where the backend's reductions are deterministic).
+ *  - training: train's pass (forward, loss, argmax, backward, gradient norm and AdamW) over 7
+ *    steps, the input staged (stage_input) before each replay, the loss scale 1 for 4 steps
+ *    then 4 (key change): every step's loss and gradient norm (within 1e-5 relative) and
+ *    predictions (at most 0.1 % of pixels differing), and at the end the weights and Adam
+ *    moments (1e-5), against a second model with the same seed run eagerly with the plain
+ *    upload (bit for bit where the backend's reductions are deterministic).
  * On a backend with graphs the graph must have been used (else the test fails: a silent
  * fallback to eager would prove nothing); on the CPU the same comparisons check the eager
  * fallback. */
@@ -35,11 +37,19 @@ static void inference_pass(unet *m, void *ctx) {
   m->be->argmax_channels(&m->logits, d->predictions, d->confidence);
 }
 
+/* train's pass (src/cmd/train_step.c): forward, loss, argmax, backward, update */
 static void training_pass(unet *m, void *ctx) {
   const pass_data *d = ctx;
+  loss_spec spec = {.labels = d->labels,
+                    .class_weights = d->class_weights,
+                    .ignore_label = 255,
+                    .segmentation_scale = 1.0f,
+                    .class_scale = 1.0f,
+                    .box_scale = 1.0f,
+                    .loss_scale = (float)d->opt->scaler.scale};
   unet_forward(m, 1);
-  m->be->softmax_cross_entropy(&m->logits, d->labels, d->class_weights, 255,
-                               (float)d->opt->scaler.scale, &m->grad_logits, m->scalars);
+  unet_loss(m, &spec, 1);
+  m->be->argmax_channels(&m->logits, d->predictions, NULL);
   unet_backward(m);
   optimizer_apply(d->opt, m);
 }
@@ -189,18 +199,25 @@ static int check_training(const backend *be, fp_dtype compute) {
   pass_graph graph;
   pass_graph_init(&graph, "test training step", models[1], 1);
   size_t pixels = (size_t)models[0]->batch * models[0]->height * models[0]->width;
-  float *input = fp_malloc(tensor_count(&models[0]->input) * sizeof *input);
-  uint8_t *labels = fp_malloc(pixels);
+  size_t input_count = tensor_count(&models[0]->input);
+  float *input = be->host_alloc(input_count * sizeof *input);
+  uint8_t *labels = fp_malloc(pixels), *predictions[2] = {fp_malloc(pixels), fp_malloc(pixels)};
   rng r;
   rng_seed(&r, 8);
   int failures = 0;
   for (int step = 0; step < 7; step++) {
+    be->stage_wait(0);
     random_batch(models[0], &r, input, labels);
     double scalars[2][SCALAR_COUNT];
-    for (int v = 0; v < 2; v++) { /* v = 0: eager, 1: through the graph */
+    for (int v = 0; v < 2; v++) { /* v = 0: eager, 1: staged input and through the graph */
       unet *m = models[v];
       opts[v]->scaler.scale = step < 4 ? 1.0 : 4.0;
-      be->tensor_from_nchw(&m->input, input);
+      if (v == 0) {
+        be->tensor_from_nchw(&m->input, input);
+      } else {
+        be->stage_input(0, input, input_count);
+        be->tensor_from_staged(&m->input, 0);
+      }
       be->upload(data[v].labels, labels, FP_U8, pixels);
       optimizer_prepare_step(opts[v], m);
       if (v == 0)
@@ -208,17 +225,20 @@ static int check_training(const backend *be, fp_dtype compute) {
       else
         unet_run_pass(m, &graph, optimizer_graph_key(opts[v], m), training_pass, &data[v]);
       unet_read_scalars(m, scalars[v]);
+      be->download(predictions[v], data[v].predictions, FP_U8, pixels);
     }
     double loss =
         fabs(scalars[1][SCALAR_LOSS] - scalars[0][SCALAR_LOSS]) / fabs(scalars[0][SCALAR_LOSS]);
     double norm = fabs(scalars[1][SCALAR_GRAD_NORM] - scalars[0][SCALAR_GRAD_NORM]) /
                   fabs(scalars[0][SCALAR_GRAD_NORM]);
-    int ok = close_enough(loss) && close_enough(norm);
+    size_t moved = 0; /* argmax near-ties may flip once the weights differ by rounding */
+    for (size_t i = 0; i < pixels; i++) moved += predictions[0][i] != predictions[1][i];
+    int ok = close_enough(loss) && close_enough(norm) && moved * 1000 <= pixels;
     printf("  training %s step %d, loss scale %g (%s): loss %.6f, relative differences: loss "
-           "%.2e, gradient norm %.2e: %s\n",
+           "%.2e, gradient norm %.2e; predictions differing: %zu of %zu: %s\n",
            fp_dtype_name(compute), step, opts[1]->scaler.scale,
            pass_graph_active(&graph) ? "graph" : "eager", scalars[0][SCALAR_LOSS], loss, norm,
-           ok ? "ok" : "FAIL");
+           moved, pixels, ok ? "ok" : "FAIL");
     failures += !ok;
   }
   size_t n = models[0]->param_list.total;
@@ -231,9 +251,11 @@ static int check_training(const backend *be, fp_dtype compute) {
          fp_dtype_name(compute), params, first, second, ok ? "ok" : "FAIL");
   failures += !ok + graph_use_failures(be, &graph);
   pass_graph_release(&graph, models[1]);
-  free(input);
+  be->stage_wait(0);
+  be->host_release(input);
   free(labels);
   for (int v = 0; v < 2; v++) {
+    free(predictions[v]);
     pass_data_free(be, &data[v]);
     optimizer_destroy(opts[v]);
     unet_destroy(models[v]);

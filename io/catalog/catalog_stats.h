@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "class_sums.h"
 #include "resize.h"
 
 #define CATALOG_MASK_OUTSIDE 255 /* mask value of pixels outside the photo */
@@ -28,11 +29,13 @@ typedef struct image_stats {
   uint8_t *colour;        /* [K] */
 } image_stats;
 
-/* mask [H*W]: the argmax per pixel, set to CATALOG_MASK_OUTSIDE outside the box
- * here; confidence [H*W]: the softmax probability of each pixel's argmax class
- * (backend.h argmax_channels); photo: [H][W][3] the letterboxed RGB. */
-void catalog_image_stats(uint8_t *mask, const float *confidence, const uint8_t *photo, int classes,
-                         int height, int width, const letterbox *box, image_stats *out);
+/* The statistics of one image from its per-class sums (class_sums.h: [classes][CLASS_SUMS],
+ * what the backend's class_statistics op adds up over the pixels inside the box). */
+void catalog_stats_from_sums(const double *sums, int classes, const letterbox *box,
+                             image_stats *out);
+
+/* The linear-RGB value of each sRGB byte, the table class_statistics reads: table [256]. */
+void catalog_linear_table(float *table);
 
 /* The model-resolution mask mapped back onto the photo's own pixels (nearest:
  * photo pixel (y, x) takes the mask at (offset_y + floor((y + 0.5) *

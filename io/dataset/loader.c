@@ -149,6 +149,8 @@ loader *loader_open(const loader_config *cfg) {
                cfg->rank < cfg->world_size && cfg->limit >= 0,
            "%s: loader batch %d, rank %d of %d, limit %lld", cfg->path, cfg->batch_size, cfg->rank,
            cfg->world_size, (long long)cfg->limit);
+  FP_CHECK(!cfg->image_alloc == !cfg->image_release,
+           "%s: loader image_alloc and image_release come together", cfg->path);
   char why[200] = "";
   FP_CHECK(!cfg->augment || augment_settings_check(cfg->augment, why, sizeof why), "%s: %s",
            cfg->path, why);
@@ -177,7 +179,8 @@ loader *loader_open(const loader_config *cfg) {
   l->photo = fp_malloc(plane * 3);
   l->mask = fp_malloc(plane);
   for (int s = 0; s < LOADER_SLOTS; s++) {
-    l->slots[s].images = fp_malloc((size_t)cfg->batch_size * 3 * plane * sizeof(float));
+    size_t image_bytes = (size_t)cfg->batch_size * 3 * plane * sizeof(float);
+    l->slots[s].images = cfg->image_alloc ? cfg->image_alloc(image_bytes) : fp_malloc(image_bytes);
     l->slots[s].masks = fp_malloc((size_t)cfg->batch_size * plane);
     l->slots[s].indices = fp_malloc((size_t)cfg->batch_size * sizeof(int64_t));
     if (l->tags_ds) {
@@ -236,7 +239,10 @@ void loader_close(loader *l) {
   pthread_cond_destroy(&l->changed);
   pthread_mutex_destroy(&l->lock);
   for (int s = 0; s < LOADER_SLOTS; s++) {
-    free(l->slots[s].images);
+    if (l->cfg.image_release)
+      l->cfg.image_release(l->slots[s].images);
+    else
+      free(l->slots[s].images);
     free(l->slots[s].masks);
     free(l->slots[s].indices);
     free(l->slots[s].tag_only);

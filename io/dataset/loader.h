@@ -26,6 +26,10 @@ typedef struct loader_config {
    * U-Net's class branch on them). */
   const char *tags_path;
   int64_t tags_limit;
+  /* Allocator of the batches' image buffers (NULL: malloc and free): a backend's host_alloc and
+   * host_release, so that a device copies them without waiting (page-locked memory). */
+  void *(*image_alloc)(size_t bytes);
+  void (*image_release)(void *p);
 } loader_config;
 
 typedef struct loader_batch {

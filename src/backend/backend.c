@@ -1,4 +1,5 @@
-/* What every backend shares: element types, and choosing a backend by name. */
+/* What every backend shares: element types, choosing a backend by name, and the contract of
+ * staged uploads. */
 #include "backend.h"
 
 #include <stdio.h>
@@ -85,4 +86,28 @@ void backend_check_vector(const char *op, const tensor *v, const tensor *planes)
                v->dtype == planes->dtype,
            "%s: %dx%dx%dx%d does not fit %dx%dx%dx%d", op, v->n, v->c, v->h, v->w, planes->n,
            planes->c, planes->h, planes->w);
+}
+
+stage_state *backend_stage_begin(stage_state states[BACKEND_STAGES], int slot, size_t count) {
+  FP_CHECK(slot >= 0 && slot < BACKEND_STAGES, "stage_input: slot %d of %d", slot, BACKEND_STAGES);
+  stage_state *s = &states[slot];
+  FP_CHECK(!s->staged,
+           "stage_input: slot %d is staged again before tensor_from_staged took it (its %zu "
+           "floats would be lost)",
+           slot, s->count);
+  s->count = count;
+  s->staged = 1;
+  return s;
+}
+
+stage_state *backend_stage_take(stage_state states[BACKEND_STAGES], int slot, const tensor *t) {
+  FP_CHECK(slot >= 0 && slot < BACKEND_STAGES, "tensor_from_staged: slot %d of %d", slot,
+           BACKEND_STAGES);
+  stage_state *s = &states[slot];
+  FP_CHECK(s->staged, "tensor_from_staged: slot %d holds nothing (stage_input it first)", slot);
+  FP_CHECK(s->count == tensor_count(t),
+           "tensor_from_staged: slot %d holds %zu floats, the %dx%dx%dx%d tensor %zu", slot,
+           s->count, t->n, t->c, t->h, t->w, tensor_count(t));
+  s->staged = 0;
+  return s;
 }

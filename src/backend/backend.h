@@ -68,6 +68,7 @@ enum step_scalar {
 };
 
 enum { BACKEND_FENCES = 2 }; /* download_async's fences: enough for double buffering */
+enum { BACKEND_STAGES = 2 }; /* stage_input's slots: the batch being computed and the next */
 
 /* How well a backend computes in an element type on this machine. */
 typedef enum dtype_support {
@@ -99,6 +100,17 @@ typedef struct backend {
    * overwrite src: the copy is ordered before them. The CPU backend copies at once. */
   void (*download_async)(void *host_dst, const void *src, fp_dtype type, size_t count, int fence);
   void (*download_wait)(int fence);
+  /* Uploads overlapped with compute. stage_input queues the copy of `count` host float32 (NCHW,
+   * from host_alloc) into staging slot `slot`, in [0, BACKEND_STAGES), and returns at once: on a
+   * device backend the copy runs on a stream of its own, beside the ops queued before it (and
+   * after those that read the slot's previous contents). tensor_from_staged(t, slot) queues
+   * what tensor_from_nchw does, from the slot, ordered after its copy; count must be t's.
+   * host_nchw must stay unchanged until stage_wait(slot) returns (the copy has read it). A slot
+   * is staged, then taken once: staging it again before it is taken, or taking it twice, is an
+   * error. Neither may happen while a device graph records. The CPU backend copies at once. */
+  void (*stage_input)(int slot, const float *host_nchw, size_t count);
+  void (*stage_wait)(int slot);
+  void (*tensor_from_staged)(tensor *t, int slot);
   void (*copy)(void *dst, const void *src, fp_dtype type, size_t count);
   /* dst[i] = src[i] converted (f32 <-> bf16, rounding to nearest even) */
   void (*convert)(void *dst, fp_dtype dst_type, const void *src, fp_dtype src_type, size_t count);
@@ -212,6 +224,16 @@ typedef struct backend {
    * instead of K. A channel at -inf counts as probability 0; at least one channel per pixel
    * must be finite. */
   void (*argmax_channels)(const tensor *logits, uint8_t *predictions, float *confidence);
+  /* parse_catalog's per-image, per-class sums (class_sums.h) over a batch of argmax_channels'
+   * results, predictions and confidence [batch][H][W]: for image b only the pixels inside its
+   * box count (boxes[b*4..b*4+3] = top, left, bottom, right, half-open, whole numbers in f32),
+   * and its predictions outside the box are set to outside_label. photos: u8 [batch][H][W][3],
+   * the letterboxed RGB; linear: f32 [256], the linear-RGB value of each sRGB byte (the
+   * caller's table). sums: f64 [batch][classes][CLASS_SUMS]. Predictions inside a box must be
+   * below classes. */
+  void (*class_statistics)(uint8_t *predictions, const float *confidence, const uint8_t *photos,
+                           const float *boxes, const float *linear, int batch, int height,
+                           int width, int classes, uint8_t outside_label, double *sums);
 
   /* For gradients that are loss_scale times the true ones (loss scaling; loss_scale a power of
    * two, 1 = none): scalars[SCALAR_GRAD_NORM] = the true norm, sqrt(sum g^2) / loss_scale;
@@ -251,6 +273,16 @@ typedef struct backend {
 /* Shape check of the vector ops (global pools, broadcast over a plane and its sum): v is
  * [N,C,1,1] for planes [N,C,H,W] of the same dtype, else fatal naming op. */
 void backend_check_vector(const char *op, const tensor *v, const tensor *planes);
+
+/* stage_input's contract, the same on every backend: a slot holds `count` staged floats until
+ * taken. backend_stage_begin checks that `slot` may be staged and marks it staged;
+ * backend_stage_take checks that it is staged with t's element count and marks it taken. */
+typedef struct stage_state {
+  size_t count;
+  int staged;
+} stage_state;
+stage_state *backend_stage_begin(stage_state states[BACKEND_STAGES], int slot, size_t count);
+stage_state *backend_stage_take(stage_state states[BACKEND_STAGES], int slot, const tensor *t);
 
 /* The backend named `name`: "cpu", "cuda", or "auto" (cuda when it is built in and a GPU is
  * visible, else cpu). Returns NULL and fills `why` when there is none by that name, it is not

@@ -236,6 +236,32 @@ static void cpu_tensor_from_nchw(tensor *t, const float *host) {
     reorder(&plain, host, &stored, t->data);
 }
 
+/* Staged uploads: the host's floats copied at once into the slot's own buffer. */
+static struct {
+  stage_state state[BACKEND_STAGES];
+  float *data[BACKEND_STAGES];
+  size_t capacity[BACKEND_STAGES];
+} cpu_stages;
+
+static void cpu_stage_input(int slot, const float *host_nchw, size_t count) {
+  backend_stage_begin(cpu_stages.state, slot, count);
+  if (cpu_stages.capacity[slot] < count) {
+    free(cpu_stages.data[slot]);
+    cpu_stages.data[slot] = fp_malloc(count * sizeof(float));
+    cpu_stages.capacity[slot] = count;
+  }
+  memcpy(cpu_stages.data[slot], host_nchw, count * sizeof(float));
+}
+
+static void cpu_stage_wait(int slot) {
+  FP_CHECK(slot >= 0 && slot < BACKEND_STAGES, "stage_wait: slot %d", slot);
+}
+
+static void cpu_tensor_from_staged(tensor *t, int slot) {
+  backend_stage_take(cpu_stages.state, slot, t);
+  cpu_tensor_from_nchw(t, cpu_stages.data[slot]);
+}
+
 static void cpu_tensor_to_nchw(const tensor *t, float *host) {
   dnnl_memory_desc_t plain = plain_md(t, FP_F32), stored = activation_md(t);
   if (dnnl_memory_desc_equal(&plain, &stored))
@@ -318,6 +344,9 @@ const backend *backend_cpu(void) {
         .host_release = free,
         .download_async = cpu_download_async,
         .download_wait = cpu_download_wait,
+        .stage_input = cpu_stage_input,
+        .stage_wait = cpu_stage_wait,
+        .tensor_from_staged = cpu_tensor_from_staged,
         .copy = cpu_copy,
         .convert = cpu_convert,
         .tensor_bytes = cpu_tensor_bytes,
@@ -347,6 +376,7 @@ const backend *backend_cpu(void) {
         .inner_product_backward = cpu_inner_product_backward,
         .softmax_cross_entropy = cpu_softmax_cross_entropy,
         .argmax_channels = cpu_argmax_channels,
+        .class_statistics = cpu_class_statistics,
         .global_maxpool_forward = cpu_global_maxpool_forward,
         .global_maxpool_backward = cpu_global_maxpool_backward,
         .broadcast_plane = cpu_broadcast_plane,

@@ -164,6 +164,9 @@ void cpu_softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
                                const float *class_weights, int ignore_label, float grad_scale,
                                tensor *grad_logits, double *scalars);
 void cpu_argmax_channels(const tensor *logits, uint8_t *predictions, float *confidence);
+void cpu_class_statistics(uint8_t *predictions, const float *confidence, const uint8_t *photos,
+                          const float *boxes, const float *linear, int batch, int height, int width,
+                          int classes, uint8_t outside_label, double *sums);
 void cpu_gradient_norm(const float *grads, size_t count, double clip_norm, double loss_scale,
                        double *scalars);
 void cpu_adam_update(float *params, const float *grads, float *exp_avg, float *exp_avg_sq,

@@ -1,7 +1,9 @@
 /* CPU backend: what oneDNN lacks, as threaded loops: the weighted softmax cross-entropy and
- * argmax over channels (in f32 whatever the logits' dtype), the gradient norm and Adam. */
+ * argmax over channels (in f32 whatever the logits' dtype), parse_catalog's class sums, the
+ * gradient norm and Adam. */
 #include <math.h>
 
+#include "class_sums.h"
 #include "cpu_internal.h"
 
 /* Logits arrive in the stored layout and type; the loss kernels read plain f32 NCHW. */
@@ -106,6 +108,52 @@ void cpu_argmax_channels(const tensor *logits, uint8_t *predictions, float *conf
     for (int k = 0; k < classes; k++) sum += expf(xp[k * plane] - largest);
     confidence[p] = 1.0f / sum;
   }
+}
+
+/* One image's sums; the image's pixels in row order, so its sums are the same every run. */
+static void image_class_sums(uint8_t *prediction, const float *confidence, const uint8_t *photo,
+                             const float *box, const float *linear, int height, int width,
+                             int classes, uint8_t outside_label, double *sums) {
+  const int top = (int)box[0], left = (int)box[1], bottom = (int)box[2], right = (int)box[3];
+  for (int k = 0; k < classes; k++) {
+    double *row = sums + (size_t)k * CLASS_SUMS;
+    for (int i = 0; i < CLASS_SUMS; i++) row[i] = 0.0;
+    row[CLASS_SUM_TOP] = row[CLASS_SUM_LEFT] = INFINITY;
+  }
+  for (int y = 0; y < height; y++) {
+    for (int x = 0; x < width; x++) {
+      size_t p = (size_t)y * width + x;
+      if (y < top || y >= bottom || x < left || x >= right) {
+        prediction[p] = outside_label;
+        continue;
+      }
+      int k = prediction[p];
+      FP_CHECK(k < classes, "class statistics: class %d at pixel %zu of %d classes", k, p, classes);
+      double *row = sums + (size_t)k * CLASS_SUMS;
+      row[CLASS_SUM_PIXELS] += 1.0;
+      row[CLASS_SUM_CONFIDENCE] += confidence[p];
+      for (int c = 0; c < 3; c++) row[CLASS_SUM_LINEAR_R + c] += linear[photo[p * 3 + c]];
+      row[CLASS_SUM_TOP] = fmin(row[CLASS_SUM_TOP], y);
+      row[CLASS_SUM_LEFT] = fmin(row[CLASS_SUM_LEFT], x);
+      row[CLASS_SUM_BOTTOM] = fmax(row[CLASS_SUM_BOTTOM], y + 1);
+      row[CLASS_SUM_RIGHT] = fmax(row[CLASS_SUM_RIGHT], x + 1);
+    }
+  }
+  for (int k = 0; k < classes; k++) {
+    double *row = sums + (size_t)k * CLASS_SUMS;
+    if (row[CLASS_SUM_PIXELS] == 0.0) row[CLASS_SUM_TOP] = row[CLASS_SUM_LEFT] = 0.0;
+  }
+}
+
+void cpu_class_statistics(uint8_t *predictions, const float *confidence, const uint8_t *photos,
+                          const float *boxes, const float *linear, int batch, int height, int width,
+                          int classes, uint8_t outside_label, double *sums) {
+  const size_t plane = (size_t)height * width;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int b = 0; b < batch; b++)
+    image_class_sums(predictions + b * plane, confidence + b * plane, photos + b * plane * 3,
+                     boxes + (size_t)b * 4, linear, height, width, classes, outside_label,
+                     sums + (size_t)b * classes * CLASS_SUMS);
 }
 
 /* -------------------------------------------------------------- optimiser */

@@ -74,7 +74,7 @@ static void *cuda_host_alloc(size_t bytes) {
 static void cuda_host_release(void *p) {
   if (!p) return;
   cuda_not_capturing("a host buffer release");
-  CUDA_CHECK(cudaStreamSynchronize(cuda.stream)); /* no copy may still use it */
+  CUDA_CHECK(cudaDeviceSynchronize()); /* no copy, on any stream, may still use it */
   CUDA_CHECK(cudaFreeHost(p));
 }
 
@@ -261,6 +261,7 @@ const backend *backend_cuda(char *why, size_t why_size) {
       };
       cuda_fill_op_table(&table);
       cuda_fill_graph_ops(&table);
+      cuda_fill_staging_ops(&table);
     }
   }
   if (state == 1) return &table;

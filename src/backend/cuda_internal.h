@@ -99,6 +99,9 @@ void cuda_inner_product_backward(const tensor *x, const tensor *dy, const void *
 void cuda_fill_graph_ops(backend *table);
 void cuda_not_capturing(const char *what);
 
+/* cuda_staging.c: staged uploads on a copy stream of their own */
+void cuda_fill_staging_ops(backend *table);
+
 /* cuda_ops.c: the remaining ops, each a call of the kernels in cuda_kernels.cu */
 void cuda_fill_op_table(backend *table);
 

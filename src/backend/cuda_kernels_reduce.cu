@@ -1,5 +1,6 @@
 /* CUDA backend kernels that reduce: per-channel sums, batch norm, the weighted softmax
- * cross-entropy, argmax and softmax over channels, the gradient norm and Adam
+ * cross-entropy, argmax and softmax over channels, parse_catalog's class sums, the gradient
+ * norm and Adam
  * (cuda_kernels.h). Sums are accumulated in double in registers, reduced within a block and
  * added across blocks with one double atomicAdd per block into a scratch buffer the launcher
  * zeroes first; small finalising kernels turn them into the float32 (or float64 scalar)
@@ -8,6 +9,9 @@
  *
  * Build this file with --fmad=false: adam_update and the loss gradient must round like the CPU
  * backend's float32 expressions, which an a * b + c contracted into an FMA would not. */
+#include <climits>
+
+#include "class_sums.h"
 #include "cuda_kernels_internal.cuh"
 
 /* --------------------------------------------------- per-channel reductions */
@@ -342,6 +346,69 @@ void cuk_argmax_channels(const void *logits, int type, size_t pixels, int classe
   CUK_DISPATCH(type, T,
       argmax_kernel<T><<<cuk_blocks(pixels), CUK_THREADS, 0, stream>>>(
           (const T *)logits, pixels, classes, predictions, confidence));
+  CUDA_LAUNCH_CHECK();
+}
+
+/* parse_catalog's class sums (class_sums.h): one block per image, each class's running sums in
+ * shared memory (double atomics; the extents as int minima, the ends negated) */
+__global__ void class_statistics_kernel(uint8_t *predictions, const float *confidence,
+                                        const uint8_t *photos, const float *boxes,
+                                        const float *linear, int height, int width, int classes,
+                                        uint8_t outside_label, double *sums) {
+  extern __shared__ double shared[];
+  double *totals = shared;                                  /* [classes][5] */
+  int *extents = reinterpret_cast<int *>(shared + classes * 5); /* [classes][4] */
+  for (int i = threadIdx.x; i < classes * 5; i += blockDim.x) totals[i] = 0.0;
+  for (int i = threadIdx.x; i < classes * 4; i += blockDim.x) extents[i] = INT_MAX;
+  __syncthreads();
+  const int b = blockIdx.x;
+  const float *box = boxes + (size_t)b * 4;
+  const int top = (int)box[0], left = (int)box[1], bottom = (int)box[2], right = (int)box[3];
+  const size_t plane = (size_t)height * width;
+  uint8_t *prediction = predictions + b * plane;
+  for (size_t p = threadIdx.x; p < plane; p += blockDim.x) {
+    const int y = (int)(p / width), x = (int)(p % width);
+    if (y < top || y >= bottom || x < left || x >= right) {
+      prediction[p] = outside_label;
+      continue;
+    }
+    const int k = prediction[p];
+    if (k >= classes) continue; /* argmax_channels' predictions never are */
+    double *total = totals + k * 5;
+    atomicAdd(total, 1.0);
+    atomicAdd(total + 1, (double)confidence[b * plane + p]);
+    const uint8_t *rgb = photos + (b * plane + p) * 3;
+    for (int c = 0; c < 3; c++) atomicAdd(total + 2 + c, (double)linear[rgb[c]]);
+    int *extent = extents + k * 4;
+    atomicMin(extent, y);
+    atomicMin(extent + 1, x);
+    atomicMin(extent + 2, -(y + 1));
+    atomicMin(extent + 3, -(x + 1));
+  }
+  __syncthreads();
+  for (int k = threadIdx.x; k < classes; k += blockDim.x) {
+    double *out = sums + ((size_t)b * classes + k) * CLASS_SUMS;
+    const double *total = totals + k * 5;
+    const int *extent = extents + k * 4;
+    const int present = total[0] > 0.0;
+    out[CLASS_SUM_PIXELS] = total[0];
+    out[CLASS_SUM_CONFIDENCE] = total[1];
+    for (int c = 0; c < 3; c++) out[CLASS_SUM_LINEAR_R + c] = total[2 + c];
+    out[CLASS_SUM_TOP] = present ? extent[0] : 0;
+    out[CLASS_SUM_LEFT] = present ? extent[1] : 0;
+    out[CLASS_SUM_BOTTOM] = present ? -extent[2] : 0;
+    out[CLASS_SUM_RIGHT] = present ? -extent[3] : 0;
+  }
+}
+
+void cuk_class_statistics(uint8_t *predictions, const float *confidence, const uint8_t *photos,
+                          const float *boxes, const float *linear, int batch, int height,
+                          int width, int classes, uint8_t outside_label, double *sums,
+                          cudaStream_t stream) {
+  const size_t shared = (size_t)classes * (5 * sizeof(double) + 4 * sizeof(int));
+  class_statistics_kernel<<<batch, 1024, shared, stream>>>(predictions, confidence, photos, boxes,
+                                                          linear, height, width, classes,
+                                                          outside_label, sums);
   CUDA_LAUNCH_CHECK();
 }
 

@@ -150,6 +150,14 @@ static void argmax_channels(const tensor *logits, uint8_t *predictions, float *c
                       predictions, confidence, cuda.stream);
 }
 
+static void class_statistics(uint8_t *predictions, const float *confidence, const uint8_t *photos,
+                             const float *boxes, const float *linear, int batch, int height,
+                             int width, int classes, uint8_t outside_label, double *sums) {
+  FP_CHECK(classes > 0 && classes <= 256, "class statistics: %d classes", classes);
+  cuk_class_statistics(predictions, confidence, photos, boxes, linear, batch, height, width,
+                       classes, outside_label, sums, cuda.stream);
+}
+
 static void gradient_norm(const float *grads, size_t count, double clip_norm, double loss_scale,
                           double *scalars) {
   cuk_gradient_norm(grads, count, clip_norm, loss_scale, scalars, cuda.reduce_scratch, cuda.stream);
@@ -243,6 +251,7 @@ void cuda_fill_op_table(backend *table) {
   table->global_avgpool_backward = global_avgpool_backward;
   table->softmax_cross_entropy = softmax_cross_entropy;
   table->argmax_channels = argmax_channels;
+  table->class_statistics = class_statistics;
   table->gradient_norm = gradient_norm;
   table->adam_update = adam_update;
 }

@@ -25,15 +25,22 @@ typedef struct item {
   char reason[CATALOG_REASON_LENGTH];
 } item;
 
-/* One batch in flight: the model has been queued on it, its results are being copied back into
- * host memory (download_async with the slot's index as the fence). Two slots let the host work
- * on one batch's statistics while the backend computes the next. */
+/* One batch in flight: its input staged for the backend (stage_input with the slot's index as
+ * the staging slot), the model queued on it, its results being copied back into host memory
+ * (download_async with the slot's index as the fence). Two slots let the host work on one
+ * batch's statistics while the backend computes the next, and the next batch's input cross to
+ * a device while the current one computes. */
 typedef struct batch_slot {
   int64_t *items;            /* chunk positions of its images */
   int count;                 /* 0: the slot is free */
-  float *host_confidence;    /* [batch][H][W], host_alloc */
+  float *host_input;         /* [batch][3][H][W], host_alloc */
+  uint8_t *host_photos;      /* [batch][H][W][3], host_alloc: the letterboxed RGB */
+  float *host_boxes;         /* [batch][4], host_alloc: each photo's box (class_statistics) */
   uint8_t *host_predictions; /* [batch][H][W], host_alloc */
+  double *host_sums;         /* [batch][K][CLASS_SUMS], host_alloc */
 } batch_slot;
+_Static_assert((int)BACKEND_STAGES == (int)BACKEND_FENCES,
+               "a batch slot is a staging slot and a fence");
 
 struct chunk_engine {
   chunk_setup setup;
@@ -42,10 +49,13 @@ struct chunk_engine {
   size_t plane, image_bytes;
   item *items;
   uint8_t *pixels;       /* [chunk_size][H][W][3] */
-  float *input;          /* [batch][3][H][W] */
   float *logits;         /* [batch][K][H][W] host copy for the prior; NULL without one */
   float *presence;       /* [batch][K] injected class presence (inject_prior) */
   float *confidence;     /* backend [batch][H][W]: softmax probability of the argmax */
+  uint8_t *photos;       /* backend [batch][H][W][3] */
+  float *boxes;          /* backend [batch][4] */
+  float *linear;         /* backend [256]: catalog_linear_table */
+  double *sums;          /* backend [batch][K][CLASS_SUMS] */
   uint8_t *predictions;  /* backend [batch][H][W]: the argmax */
   uint8_t *source_masks; /* [batch][source_height][source_width], with source_masks */
   size_t source_plane;
@@ -74,15 +84,24 @@ chunk_engine *chunk_engine_create(const chunk_setup *setup, unet *model) {
   size_t n = (size_t)setup->chunk_size, batch = (size_t)model->batch, k = (size_t)l->classes;
   e->items = fp_calloc(n, sizeof *e->items);
   e->pixels = fp_malloc(n * e->image_bytes);
-  e->input = fp_calloc(batch * 3 * e->plane, sizeof *e->input);
   if (setup->prior) e->logits = fp_malloc(batch * k * e->plane * sizeof *e->logits);
   if (setup->inject_prior) e->presence = fp_malloc(batch * k * sizeof *e->presence);
   e->confidence = e->be->alloc(FP_F32, batch * e->plane);
+  e->photos = e->be->alloc(FP_U8, batch * e->image_bytes);
+  e->boxes = e->be->alloc(FP_F32, batch * 4);
+  e->sums = e->be->alloc(FP_F64, batch * k * CLASS_SUMS);
+  e->linear = e->be->alloc(FP_F32, 256);
+  float linear[256];
+  catalog_linear_table(linear);
+  e->be->upload(e->linear, linear, FP_F32, 256);
   e->predictions = e->be->alloc(FP_U8, batch * e->plane);
   for (int s = 0; s < BACKEND_FENCES; s++) {
     batch_slot *slot = &e->slots[s];
     slot->items = fp_calloc(batch, sizeof *slot->items);
-    slot->host_confidence = e->be->host_alloc(batch * e->plane * sizeof *slot->host_confidence);
+    slot->host_input = e->be->host_alloc(batch * 3 * e->plane * sizeof *slot->host_input);
+    slot->host_photos = e->be->host_alloc(batch * e->image_bytes);
+    slot->host_boxes = e->be->host_alloc(batch * 4 * sizeof *slot->host_boxes);
+    slot->host_sums = e->be->host_alloc(batch * k * CLASS_SUMS * sizeof *slot->host_sums);
     slot->host_predictions = e->be->host_alloc(batch * e->plane);
   }
   if (l->source_masks) {
@@ -99,16 +118,22 @@ void chunk_engine_free(chunk_engine *e) {
   if (!e) return;
   pass_graph_release(&e->graph, e->model);
   e->be->release(e->confidence);
+  e->be->release(e->photos);
+  e->be->release(e->boxes);
+  e->be->release(e->sums);
+  e->be->release(e->linear);
   e->be->release(e->predictions);
   catalog_rows_free(&e->rows);
   free(e->items);
   free(e->pixels);
-  free(e->input);
   free(e->logits);
   free(e->presence);
   for (int s = 0; s < BACKEND_FENCES; s++) {
     free(e->slots[s].items);
-    e->be->host_release(e->slots[s].host_confidence);
+    e->be->host_release(e->slots[s].host_input);
+    e->be->host_release(e->slots[s].host_photos);
+    e->be->host_release(e->slots[s].host_boxes);
+    e->be->host_release(e->slots[s].host_sums);
     e->be->host_release(e->slots[s].host_predictions);
   }
   free(e->source_masks);
@@ -220,36 +245,55 @@ static void model_with_prior(chunk_engine *e, const batch_slot *slot) {
   be->argmax_channels(&m->logits, e->predictions, e->confidence);
 }
 
-/* Queues the model over the slot's images and the copy of its results into the slot. */
+/* Queues the model over the slot's images, their class sums (class_statistics, on the backend
+ * with the argmax) and the copy of the masks and sums into the slot. */
 static void start_batch(chunk_engine *e, batch_slot *slot, int fence, stage_seconds *seconds) {
   const backend *be = e->be;
   unet *m = e->model;
   const int batch = m->batch, count = slot->count;
   double start = progress_now();
+  be->stage_wait(fence); /* the slot's last input has reached the device: refill it */
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < batch; b++) {
-    float *chw = e->input + (size_t)b * 3 * e->plane;
-    if (b < count)
-      image_normalise_hwc(e->pixels + (size_t)slot->items[b] * e->image_bytes, e->plane, chw);
-    else
+    float *chw = slot->host_input + (size_t)b * 3 * e->plane;
+    float *box = slot->host_boxes + (size_t)b * 4;
+    if (b >= count) { /* an empty place: no pixel inside its box */
       memset(chw, 0, 3 * e->plane * sizeof *chw);
+      memset(box, 0, 4 * sizeof *box);
+      continue;
+    }
+    const uint8_t *photo = e->pixels + (size_t)slot->items[b] * e->image_bytes;
+    image_normalise_hwc(photo, e->plane, chw);
+    memcpy(slot->host_photos + (size_t)b * e->image_bytes, photo, e->image_bytes);
+    const letterbox *l = &e->items[slot->items[b]].geometry.box;
+    float corners[4] = {(float)l->offset_y, (float)l->offset_x, (float)(l->offset_y + l->resized_h),
+                        (float)(l->offset_x + l->resized_w)};
+    memcpy(box, corners, sizeof corners);
   }
   double normalised = progress_now();
   seconds->decode += normalised - start;
-  be->tensor_from_nchw(&m->input, e->input);
+  be->stage_input(fence, slot->host_input, (size_t)batch * 3 * e->plane);
+  be->tensor_from_staged(&m->input, fence);
   int any_rule = 0;
   for (int b = 0; b < count; b++) any_rule |= e->items[slot->items[b]].rule >= 0;
   if (any_rule)
     model_with_prior(e, slot);
   else
     unet_run_pass(m, &e->graph, 0, model_pass, e);
+  const catalog_layout *l = &e->setup.layout;
+  be->upload(e->photos, slot->host_photos, FP_U8, (size_t)batch * e->image_bytes);
+  be->upload(e->boxes, slot->host_boxes, FP_F32, (size_t)batch * 4);
+  be->class_statistics(e->predictions, e->confidence, e->photos, e->boxes, e->linear, batch,
+                       l->height, l->width, l->classes, CATALOG_MASK_OUTSIDE, e->sums);
   be->download_async(slot->host_predictions, e->predictions, FP_U8, (size_t)batch * e->plane,
                      fence);
-  be->download_async(slot->host_confidence, e->confidence, FP_F32, (size_t)batch * e->plane, fence);
+  be->download_async(slot->host_sums, e->sums, FP_F64, (size_t)batch * l->classes * CLASS_SUMS,
+                     fence);
   seconds->model += progress_now() - normalised;
 }
 
-/* Waits for the slot's results, then the statistics and masks of its images; frees the slot. */
+/* Waits for the slot's results, then the statistics (from the sums) and masks of its images;
+ * frees the slot. */
 static void finish_batch(chunk_engine *e, batch_slot *slot, int fence, stage_seconds *seconds) {
   double start = progress_now();
   e->be->download_wait(fence);
@@ -262,9 +306,8 @@ static void finish_batch(chunk_engine *e, batch_slot *slot, int fence, stage_sec
     const item *it = &e->items[slot->items[b]];
     uint8_t *mask = slot->host_predictions + (size_t)b * e->plane;
     image_stats stats = catalog_rows_stats(&e->rows, it->row);
-    catalog_image_stats(mask, slot->host_confidence + (size_t)b * e->plane,
-                        e->pixels + (size_t)slot->items[b] * e->image_bytes, l->classes, l->height,
-                        l->width, &it->geometry.box, &stats);
+    catalog_stats_from_sums(slot->host_sums + (size_t)b * l->classes * CLASS_SUMS, l->classes,
+                            &it->geometry.box, &stats);
     if (l->source_masks)
       catalog_mask_to_source(mask, l->height, l->width, &it->geometry.box,
                              it->geometry.source_height, it->geometry.source_width,

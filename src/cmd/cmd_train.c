@@ -28,6 +28,7 @@
 #include "runtime.h"
 #include "step_log.h"
 #include "train_loss.h"
+#include "train_step.h"
 #include "unet.h"
 
 enum { EXIT_NON_FINITE_LOSS = 3, EXIT_PREEMPTED = 75 /* EX_TEMPFAIL: requeue me */ };
@@ -91,12 +92,9 @@ typedef struct trainer {
   loader *train_loader, *val_loader;
   float *class_weights;      /* backend memory */
   float *host_class_weights; /* host copy, for the loss normaliser */
-  uint8_t *labels;           /* backend memory, one batch */
-  uint8_t *predictions;      /* backend memory, one batch */
-  uint8_t *host_predictions;
+  train_step step;           /* its labels and predictions serve validation too */
   const char **class_names;
   int classes;
-  size_t pixels; /* per batch */
   long steps_per_epoch;
   confusion train_conf, val_conf;
   double best_miou, epoch_loss_sum; /* the sum over the current epoch's steps */
@@ -110,11 +108,12 @@ typedef struct trainer {
   char last_path[1100], best_path[1100];
 } trainer;
 
-static void upload_batch(trainer *t, const loader_batch *batch) {
-  const backend *be = t->be;
-  be->tensor_from_nchw(&t->model->input, batch->images);
-  size_t pixels = (size_t)t->model->batch * t->model->height * t->model->width;
-  be->upload(t->labels, batch->masks, FP_U8, pixels);
+/* The loader's next batch, its images queued for the device in staging slot `slot` (on a GPU
+ * the copy runs beside the step still computing); 0 at the epoch's end. */
+static int next_staged(trainer *t, loader_batch *batch, int slot) {
+  if (!loader_next(t->train_loader, batch)) return 0;
+  t->be->stage_input(slot, batch->images, tensor_count(&t->model->input));
+  return 1;
 }
 
 /* Sums a confusion matrix over all ranks, in place. */
@@ -138,37 +137,25 @@ static seg_metrics validate(trainer *t, confusion *conf, double *val_loss) {
   loader_start_epoch(t->val_loader, 0);
   loader_batch batch;
   double sums[2] = {0.0, 0.0}; /* loss x images, images */
+  train_step *s = &t->step;
   while (loader_next(t->val_loader, &batch)) {
-    upload_batch(t, &batch);
+    be->tensor_from_nchw(&m->input, batch.images);
+    be->upload(s->labels, batch.masks, FP_U8, pixels);
     unet_forward(m, 0);
-    be->softmax_cross_entropy(&m->logits, t->labels, t->class_weights, t->cfg.ignore_label, 1.0f,
+    be->softmax_cross_entropy(&m->logits, s->labels, t->class_weights, t->cfg.ignore_label, 1.0f,
                               NULL, m->scalars);
     double scalars[SCALAR_COUNT];
     unet_read_scalars(m, scalars);
     sums[0] += scalars[SCALAR_LOSS] * batch.count;
     sums[1] += batch.count;
-    be->argmax_channels(&m->logits, t->predictions, NULL);
-    be->download(t->host_predictions, t->predictions, FP_U8, pixels);
-    confusion_add(conf, batch.masks, t->host_predictions, pixels, t->cfg.ignore_label);
+    be->argmax_channels(&m->logits, s->predictions, NULL);
+    be->download(s->host_predictions, s->predictions, FP_U8, pixels);
+    confusion_add(conf, batch.masks, s->host_predictions, pixels, t->cfg.ignore_label);
   }
   if (t->world_size > 1) collective_allreduce_sum_host_doubles(t->comm, sums, 2);
   sum_confusion(t, conf);
   *val_loss = sums[1] > 0 ? sums[0] / sums[1] : NAN;
   return confusion_metrics(conf);
-}
-
-/* One training step's forward and loss, queued on the backend (train_loss.h normalises each
- * term over the global batch); the same small all-reduce tells every rank whether any rank was
- * asked to stop. */
-static void forward_loss(trainer *t, const loader_batch *batch) {
-  unet *m = t->model;
-  upload_batch(t, batch);
-  unet_set_dropout_draw(m, (uint64_t)t->opt->step, (long)t->rank * t->cfg.batch);
-  unet_forward(m, 1);
-  t->stop =
-      train_loss_prepare(&t->loss, m, batch->masks, batch->tags, batch->tag_only, stop_requested);
-  t->loss.spec.loss_scale = (float)t->opt->scaler.scale;
-  unet_loss(m, &t->loss.spec, 1);
 }
 
 static void save(trainer *t, const char *path, long epoch, double best_metric,
@@ -198,7 +185,9 @@ static void open_loaders(trainer *t) {
                             .augment = t->cfg.augment ? &t->cfg.augmentation : NULL,
                             .limit = t->cfg.limit,
                             .tags_path = t->cfg.tags_dataset[0] ? t->cfg.tags_dataset : NULL,
-                            .tags_limit = t->cfg.tags_limit};
+                            .tags_limit = t->cfg.tags_limit,
+                            .image_alloc = t->be->host_alloc,
+                            .image_release = t->be->host_release};
   t->train_loader = loader_open(&train_lc);
   const char *val_path = t->cfg.val_dataset[0] ? t->cfg.val_dataset : t->cfg.dataset;
   loader_config val_lc = {.path = val_path,
@@ -209,7 +198,9 @@ static void open_loaders(trainer *t) {
                           .seed = t->cfg.seed,
                           .limit = t->cfg.val_limit,
                           .keep_partial = 1,
-                          .pad_label = (uint8_t)t->cfg.ignore_label};
+                          .pad_label = (uint8_t)t->cfg.ignore_label,
+                          .image_alloc = t->be->host_alloc,
+                          .image_release = t->be->host_release};
   t->val_loader = loader_open(&val_lc);
   t->steps_per_epoch = (long)loader_batches_per_epoch(t->train_loader);
   FP_CHECK(t->steps_per_epoch > 0,
@@ -322,17 +313,15 @@ static void setup(trainer *t, int argc, char **argv) {
   train_config_class_weights(&t->cfg, t->classes, t->host_class_weights);
   t->class_weights = be->alloc(FP_F32, classes);
   be->upload(t->class_weights, t->host_class_weights, FP_F32, classes);
-  t->pixels = (size_t)t->cfg.batch * t->cfg.height * t->cfg.width;
-  t->labels = be->alloc(FP_U8, t->pixels);
-  loss_spec spec = {.labels = t->labels,
+  train_step_init(&t->step, t->model, (long)t->rank * t->cfg.batch);
+  loss_spec spec = {.labels = t->step.labels,
                     .class_weights = t->class_weights,
                     .ignore_label = t->cfg.ignore_label,
                     .class_loss_weight = (float)t->cfg.class_loss_weight,
                     .box_loss_weight = (float)t->cfg.box_loss_weight,
-                    .loss_scale = 1.0f}; /* forward_loss sets the step's */
+                    .loss_scale = 1.0f}; /* train_step_queue sets the step's */
   train_loss_init(&t->loss, t->model, spec, t->host_class_weights, t->comm, t->world_size);
-  t->predictions = be->alloc(FP_U8, t->pixels);
-  t->host_predictions = fp_malloc(t->pixels);
+  train_step_bind(&t->step, t->opt, &t->loss, t->dp, t->cfg.graphs);
   confusion_init(&t->train_conf, t->classes);
   confusion_init(&t->val_conf, t->classes);
 }
@@ -390,20 +379,11 @@ static void resume_or_start(trainer *t) {
            (long long)loader_tag_only_images(t->train_loader), t->cfg.tags_dataset);
 }
 
-/* One optimiser step. Returns 0 to go on, or the exit status to stop with. */
-static int train_step(trainer *t, long epoch, const loader_batch *batch) {
-  const backend *be = t->be;
-  forward_loss(t, batch);
-  be->argmax_channels(&t->model->logits, t->predictions, NULL);
-  be->download(t->host_predictions, t->predictions, FP_U8, t->pixels);
-  confusion_add(&t->train_conf, batch->masks, t->host_predictions, t->pixels, t->cfg.ignore_label);
-  unet_backward(t->model);
-  if (t->dp) data_parallel_finish(t->dp);
-  step_row row = {.epoch = epoch + 1, .loss_scale = t->opt->scaler.scale};
-  row.lr = optimizer_step(t->opt, t->model);
-  row.step = t->opt->step;
+/* Waits for the queued step; its scalars checked and logged; a stop saves. Returns 0 to go on,
+ * or the exit status to stop with. */
+static int finish_step(trainer *t, long epoch, step_row row) {
   double scalars[SCALAR_COUNT];
-  unet_read_scalars(t->model, scalars); /* the step's one read-back */
+  train_step_wait(&t->step, &t->train_conf, scalars); /* the step's one wait */
   row.grad_norm = scalars[SCALAR_GRAD_NORM];
   row.losses = train_loss_global(&t->loss, scalars);
   double loss = row.losses.total;
@@ -522,9 +502,17 @@ static int train(trainer *t) {
     }
     loader_start_epoch_at(t->train_loader, (int)epoch, first_batch);
     double epoch_start_s = progress_now();
-    loader_batch batch;
-    while (loader_next(t->train_loader, &batch)) {
-      int status = train_step(t, epoch, &batch);
+    loader_batch batches[2];
+    int slot = 0, more = next_staged(t, &batches[slot], slot);
+    while (more) {
+      step_row row = {.epoch = epoch + 1, .loss_scale = t->opt->scaler.scale};
+      t->stop = train_step_queue(&t->step, &batches[slot], slot, stop_requested, &row.lr);
+      row.step = t->opt->step;
+      /* the loader refills this batch's buffers once asked for the next: its copy must be done */
+      t->be->stage_wait(slot);
+      slot = 1 - slot;
+      more = next_staged(t, &batches[slot], slot);
+      int status = finish_step(t, epoch, row);
       if (status) return status;
     }
     int status = end_epoch(t, epoch, first_batch, epoch_start_s);
@@ -539,10 +527,8 @@ static int train(trainer *t) {
 static void teardown(trainer *t) {
   step_log_close(&t->steps);
   checkpoint_dir_close(t->checkpoint_lock);
-  t->be->release(t->labels);
-  t->be->release(t->predictions);
+  train_step_free(&t->step);
   t->be->release(t->class_weights);
-  free(t->host_predictions);
   free(t->host_class_weights);
   train_loss_free(&t->loss);
   for (int k = 0; k < t->classes; k++) free((void *)t->class_names[k]);

@@ -116,6 +116,8 @@ static const ini_key keys[] = {
     {"train.threads", INI_INT, FIELD(threads), "0", 0, 4096, .help = "CPU threads, 0 = all cores"},
     {"train.log_every", INI_INT, FIELD(log_every), "10", 1, 1000000,
      .help = "print a progress line every N steps"},
+    {"train.graphs", INI_BOOL, FIELD(graphs), "true",
+     .help = "replay each training step as a device graph (CUDA graphs) where it can be"},
     {"checkpoint.dir", INI_STRING, FIELD(checkpoint_dir), "runs/default",
      .help = "directory for last.h5 and best.h5 (created if missing)"},
     {"checkpoint.every", INI_INT, FIELD(checkpoint_every), "1", 1, 100000,

@@ -62,6 +62,7 @@ typedef struct train_config {
   uint64_t seed;    /* train.seed, default 1 */
   int threads;      /* train.threads: 0 = all cores, default 0 */
   int log_every;    /* progress line every N steps, default 10, >=1 */
+  int graphs;       /* 1: training steps through pass_graph.h (CUDA graphs where they can be) */
   /* [checkpoint] */
   char checkpoint_dir[1024]; /* checkpoint.dir, default "runs/default" */
   int checkpoint_every;      /* epochs between checkpoints, >=1, default 1 */
