@@ -58,7 +58,7 @@ typedef struct catalog_failure {
 
 void catalog_rows_init(catalog_rows *rows, const catalog_layout *layout, int64_t capacity);
 void catalog_rows_free(catalog_rows *rows);
-/* Row r's statistics arrays, for catalog_image_stats. */
+/* Row r's statistics arrays, for catalog_stats_from_sums. */
 image_stats catalog_rows_stats(catalog_rows *rows, int64_t r);
 /* Compresses mask [H*W] (or [source_height*source_width]) into row r. Thread-safe
  * for distinct rows. */
