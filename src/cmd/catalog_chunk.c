@@ -10,7 +10,8 @@
 #include "pass_graph.h"
 #include "progress.h"
 
-typedef enum item_status { ITEM_COMPUTE, ITEM_COPY_ROW, ITEM_FAILED } item_status;
+/* ITEM_DECODE: assessed (readable, not reused), its photo still to decode */
+typedef enum item_status { ITEM_DECODE, ITEM_COMPUTE, ITEM_COPY_ROW, ITEM_FAILED } item_status;
 typedef enum comparison { IMAGE_NEW, IMAGE_CHANGED, IMAGE_UNCHANGED } comparison;
 
 typedef struct item {
@@ -141,8 +142,8 @@ void chunk_engine_free(chunk_engine *e) {
   free(e);
 }
 
-/* Hash, compare with the previous run, and decode if the result is not copied. */
-static void prepare_item(chunk_engine *e, int64_t index, item *it, uint8_t *pixels) {
+/* Hash and compare with the previous run: FAILED (unreadable), COPY_ROW, or DECODE. */
+static void assess_item(chunk_engine *e, int64_t index, item *it) {
   const chunk_setup *s = &e->setup;
   const char *id = catalog_id(s->images, index);
   it->rule = -1;
@@ -169,6 +170,12 @@ static void prepare_item(chunk_engine *e, int64_t index, item *it, uint8_t *pixe
     it->status = ITEM_COPY_ROW;
     return;
   }
+  it->status = ITEM_DECODE;
+}
+
+/* Decodes and letterboxes an assessed item: COMPUTE, or FAILED with the reason. */
+static void decode_item(chunk_engine *e, int64_t index, item *it, uint8_t *pixels) {
+  const chunk_setup *s = &e->setup;
   const catalog_layout *l = &s->layout;
   if (catalog_load_image(s->images, index, l->height, l->width, pixels, &it->geometry, it->reason,
                          sizeof it->reason)) {
@@ -327,14 +334,69 @@ static void finish_batch(chunk_engine *e, batch_slot *slot, int fence, stage_sec
   slot->count = 0;
 }
 
-/* The chunk's images to compute, batch by batch, double-buffered: batch i+1 is queued before
- * batch i's statistics are taken, so a device computes while the host counts. */
-static void run_batches(chunk_engine *e, int64_t n, stage_seconds *seconds) {
-  int filling = 0; /* the slot being filled; the other may be in flight */
+/* Decodes the items of [from, to) that wait for it, in parallel. */
+static void decode_items(chunk_engine *e, int64_t first, int64_t from, int64_t to,
+                         stage_seconds *seconds) {
+  double start = progress_now();
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t j = from; j < to; j++)
+    if (e->items[j].status == ITEM_DECODE)
+      decode_item(e, first + j, &e->items[j], e->pixels + (size_t)j * e->image_bytes);
+  seconds->decode += progress_now() - start;
+}
+
+/* Item j's row (computed or copied from the previous run) or failure record, in item order. */
+static void place_item(chunk_engine *e, int64_t first, int64_t j, chunk_counts *counts,
+                       stage_seconds *seconds) {
+  item *it = &e->items[j];
+  FP_CHECK(it->status != ITEM_DECODE, "chunk engine: item %lld placed before its decode",
+           (long long)(first + j));
+  it->row = it->failure = -1;
+  if (it->status == ITEM_COMPUTE || it->status == ITEM_COPY_ROW)
+    it->row = counts->ok++;
+  else
+    it->failure = counts->failed++;
+  counts->new_images += it->compared == IMAGE_NEW;
+  counts->changed += it->compared == IMAGE_CHANGED;
+  counts->unchanged += it->compared == IMAGE_UNCHANGED;
+  counts->computed += it->status == ITEM_COMPUTE;
+  counts->reused += it->status == ITEM_COPY_ROW;
+  e->rows.count = counts->ok;
+  double start = progress_now();
+  if (it->status == ITEM_COPY_ROW)
+    catalog_previous_read_row(e->setup.previous, it->previous.index, &e->rows, it->row);
+  if (it->row >= 0) fill_row_metadata(e, first + j, it);
+  if (it->failure >= 0) {
+    catalog_failure *f = &e->failures[it->failure];
+    memset(f, 0, sizeof *f);
+    snprintf(f->id, sizeof f->id, "%s", catalog_id(e->setup.images, first + j));
+    f->content_hash = it->hash;
+    f->catalog_index = first + j;
+    snprintf(f->reason, sizeof f->reason, "%s", it->reason);
+  }
+  seconds->reuse += progress_now() - start;
+}
+
+/* The chunk's items in order: each placed, those to compute batched, double-buffered (batch i+1
+ * is queued before batch i's statistics are taken, so a device computes while the host counts),
+ * and the photos decoded a batch's worth ahead, when the pass reaches them: while the device
+ * computes the batch queued last. */
+static void run_items(chunk_engine *e, int64_t first, int64_t n, chunk_counts *counts,
+                      stage_seconds *seconds) {
+  const int batch = e->model->batch;
+  int filling = 0;     /* the slot being filled; the other may be in flight */
+  int64_t decoded = 0; /* items [0, decoded) are decoded, or need no decoding */
   for (int64_t j = 0; j <= n; j++) {
     batch_slot *slot = &e->slots[filling];
-    if (j < n && e->items[j].status == ITEM_COMPUTE) slot->items[slot->count++] = j;
-    if (slot->count == 0 || (slot->count < e->model->batch && j < n)) continue;
+    if (j < n) {
+      if (j == decoded) {
+        decoded = j + batch < n ? j + batch : n;
+        decode_items(e, first, j, decoded, seconds);
+      }
+      place_item(e, first, j, counts, seconds);
+      if (e->items[j].status == ITEM_COMPUTE) slot->items[slot->count++] = j;
+    }
+    if (slot->count == 0 || (slot->count < batch && j < n)) continue;
     start_batch(e, slot, filling, seconds);
     int other = 1 - filling;
     if (e->slots[other].count) finish_batch(e, &e->slots[other], other, seconds);
@@ -353,43 +415,11 @@ chunk_counts chunk_engine_run(chunk_engine *e, int64_t chunk, stage_seconds *sec
   const int64_t n = first + s->chunk_size <= total ? s->chunk_size : total - first;
   double start = progress_now();
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t j = 0; j < n; j++)
-    prepare_item(e, first + j, &e->items[j], e->pixels + (size_t)j * e->image_bytes);
+  for (int64_t j = 0; j < n; j++) assess_item(e, first + j, &e->items[j]);
   seconds->decode += progress_now() - start;
 
   chunk_counts counts = {0};
-  for (int64_t j = 0; j < n; j++) {
-    item *it = &e->items[j];
-    it->row = it->failure = -1;
-    if (it->status == ITEM_COMPUTE || it->status == ITEM_COPY_ROW)
-      it->row = counts.ok++;
-    else
-      it->failure = counts.failed++;
-    counts.new_images += it->compared == IMAGE_NEW;
-    counts.changed += it->compared == IMAGE_CHANGED;
-    counts.unchanged += it->compared == IMAGE_UNCHANGED;
-    counts.computed += it->status == ITEM_COMPUTE;
-    counts.reused += it->status == ITEM_COPY_ROW;
-  }
-  e->rows.count = counts.ok;
-
-  start = progress_now();
-  for (int64_t j = 0; j < n; j++) {
-    item *it = &e->items[j];
-    if (it->status == ITEM_COPY_ROW)
-      catalog_previous_read_row(s->previous, it->previous.index, &e->rows, it->row);
-    if (it->row >= 0) fill_row_metadata(e, first + j, it);
-    if (it->failure < 0) continue;
-    catalog_failure *f = &e->failures[it->failure];
-    memset(f, 0, sizeof *f);
-    snprintf(f->id, sizeof f->id, "%s", catalog_id(s->images, first + j));
-    f->content_hash = it->hash;
-    f->catalog_index = first + j;
-    snprintf(f->reason, sizeof f->reason, "%s", it->reason);
-  }
-  seconds->reuse += progress_now() - start;
-
-  run_batches(e, n, seconds);
+  run_items(e, first, n, &counts, seconds);
   for (int64_t j = 0; j < n; j++)
     if (e->items[j].status == ITEM_COMPUTE)
       counts.mask_bytes += e->rows.mask_bytes[e->items[j].row];

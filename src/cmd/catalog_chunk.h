@@ -1,9 +1,11 @@
 /* One rank's work on one chunk of a catalog (parse_catalog): for each image,
  * hash it and compare with the previous run; copy an unchanged result or
- * decode and letterbox the photo; run the model in batches (category prior on
- * the logits, argmax, softmax); compute the per-class statistics and compress
- * the masks in threads; write the chunk's part file, durably. Images that
- * cannot be read or decoded go to the part's /failed with the reason. */
+ * decode and letterbox the photo (a batch's worth ahead, while the backend
+ * computes the batch queued last); run the model in batches (category prior on
+ * the logits, argmax, softmax, per-class sums); finish the per-class
+ * statistics and compress the masks in threads; write the chunk's part file,
+ * durably. Images that cannot be read or decoded go to the part's /failed with
+ * the reason. */
 #ifndef FP_CATALOG_CHUNK_H
 #define FP_CATALOG_CHUNK_H
 
