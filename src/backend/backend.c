@@ -88,7 +88,7 @@ void backend_check_vector(const char *op, const tensor *v, const tensor *planes)
            planes->c, planes->h, planes->w);
 }
 
-stage_state *backend_stage_begin(stage_state states[BACKEND_STAGES], int slot, size_t count) {
+void backend_stage_begin(stage_state states[BACKEND_STAGES], int slot, size_t count) {
   FP_CHECK(slot >= 0 && slot < BACKEND_STAGES, "stage_input: slot %d of %d", slot, BACKEND_STAGES);
   stage_state *s = &states[slot];
   FP_CHECK(!s->staged,
@@ -97,10 +97,9 @@ stage_state *backend_stage_begin(stage_state states[BACKEND_STAGES], int slot, s
            slot, s->count);
   s->count = count;
   s->staged = 1;
-  return s;
 }
 
-stage_state *backend_stage_take(stage_state states[BACKEND_STAGES], int slot, const tensor *t) {
+void backend_stage_take(stage_state states[BACKEND_STAGES], int slot, const tensor *t) {
   FP_CHECK(slot >= 0 && slot < BACKEND_STAGES, "tensor_from_staged: slot %d of %d", slot,
            BACKEND_STAGES);
   stage_state *s = &states[slot];
@@ -109,5 +108,4 @@ stage_state *backend_stage_take(stage_state states[BACKEND_STAGES], int slot, co
            "tensor_from_staged: slot %d holds %zu floats, the %dx%dx%dx%d tensor %zu", slot,
            s->count, t->n, t->c, t->h, t->w, tensor_count(t));
   s->staged = 0;
-  return s;
 }

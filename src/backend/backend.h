@@ -281,8 +281,8 @@ typedef struct stage_state {
   size_t count;
   int staged;
 } stage_state;
-stage_state *backend_stage_begin(stage_state states[BACKEND_STAGES], int slot, size_t count);
-stage_state *backend_stage_take(stage_state states[BACKEND_STAGES], int slot, const tensor *t);
+void backend_stage_begin(stage_state states[BACKEND_STAGES], int slot, size_t count);
+void backend_stage_take(stage_state states[BACKEND_STAGES], int slot, const tensor *t);
 
 /* The backend named `name`: "cpu", "cuda", or "auto" (cuda when it is built in and a GPU is
  * visible, else cpu). Returns NULL and fills `why` when there is none by that name, it is not

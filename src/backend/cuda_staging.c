@@ -27,7 +27,8 @@ static void staging_init(void) {
 }
 
 /* The slot's device buffer holds at least `count` floats; a smaller one is freed once the
- * conversion that reads it has run. */
+ * conversion that reads it has run. Not cuda_alloc_bytes: its zero fill is queued on
+ * cuda.stream, which the copy stream does not wait for. */
 static void reserve(cuda_stage *slot, size_t count) {
   if (slot->capacity >= count) return;
   if (slot->consumed_recorded) CUDA_CHECK(cudaEventSynchronize(slot->consumed));

@@ -172,13 +172,6 @@ def away_from_kinks(models, x, prepare, width=0.05, pool_gap=1e-5, attempts=12):
     return min(list(margins.values()) + inf), min(list(gaps.values()) + inf)
 
 
-def name_of(model, module):
-    for name, m in model.named_modules():
-        if m is module:
-            return name
-    raise KeyError("module not in model")
-
-
 class KinkMargins:
     """Context manager: over every forward of `model` while active, the smallest |ReLU input|
     and the smallest max-pool gap (pool_gaps), each as a fraction of the channel's spread
