@@ -34,6 +34,8 @@ fi
 mountpoint -q "$ROOTFS/proc" || mount -t proc proc "$ROOTFS/proc"
 rm -rf "$ROOTFS/src" && mkdir -p "$ROOTFS/src/main"
 (cd "$ROOT" && git ls-files -co --exclude-standard | tar -cf - -T - | tar -C "$ROOTFS/src/main" -xf -)
+# the pipeline bundle travels as the device tool's `carry` takes it (tests/gpu/bundle.sh)
+[ -d "$ROOT/.gpu-bundle" ] && cp -r "$ROOT/.gpu-bundle" "$ROOTFS/src/main/"
 rc=0
 in_root PYTHON=/opt/py/bin/python OUT=/src/out FP_COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)" \
   bash /src/main/tests/gpu/run.sh --quick || rc=$?

@@ -6,7 +6,9 @@
 #   2. builds the GPU check subset (-DFP_GPU_CHECK_BUILD=ON: CUDA backend, model, bench, tests);
 #   3. runs the GPU tests: every op's gradient check on CUDA (also under compute-sanitizer when it
 #      works there), the inference-model check, and the C engine on the GPU against the PyTorch
-#      twin in f32 (TF32 off), bf16 and fp16 (loss scale 2^10), and an fp16 bench run;
+#      twin in f32 (TF32 off), bf16 and fp16 (loss scale 2^10), and an fp16 bench run; then
+#      train and parse_catalog end to end from the bundle (tests/gpu/pipeline.sh): parse_catalog
+#      on the GPU against the CPU, and its throughput from JPEG to HDF5;
 #   4. benchmarks ResNet34 U-Net 288x192, batch 64 and 128, train and inference, bf16: C against
 #      PyTorch eager AMP channels_last (cudnn.benchmark) and torch.compile(max-autotune),
 #      alternated in one run; and the GPU's bf16 matrix-product rate;
@@ -14,7 +16,9 @@
 #      committed as results/gpu_<date>_<gpu>.md.
 # Usage: tests/gpu/run.sh [--quick]   (--quick: tests only, no benchmark)
 # Environment: PYTHON (default python3), CUDA_HOME (default: nvcc's), FP_GPU_BUILD (build dir),
-# FP_COMMIT (the commit to name in the report where the tree has no .git).
+# FP_COMMIT (the commit to name in the report where the tree has no .git), FP_GPU_BUNDLE (the
+# pipeline bundle, default .gpu-bundle/pipeline.tar.xz: make it with tests/gpu/bundle.sh on a
+# machine with our Debian packages and carry it along).
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -43,7 +47,7 @@ step() {
   say '```'
   local rc=0
   timeout "$limit" "$@" >"$BUILD/step.log" 2>&1 || rc=$?
-  tail -c 6000 "$BUILD/step.log" | tee -a "$REPORT"
+  tail -c 12000 "$BUILD/step.log" | tee -a "$REPORT"
   say '```'
   if [ $rc -eq 0 ]; then say "result: ok"; elif [ $rc -eq 124 ]; then say "result: TIMED OUT after $limit s"; else say "result: FAILED (exit $rc)"; fi
   return $rc
@@ -133,6 +137,17 @@ fi
 step "fp16 mixed precision runs (bench r18 64x64)" 60 "$BUILD/bench" \
   --backend cuda --precision fp16 --arch r18 --height 64 --width 64 --batch 4 --warmup 1 \
   --steps 2 --infer-batches 2 || failures=$((failures + 1))
+# train and parse_catalog end to end, from the bundle of tests/gpu/bundle.sh (this machine has
+# no HDF5, MPI or image libraries to build them with)
+BUNDLE=${FP_GPU_BUNDLE:-$ROOT/.gpu-bundle/pipeline.tar.xz}
+if [ -f "$BUNDLE" ]; then
+  step "pipeline: train and parse_catalog from the bundle (tests/gpu/pipeline.sh)" 240 \
+    "$ROOT/tests/gpu/pipeline.sh" "$BUNDLE" "$BUILD/pipeline" || failures=$((failures + 1))
+else
+  say ""
+  say "### pipeline: NOT RUN: no bundle at $BUNDLE (tests/gpu/bundle.sh makes it; carry .gpu-bundle)"
+  failures=$((failures + 1))
+fi
 if command -v compute-sanitizer >/dev/null; then
   # gVisor machines refuse the tool ("Device not supported"): said, not counted as a failure
   step "gradient check under compute-sanitizer memcheck" 120 \

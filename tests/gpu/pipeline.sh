@@ -1,0 +1,125 @@
+#!/bin/bash
+# The pipeline part of the GPU check: `train` and `parse_catalog` end to end from the bundle of
+# tests/gpu/bundle.sh (programs built elsewhere, with their HDF5, Open MPI, oneDNN and image
+# libraries and the data), on a machine that has none of those libraries:
+#   1. train: ResNet34 U-Net 288x192 on the bundle's 64 CCP images, bf16, CUDA graphs, 3 epochs;
+#   2. parse_catalog of 64 photos with that checkpoint on the CPU (fp32) and on the GPU (fp32,
+#      then bf16); compare_masters holds the GPU's masks against the CPU's: fp32 must agree on
+#      at least 99.9 % of the photo pixels (the two differ by summation order, ~1e-6 relative:
+#      only near-ties of the top two classes may flip), bf16 on at least 95 % (a sanity bound:
+#      bf16 activations move logits by ~1e-2, and a broken layout or normalisation agrees on far
+#      less; the figure is reported);
+#   3. parse_catalog's throughput from JPEG to HDF5: 10,240 photos (the 256, linked 40 times
+#      under other names), bf16, batch 128, with all the CPU cores and with half of them.
+# Without a GPU (the rehearsal) it runs 1 and 2 on the CPU only: the bundle's self-containment.
+# Usage: tests/gpu/pipeline.sh BUNDLE.tar.xz WORK_DIR
+# The CUDA libraries must already be on LD_LIBRARY_PATH (run.sh puts them there).
+set -u
+BUNDLE=$1 WORK=$2
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+rm -rf "$WORK" && mkdir -p "$WORK"
+xz -dc "$BUNDLE" | tar -C "$WORK" -xf - || { echo "cannot unpack $BUNDLE"; exit 1; }
+cat "$WORK/BUNDLE"
+have=$(ldd --version | head -1 | grep -oE '[0-9]+\.[0-9]+$')
+need=$(awk '/^needs glibc/ {print $3}' "$WORK/BUNDLE")
+echo "this machine: glibc $have, $(nproc) cores"
+if [ "$(printf '%s\n' "$need" "$have" | sort -V | head -1)" != "$need" ]; then
+  echo "FAILED: the bundle needs glibc $need, this machine has $have: make it on an older system"
+  exit 1
+fi
+# The gcc runtime of the bundle only where this machine has none (a newer one serves both).
+runtime=""
+for library in "$WORK"/gcc-runtime/*; do
+  ldconfig -p | grep -q "$(basename "$library")" || runtime=$WORK/gcc-runtime
+done
+export LD_LIBRARY_PATH=$WORK/lib${runtime:+:$runtime}:${LD_LIBRARY_PATH:-}
+# Open MPI as a singleton process: its components from the bundle, no launcher daemon.
+export OMPI_MCA_mca_base_component_path=$WORK/openmpi-plugins
+export OMPI_MCA_mca_base_component_show_load_errors=0
+export OMPI_MCA_ess_singleton_isolated=1 OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader OMPI_MCA_osc=sm
+BIN=$WORK/bin
+CORES=$(nproc)
+GPU=0
+nvidia-smi >/dev/null 2>&1 && GPU=1
+failures=0
+section() { echo; echo "== $* =="; }
+fail() { echo "FAILED: $*"; failures=$((failures + 1)); }
+
+backend=cuda precision=bf16 epochs=3
+[ $GPU = 0 ] && backend=cpu precision=fp32 epochs=1
+section "train: r34 288x192, the bundle's 64 images, batch 16, $epochs epoch(s), $backend $precision"
+"$BIN/train" "$ROOT/jobs/ccp_r34.ini" data.dataset="$WORK/data/ccp_288x192.h5" \
+  model.backend=$backend model.precision=$precision train.epochs=$epochs train.batch=16 \
+  train.log_every=4 train.threads="$CORES" checkpoint.dir="$WORK/run" checkpoint.resume=no || {
+  echo "FAILED: train ($backend $precision): without its checkpoint nothing else can run"
+  exit 1
+}
+CHECKPOINT=$WORK/run/last.h5
+
+# catalog_job NAME SOURCE LIMIT BATCH BACKEND PRECISION THREADS
+catalog_job() {
+  cat >"$WORK/$1.ini" <<EOF
+[catalog]
+source = $2
+limit = $3
+[model]
+checkpoint = $CHECKPOINT
+height = 288
+width = 192
+batch = $4
+backend = $5
+precision = $6
+threads = $7
+[output]
+dir = $WORK/out_$1
+[schedule]
+chunk = 1024
+progress_seconds = 5
+EOF
+  echo "$WORK/$1.ini"
+}
+parse() { # parse NAME SOURCE LIMIT BATCH BACKEND PRECISION THREADS
+  local job
+  job=$(catalog_job "$@")
+  local start end
+  start=$(date +%s.%N)
+  "$BIN/parse_catalog" "$job" >"$WORK/$1.log" 2>&1 || { tail -20 "$WORK/$1.log"; return 1; }
+  end=$(date +%s.%N)
+  echo "-- parse_catalog $1: $5 $6, batch $4, $7 threads: $(awk -v s="$start" -v e="$end" \
+    'BEGIN {printf "%.1f", e - s}') s from start to exit; its summary (all ranks):"
+  grep -E '^rank |^ *all |^stages|^masks:' "$WORK/$1.log"
+}
+
+section "parse_catalog: 64 photos on the CPU (fp32) and the GPU (fp32, bf16), masks compared"
+PHOTOS=$WORK/data/photos
+parse cpu_fp32 "$PHOTOS" 64 16 cpu fp32 "$CORES" || fail "parse_catalog on the CPU"
+if [ $GPU = 1 ]; then
+  for precision in fp32 bf16; do
+    minimum=0.999
+    [ $precision = bf16 ] && minimum=0.95
+    parse gpu_$precision "$PHOTOS" 64 16 cuda $precision "$CORES" &&
+      "$BIN/compare_masters" "$WORK/out_cpu_fp32/master.h5" "$WORK/out_gpu_$precision/master.h5" \
+        $minimum || fail "GPU $precision against the CPU"
+  done
+else
+  parse cpu_fp32_again "$PHOTOS" 64 16 cpu fp32 "$CORES" &&
+    "$BIN/compare_masters" "$WORK/out_cpu_fp32/master.h5" "$WORK/out_cpu_fp32_again/master.h5" ||
+    fail "the CPU against itself"
+  echo "no GPU: the GPU runs and the throughput are not run"
+fi
+
+if [ $GPU = 1 ]; then
+  section "parse_catalog throughput: 10,240 photos, bf16, batch 128"
+  mkdir -p "$WORK/many"
+  for copy in $(seq -w 1 40); do
+    for photo in "$PHOTOS"/*.jpg; do
+      ln -s "$photo" "$WORK/many/${copy}_${photo##*/}"
+    done
+  done
+  for threads in "$CORES" $((CORES / 2)); do
+    parse "many_$threads" "$WORK/many" 0 128 cuda bf16 "$threads" || fail "throughput run"
+  done
+fi
+echo
+echo "pipeline: $failures failure(s)"
+exit $((failures > 0))
