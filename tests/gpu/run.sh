@@ -141,7 +141,7 @@ step "fp16 mixed precision runs (bench r18 64x64)" 60 "$BUILD/bench" \
 # no HDF5, MPI or image libraries to build them with)
 BUNDLE=${FP_GPU_BUNDLE:-$ROOT/.gpu-bundle/pipeline.tar.xz}
 if [ -f "$BUNDLE" ]; then
-  step "pipeline: train and parse_catalog from the bundle (tests/gpu/pipeline.sh)" 240 \
+  step "pipeline: train and parse_catalog from the bundle (tests/gpu/pipeline.sh)" 180 \
     "$ROOT/tests/gpu/pipeline.sh" "$BUNDLE" "$BUILD/pipeline" || failures=$((failures + 1))
 else
   say ""
