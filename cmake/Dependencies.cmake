@@ -3,7 +3,10 @@
 # FP_GPU_CHECK_BUILD (tests/gpu/run.sh) needs only the CUDA toolkit and OpenMP.
 if(NOT FP_GPU_CHECK_BUILD)
   find_package(PkgConfig REQUIRED)
-  pkg_check_modules(HDF5 REQUIRED IMPORTED_TARGET hdf5-openmpi)
+  # Debian's serial HDF5: libmatio links it, and one process must hold one HDF5 library (with
+  # hdf5-openmpi too, ingest loaded both). Every rank writes files of its own: nothing here
+  # needs parallel HDF5.
+  pkg_check_modules(HDF5 REQUIRED IMPORTED_TARGET hdf5-serial)
   pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
   pkg_check_modules(MATIO REQUIRED IMPORTED_TARGET matio)
   pkg_check_modules(ZLIB REQUIRED IMPORTED_TARGET zlib)
@@ -16,6 +19,18 @@ find_package(OpenMP REQUIRED COMPONENTS C)
 find_package(Threads REQUIRED)
 
 set(FP_CUDA_ROOT "/usr/local/cuda" CACHE PATH "CUDA toolkit root (cuDNN, cuBLAS, NCCL looked for here)")
+# A build directory configured again with another FP_CUDA_ROOT searches it afresh: what was
+# found under the previous root is forgotten (a path given with -D elsewhere is kept).
+if(FP_CUDA_ROOT_SEARCHED AND NOT "${FP_CUDA_ROOT}" STREQUAL "${FP_CUDA_ROOT_SEARCHED}")
+  foreach(found FP_CUDNN_INCLUDE FP_NCCL_INCLUDE FP_CUDART_INCLUDE FP_CUBLAS_INCLUDE FP_CUDART_LIB
+          FP_CUDNN_LIB FP_CUBLAS_LIB FP_NCCL_LIB FP_NVCC)
+    string(FIND "${${found}}" "${FP_CUDA_ROOT_SEARCHED}/" at)
+    if(at EQUAL 0)
+      unset(${found} CACHE)
+    endif()
+  endforeach()
+endif()
+set(FP_CUDA_ROOT_SEARCHED "${FP_CUDA_ROOT}" CACHE INTERNAL "FP_CUDA_ROOT the cached paths are from")
 find_path(FP_CUDNN_INCLUDE cudnn.h HINTS ${FP_CUDA_ROOT}/include NO_DEFAULT_PATH)
 find_path(FP_NCCL_INCLUDE nccl.h HINTS ${FP_CUDA_ROOT}/include NO_DEFAULT_PATH)
 find_path(FP_CUDART_INCLUDE cuda_runtime_api.h HINTS ${FP_CUDA_ROOT}/include NO_DEFAULT_PATH)
