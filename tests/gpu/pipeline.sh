@@ -20,7 +20,14 @@ set -u
 BUNDLE=$1 WORK=$2
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 rm -rf "$WORK" && mkdir -p "$WORK"
-xz -dc "$BUNDLE" | tar -C "$WORK" -xf - || { echo "cannot unpack $BUNDLE"; exit 1; }
+# xz where the machine has it, else Python's lzma (a bare root may have no xz)
+if command -v xz >/dev/null; then
+  xz -dc "$BUNDLE" | tar -C "$WORK" -xf -
+else
+  "${PYTHON:-python3}" -c 'import sys, tarfile
+safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+tarfile.open(sys.argv[1]).extractall(sys.argv[2], **safe)' "$BUNDLE" "$WORK"
+fi || { echo "cannot unpack $BUNDLE"; exit 1; }
 cat "$WORK/BUNDLE"
 have=$(ldd --version | head -1 | grep -oE '[0-9]+\.[0-9]+$')
 need=$(awk '/^needs glibc/ {print $3}' "$WORK/BUNDLE")

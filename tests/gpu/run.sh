@@ -142,7 +142,8 @@ step "fp16 mixed precision runs (bench r18 64x64)" 60 "$BUILD/bench" \
 BUNDLE=${FP_GPU_BUNDLE:-$ROOT/.gpu-bundle/pipeline.tar.xz}
 if [ -f "$BUNDLE" ]; then
   step "pipeline: train and parse_catalog from the bundle (tests/gpu/pipeline.sh)" 180 \
-    "$ROOT/tests/gpu/pipeline.sh" "$BUNDLE" "$BUILD/pipeline" || failures=$((failures + 1))
+    env PYTHON="$PYTHON" "$ROOT/tests/gpu/pipeline.sh" "$BUNDLE" "$BUILD/pipeline" ||
+    failures=$((failures + 1))
 else
   say ""
   say "### pipeline: NOT RUN: no bundle at $BUNDLE (tests/gpu/bundle.sh makes it; carry .gpu-bundle)"
