@@ -14,7 +14,10 @@
 #      alternated in one run; and the GPU's bf16 matrix-product rate;
 #   5. writes everything to one report, $OUT/gpu_report.md (else build-gpu/gpu_report.md), to be
 #      committed as results/gpu_<date>_<gpu>.md.
-# Usage: tests/gpu/run.sh [--quick]   (--quick: tests only, no benchmark)
+# Usage: tests/gpu/run.sh [--quick | --bench]
+#   --quick: 1-3 only, no benchmark; --bench: 1, 2 (a no-op where the build is there) and 4 only,
+#   its report $OUT/gpu_bench.md. Where one call may run out of time, --quick then, at once (a
+#   machine stays warm for seconds), --bench in a second call on the same machine.
 # Environment: PYTHON (default python3), CUDA_HOME (default: nvcc's), FP_GPU_BUILD (build dir),
 # FP_COMMIT (the commit to name in the report where the tree has no .git), FP_GPU_BUNDLE (the
 # pipeline bundle, default .gpu-bundle/pipeline.tar.xz: make it with tests/gpu/bundle.sh on a
@@ -27,9 +30,10 @@ BUILD=${FP_GPU_BUILD:-$ROOT/build-gpu}
 REPORT_DIR=${OUT:-$BUILD}
 mkdir -p "$BUILD" "$REPORT_DIR"
 REPORT=$REPORT_DIR/gpu_report.md
-QUICK=0
+TESTS=1 BENCH=1
 case "${1:-}" in
-  --quick) QUICK=1 ;;
+  --quick) BENCH=0 ;;
+  --bench) TESTS=0 REPORT=$REPORT_DIR/gpu_bench.md ;;
   "") ;;
   *) sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
@@ -121,46 +125,49 @@ step "configure and build (FP_GPU_CHECK_BUILD)" 240 bash -c "
   tail -3 '$BUILD/build.log'" || { say "build failed: nothing else can run"; exit 1; }
 
 export FP_TEST_BACKEND=cuda
-# Up to 4 tests at once, the cores shared out: the twins' float64 references are generated on
-# the CPU while other tests use the GPU (on 2 cores one at a time is faster: measured).
-JOBS=$(($(nproc) / 4))
-[ $JOBS -lt 1 ] && JOBS=1
-[ $JOBS -gt 4 ] && JOBS=4
-step "GPU tests (ctest -L gpu, $JOBS at a time)" 240 env OMP_NUM_THREADS=$(($(nproc) / JOBS)) \
-  ctest --test-dir "$BUILD" -L gpu -j $JOBS --output-on-failure || failures=$((failures + 1))
-# a C test skips (77) when the CUDA backend cannot open: on this machine that is a failure
-if grep -q "(Skipped)" "$BUILD/step.log"; then
-  say "GPU tests SKIPPED: the CUDA backend could not open here (see the reasons above)"
-  failures=$((failures + 1))
-fi
-# fp16 training and inference at the benchmark's sizes run (the twins above check the numbers)
-step "fp16 mixed precision runs (bench r18 64x64)" 60 "$BUILD/bench" \
-  --backend cuda --precision fp16 --arch r18 --height 64 --width 64 --batch 4 --warmup 1 \
-  --steps 2 --infer-batches 2 || failures=$((failures + 1))
-# train and parse_catalog end to end, from the bundle of tests/gpu/bundle.sh (this machine has
-# no HDF5, MPI or image libraries to build them with)
-BUNDLE=${FP_GPU_BUNDLE:-$ROOT/.gpu-bundle/pipeline.tar.xz}
-if [ -f "$BUNDLE" ]; then
-  step "pipeline: train and parse_catalog from the bundle (tests/gpu/pipeline.sh)" 180 \
-    env PYTHON="$PYTHON" "$ROOT/tests/gpu/pipeline.sh" "$BUNDLE" "$BUILD/pipeline" ||
+if [ $TESTS -eq 1 ]; then
+  # Up to 4 tests at once, the cores shared out: the twins' float64 references are generated on
+  # the CPU while other tests use the GPU (on 2 cores one at a time is faster: measured).
+  JOBS=$(($(nproc) / 4))
+  [ $JOBS -lt 1 ] && JOBS=1
+  [ $JOBS -gt 4 ] && JOBS=4
+  step "GPU tests (ctest -L gpu, $JOBS at a time)" 240 env OMP_NUM_THREADS=$(($(nproc) / JOBS)) \
+    ctest --test-dir "$BUILD" -L gpu -j $JOBS --output-on-failure || failures=$((failures + 1))
+  # a C test skips (77) when the CUDA backend cannot open: on this machine that is a failure
+  if grep -q "(Skipped)" "$BUILD/step.log"; then
+    say "GPU tests SKIPPED: the CUDA backend could not open here (see the reasons above)"
     failures=$((failures + 1))
-else
-  say ""
-  say "### pipeline: NOT RUN: no bundle at $BUNDLE (tests/gpu/bundle.sh makes it; carry .gpu-bundle)"
-  failures=$((failures + 1))
-fi
-if command -v compute-sanitizer >/dev/null; then
-  # gVisor machines refuse the tool ("Device not supported"): said, not counted as a failure
-  step "gradient check under compute-sanitizer memcheck" 120 \
-    compute-sanitizer --tool memcheck --error-exitcode 3 "$BUILD/tests/test_gradcheck" || {
-    if grep -q "Device not supported" "$BUILD/step.log"; then
-      say "compute-sanitizer cannot use the GPU on this machine: not run, not counted"
-    else
+  fi
+  # fp16 training and inference at the benchmark's sizes run (the twins above check the numbers)
+  step "fp16 mixed precision runs (bench r18 64x64)" 60 "$BUILD/bench" \
+    --backend cuda --precision fp16 --arch r18 --height 64 --width 64 --batch 4 --warmup 1 \
+    --steps 2 --infer-batches 2 || failures=$((failures + 1))
+  # train and parse_catalog end to end, from the bundle of tests/gpu/bundle.sh (this machine has
+  # no HDF5, MPI or image libraries to build them with)
+  BUNDLE=${FP_GPU_BUNDLE:-$ROOT/.gpu-bundle/pipeline.tar.xz}
+  if [ -f "$BUNDLE" ]; then
+    step "pipeline: train and parse_catalog from the bundle (tests/gpu/pipeline.sh)" 180 \
+      env PYTHON="$PYTHON" "$ROOT/tests/gpu/pipeline.sh" "$BUNDLE" "$BUILD/pipeline" ||
       failures=$((failures + 1))
-    fi
-  }
+  else
+    say ""
+    say "### pipeline: NOT RUN: no bundle at $BUNDLE"
+    say "(tests/gpu/bundle.sh makes it; name .gpu-bundle in the device tool's carry)"
+    failures=$((failures + 1))
+  fi
+  if command -v compute-sanitizer >/dev/null; then
+    # gVisor machines refuse the tool ("Device not supported"): said, not counted as a failure
+    step "gradient check under compute-sanitizer memcheck" 120 \
+      compute-sanitizer --tool memcheck --error-exitcode 3 "$BUILD/tests/test_gradcheck" || {
+      if grep -q "Device not supported" "$BUILD/step.log"; then
+        say "compute-sanitizer cannot use the GPU on this machine: not run, not counted"
+      else
+        failures=$((failures + 1))
+      fi
+    }
+  fi
 fi
-if [ $QUICK -eq 0 ]; then
+if [ $BENCH -eq 1 ]; then
   step "bf16 matrix-product rate (torch, 8192^3, mean of 10 after 3 warm-ups)" 60 "$PYTHON" -c "
 import torch, time
 a = torch.randn(8192, 8192, device='cuda', dtype=torch.bfloat16); b = torch.randn_like(a)
