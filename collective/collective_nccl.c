@@ -99,12 +99,20 @@ void collective_nccl_attach(collective *c) {
   struct nccl_state *s = fp_calloc(1, sizeof *s);
   int devices = 0;
   CUDA_CHECK(cudaGetDeviceCount(&devices));
-  /* Slurm's --gpus-per-task leaves each rank exactly its own GPU visible, as device 0. */
+  /* Slurm's --gpus-per-task leaves each rank exactly its own GPU visible, as device 0. The CUDA
+   * backend, opened first, chose its GPU from the launcher's local rank alone (GPU 0 without
+   * one): the node-local rank found here through MPI must not choose another. */
   int rank_on_node = local_rank(c);
   s->device = devices == 1 ? 0 : rank_on_node;
   FP_CHECK(s->device < devices,
            "local rank %d has no GPU of its own: %d visible (NCCL runs one rank per GPU)",
            rank_on_node, devices);
+  FP_CHECK(devices == 1 || s->device == 0 || launcher_local_rank() >= 0,
+           "rank %d is rank %d on its node and sees %d GPUs, but the launcher set none of "
+           "OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID, MPI_LOCALRANKID, so the CUDA backend took "
+           "GPU 0: let each rank see its own GPU only (srun --gpus-per-task=1, "
+           "CUDA_VISIBLE_DEVICES) or launch with mpirun or srun",
+           c->rank, rank_on_node, devices);
   CUDA_CHECK(cudaSetDevice(s->device));
   CUDA_CHECK(cudaStreamCreateWithFlags(&s->communication, cudaStreamNonBlocking));
   CUDA_CHECK(cudaEventCreateWithFlags(&s->compute_done, cudaEventDisableTiming));

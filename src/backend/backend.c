@@ -67,6 +67,7 @@ static const backend *open_cuda(char *why, size_t why_size) {
 }
 
 const backend *backend_open(const char *name, char *why, size_t why_size) {
+  if (why_size) why[0] = '\0';
   if (!strcmp(name, "cpu")) return open_cpu(why, why_size);
   if (!strcmp(name, "cuda")) return open_cuda(why, why_size);
   if (!strcmp(name, "auto")) {
@@ -74,7 +75,7 @@ const backend *backend_open(const char *name, char *why, size_t why_size) {
     const backend *be = open_cuda(cuda_why, sizeof cuda_why);
     if (be) return be;
     be = open_cpu(why, why_size);
-    if (!be) snprintf(why, why_size, "no backend can run here: %s", cuda_why);
+    snprintf(why, why_size, be ? "auto: cuda: %s" : "no backend can run here: %s", cuda_why);
     return be;
   }
   snprintf(why, why_size, "unknown backend '%s' (known: auto, cpu, cuda)", name);

@@ -286,7 +286,8 @@ void backend_stage_take(stage_state states[BACKEND_STAGES], int slot, const tens
 
 /* The backend named `name`: "cpu", "cuda", or "auto" (cuda when it is built in and a GPU is
  * visible, else cpu). Returns NULL and fills `why` when there is none by that name, it is not
- * built into this program, or it cannot run here (no GPU). */
+ * built into this program, or it cannot run here (no GPU). On success `why` is "" or, where
+ * auto did not take cuda, why not ("auto: cuda: no CUDA device visible (...)"). */
 const backend *backend_open(const char *name, char *why, size_t why_size);
 
 #endif

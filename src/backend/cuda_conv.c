@@ -27,6 +27,9 @@ typedef struct conv_plan {
   cudnnConvolutionFwdAlgo_t forward;
   cudnnConvolutionBwdDataAlgo_t backward_data;
   cudnnConvolutionBwdFilterAlgo_t backward_filter;
+  /* the math type each algorithm was timed (and its workspace measured) with, set on `conv`
+   * before its call, as cuDNN's search reports it */
+  cudnnMathType_t forward_math, backward_data_math, backward_filter_math;
   size_t workspace_bytes; /* the largest of the three algorithms' */
 } conv_plan;
 
@@ -55,17 +58,25 @@ static int direct_only(void) {
   return choice && !strcmp(choice, "direct");
 }
 
-static cudnnConvolutionFwdAlgo_t find_forward(const conv_plan *p, size_t *bytes) {
+/* A search result that may be used: it ran, and an f32 one without Tensor Cores (no TF32). */
+static int usable(const conv_plan *p, cudnnStatus_t status, cudnnMathType_t math) {
+  return status == CUDNN_STATUS_SUCCESS &&
+         (p->key.dtype != FP_F32 ||
+          (math != CUDNN_TENSOR_OP_MATH && math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
+}
+
+static cudnnConvolutionFwdAlgo_t find_forward(conv_plan *p, size_t *bytes) {
   cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   int returned = 0;
   CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(
       cuda.cudnn, p->x, p->w, p->conv, p->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf));
   for (int i = 0; i < returned; i++) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    if (!usable(p, perf[i].status, perf[i].mathType)) continue;
     if (direct_only() && perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM &&
         perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM)
       continue;
     *bytes = perf[i].memory;
+    p->forward_math = perf[i].mathType;
     return perf[i].algo;
   }
   FP_FATAL("cuDNN offers no forward algorithm for a %dx%d convolution %d->%d on %dx%d %s",
@@ -73,18 +84,19 @@ static cudnnConvolutionFwdAlgo_t find_forward(const conv_plan *p, size_t *bytes)
            p->key.w, fp_dtype_name((fp_dtype)p->key.dtype));
 }
 
-static cudnnConvolutionBwdDataAlgo_t find_backward_data(const conv_plan *p, size_t *bytes) {
+static cudnnConvolutionBwdDataAlgo_t find_backward_data(conv_plan *p, size_t *bytes) {
   cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
   int returned = 0;
   CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(cuda.cudnn, p->w, p->y, p->conv, p->x,
                                                         CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
                                                         &returned, perf));
   for (int i = 0; i < returned; i++) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    if (!usable(p, perf[i].status, perf[i].mathType)) continue;
     if (direct_only() && perf[i].algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_0 &&
         perf[i].algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_1)
       continue;
     *bytes = perf[i].memory;
+    p->backward_data_math = perf[i].mathType;
     return perf[i].algo;
   }
   FP_FATAL("cuDNN offers no backward-data algorithm for a %dx%d convolution %d->%d on %dx%d %s",
@@ -92,18 +104,19 @@ static cudnnConvolutionBwdDataAlgo_t find_backward_data(const conv_plan *p, size
            p->key.w, fp_dtype_name((fp_dtype)p->key.dtype));
 }
 
-static cudnnConvolutionBwdFilterAlgo_t find_backward_filter(const conv_plan *p, size_t *bytes) {
+static cudnnConvolutionBwdFilterAlgo_t find_backward_filter(conv_plan *p, size_t *bytes) {
   cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
   int returned = 0;
   CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(cuda.cudnn, p->x, p->y, p->conv, p->w,
                                                           CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
                                                           &returned, perf));
   for (int i = 0; i < returned; i++) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    if (!usable(p, perf[i].status, perf[i].mathType)) continue;
     if (direct_only() && perf[i].algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 &&
         perf[i].algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1)
       continue;
     *bytes = perf[i].memory;
+    p->backward_filter_math = perf[i].mathType;
     return perf[i].algo;
   }
   FP_FATAL("cuDNN offers no backward-filter algorithm for a %dx%d convolution %d->%d on %dx%d %s",
@@ -200,6 +213,7 @@ void cuda_conv2d_forward(const conv_desc *d, const tensor *x, const void *weight
   const conv_plan *p = plan_for(d, x);
   const void *w = weights_ohwi(d, weights, x->dtype);
   void *workspace = cuda_workspace(CUDA_WS_LIBRARY, p->workspace_bytes);
+  CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, p->forward_math));
   CUDNN_CHECK(cudnnConvolutionForward(cuda.cudnn, &one, p->x, x->data, p->w, w, p->conv, p->forward,
                                       workspace, p->workspace_bytes, &zero, p->y, y->data));
   if (bias) cuk_add_bias(y->data, (int)y->dtype, bias, tensor_pixels(y), y->c, cuda.stream);
@@ -211,6 +225,7 @@ void cuda_conv2d_backward_data(const conv_desc *d, const tensor *dy, const void 
   const conv_plan *p = plan_for(d, dx);
   const void *w = weights_ohwi(d, weights, dx->dtype);
   void *workspace = cuda_workspace(CUDA_WS_LIBRARY, p->workspace_bytes);
+  CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, p->backward_data_math));
   CUDNN_CHECK(cudnnConvolutionBackwardData(cuda.cudnn, &one, p->w, w, p->y, dy->data, p->conv,
                                            p->backward_data, workspace, p->workspace_bytes, &zero,
                                            p->x, dx->data));
@@ -226,6 +241,7 @@ void cuda_conv2d_backward_weights(const conv_desc *d, const tensor *x, const ten
   void *dw =
       direct ? (void *)grad_weights : cuda_workspace(CUDA_WS_GRAD, count * fp_dtype_size(x->dtype));
   void *workspace = cuda_workspace(CUDA_WS_LIBRARY, p->workspace_bytes);
+  CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, p->backward_filter_math));
   CUDNN_CHECK(cudnnConvolutionBackwardFilter(cuda.cudnn, &one, p->x, x->data, p->y, dy->data,
                                              p->conv, p->backward_filter, workspace,
                                              p->workspace_bytes, &zero, p->w, dw));

@@ -7,7 +7,8 @@
 #include "check.h"
 
 int launcher_local_rank(void) {
-  static const char *const variables[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"};
+  static const char *const variables[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID",
+                                          "MPI_LOCALRANKID"};
   for (size_t i = 0; i < sizeof variables / sizeof *variables; i++) {
     const char *text = getenv(variables[i]);
     if (!text || !*text) continue;

@@ -3,8 +3,9 @@
 #ifndef FP_LAUNCHER_H
 #define FP_LAUNCHER_H
 
-/* OMPI_COMM_WORLD_LOCAL_RANK (mpirun) or SLURM_LOCALID (srun), whichever is set first; -1 when
- * neither is. A value that is not a non-negative integer stops with an error naming it. */
+/* OMPI_COMM_WORLD_LOCAL_RANK (Open MPI's mpirun), SLURM_LOCALID (srun) or MPI_LOCALRANKID
+ * (MPICH's and Intel MPI's mpiexec), the first one set; -1 when none is. A value that is not a
+ * non-negative integer stops with an error naming it. */
 int launcher_local_rank(void);
 
 #endif

@@ -55,9 +55,8 @@ runtime runtime_open(const char *backend_name, const char *precision_name, const
                      int with_collective) {
   runtime rt;
   memset(&rt, 0, sizeof rt);
-  char why[256];
-  rt.be = backend_open(backend_name, why, sizeof why);
-  if (!rt.be) FP_FATAL("%s: backend (model.backend / --backend): %s", origin, why);
+  rt.be = backend_open(backend_name, rt.backend_reason, sizeof rt.backend_reason);
+  if (!rt.be) FP_FATAL("%s: backend (model.backend / --backend): %s", origin, rt.backend_reason);
   if (with_collective) rt.comm = open_collective(rt.be);
   rt.compute = choose_precision(rt.be, precision_name, origin, rt.precision_reason,
                                 sizeof rt.precision_reason);
@@ -71,6 +70,7 @@ const char *runtime_precision_name(fp_dtype compute) {
 }
 
 void runtime_describe(const runtime *rt, char *text, size_t size) {
-  snprintf(text, size, "backend=%s precision=%s (%s)", rt->be->name,
+  snprintf(text, size, "backend=%s%s%s%s precision=%s (%s)", rt->be->name,
+           rt->backend_reason[0] ? " (" : "", rt->backend_reason, rt->backend_reason[0] ? ")" : "",
            runtime_precision_name(rt->compute), rt->precision_reason);
 }

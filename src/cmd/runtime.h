@@ -16,13 +16,14 @@ typedef struct collective collective; /* collective.h; absent from the GPU check
   "where to compute: cpu (oneDNN) or cuda (cuDNN/cuBLAS, one GPU per rank); auto = cuda when "     \
   "it is built in and a GPU is visible, else cpu"
 #define RUNTIME_PRECISION_AUTO_HELP                                                                \
-  "auto = bf16 where the backend runs it faster than fp32 (CPU: AMX-BF16; GPU: sm_80 or "          \
-  "later), else fp32"
+  "auto = bf16 where the backend runs it faster than fp32 (CPU: AMX-BF16, or an AMD CPU with "     \
+  "AVX512-BF16; GPU: sm_80 or later), else fp32"
 
 typedef struct runtime {
   const backend *be;
   collective *comm; /* NULL unless runtime_open was asked for one */
   fp_dtype compute;
+  char backend_reason[256];   /* "" or why auto did not take cuda */
   char precision_reason[256]; /* why `compute` was taken, for the command's first line */
 } runtime;
 
@@ -34,7 +35,7 @@ typedef struct runtime {
  * collective that goes with the backend's memory (MPI for host memory, NCCL for device). */
 runtime runtime_open(const char *backend_name, const char *precision_name, const char *origin,
                      int with_collective);
-/* "precision=bf16 (the CPU has AVX512-BF16 ...)" */
+/* "backend=cpu-onednn (auto: cuda: ...) precision=bf16 (the CPU has AVX512-BF16 ...)" */
 void runtime_describe(const runtime *rt, char *text, size_t size);
 /* The word users write for a compute precision: fp32, bf16 or fp16. */
 const char *runtime_precision_name(fp_dtype compute);

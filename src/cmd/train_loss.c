@@ -32,7 +32,7 @@ int train_loss_prepare(train_loss *l, unet *m, const uint8_t *host_masks, const 
   size_t pixels = (size_t)m->batch * m->height * m->width;
   l->local_weight = 0.0; /* one rank: no normaliser needed (its scale is then 1) */
   for (size_t i = 0; l->world_size > 1 && i < pixels; i++)
-    if (host_masks[i] != l->spec.ignore_label)
+    if (host_masks[i] != l->spec.ignore_label && host_masks[i] < m->classes)
       l->local_weight += l->host_class_weights[host_masks[i]];
   l->local_boxes = 0.0;
   if (m->br.mode != BRANCHES_NONE) {
