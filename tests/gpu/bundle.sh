@@ -2,14 +2,15 @@
 # Makes the pipeline bundle that lets tests/gpu/run.sh run `train` and `parse_catalog` end to end
 # on the GPU machine, which has no HDF5, MPI, oneDNN or image libraries and no installer: on a
 # machine with our Debian packages and the CUDA toolkit (nvcc, cuDNN, cuBLAS, NCCL), it
-#   1. builds train, parse_catalog and compare_masters (Release, sm_90 and sm_80);
+#   1. builds train, parse_catalog and compare_masters (Release, sm_90 and sm_80; and ingest,
+#      run here for the data);
 #   2. collects every shared library they load except glibc's and CUDA's own (cudart, cuDNN,
 #      cuBLAS, NCCL: the GPU machine's wheels and toolkit provide those), the gcc runtime apart
 #      (used only where the machine has none), Open MPI's component plugins (a singleton
 #      process needs no launcher), and the highest glibc symbol version they need;
 #   3. adds the data: CCP ingested at 288x192 (the first 64 annotated photos, for train) and
 #      the first 256 CCP photos (JPEG, for parse_catalog);
-#   4. writes it all as one archive, BUNDLE_DIR/pipeline.tar.xz (about 35 MB).
+#   4. writes it all as one archive, BUNDLE_DIR/pipeline.tar.xz (about 40 MB).
 # BUNDLE_DIR defaults to .gpu-bundle in the repository root (ignored by git); name it in the
 # device tool's `carry` and run.sh finds it there. tests/gpu/pipeline.sh is what runs it.
 # Usage: tests/gpu/bundle.sh [BUNDLE_DIR]   Environment: CCP_DIR (default ../shared/data/ccp)
