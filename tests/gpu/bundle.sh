@@ -35,13 +35,15 @@ STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/bin" "$STAGE/lib" "$STAGE/gcc-runtime" "$STAGE/data/photos"
 cp "$BUILD/train" "$BUILD/parse_catalog" "$BUILD/compare_masters" "$STAGE/bin/"
-MPI_PLUGINS=$(dirname "$(ldd "$BUILD/parse_catalog" | awk '/libmpi\.so/ {print $3}')")/openmpi/lib/openmpi3
+MPI_LIB=$(ldd "$BUILD/parse_catalog" | awk '/libmpi\.so/ {print $3}')
+MPI_PLUGINS=$(dirname "$MPI_LIB")/openmpi/lib/openmpi3
 [ -d "$MPI_PLUGINS" ] || MPI_PLUGINS=$(find /usr/lib -type d -name openmpi3 | head -1)
 cp -r "$MPI_PLUGINS" "$STAGE/openmpi-plugins"
 
 # The libraries the programs and the plugins load, resolved here. Plugins whose own
 # libraries are not installed here (network fabrics) fail to load here too: not needed.
-skip='/(libc|libm|libpthread|libdl|librt|libresolv|libutil|ld-linux[^/]*)\.so|libcuda\.so|libcudart|libcudnn|libcublas|libnccl'
+glibc_libraries='/(libc|libm|libpthread|libdl|librt|libresolv|libutil|ld-linux[^/]*)\.so'
+skip="$glibc_libraries|libcuda\.so|libcudart|libcudnn|libcublas|libnccl"
 for object in "$STAGE"/bin/* "$STAGE"/openmpi-plugins/*.so; do
   ldd "$object" 2>/dev/null | awk '/=> \// {print $3}'
 done | sort -u | grep -vE "$skip" | while read -r library; do
@@ -60,9 +62,12 @@ rm -f "$STAGE/data/ccp_288x192_tags.h5"
 mapfile -t photos < <(find "$CCP/photos" -maxdepth 1 -name '*.jpg' | sort)
 cp "${photos[@]:0:256}" "$STAGE/data/photos/"
 
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
+git -C "$ROOT" diff --quiet HEAD 2>/dev/null || commit="$commit (with local changes)"
 cat >"$STAGE/BUNDLE" <<EOF
-commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')
-made $(date -u +%Y-%m-%dT%H:%MZ) on $(. /etc/os-release && echo "$PRETTY_NAME"), $(ldd --version | head -1)
+commit $commit
+made $(date -u +%Y-%m-%dT%H:%MZ) on $(. /etc/os-release && echo "$PRETTY_NAME"),
+  $(ldd --version | head -1)
 needs glibc ${glibc#GLIBC_} or later
 libraries $(ls "$STAGE/lib" | wc -l) + gcc runtime $(ls "$STAGE/gcc-runtime" | tr '\n' ' ')
 photos $(ls "$STAGE/data/photos" | wc -l); dataset data/ccp_288x192.h5 (ingest ccp --limit 64)

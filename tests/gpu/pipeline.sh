@@ -65,7 +65,8 @@ run_train() {
     train.log_every=4 train.threads="$CORES" train.graphs=$GRAPHS checkpoint.dir="$WORK/run" \
     checkpoint.resume=no
 }
-section "train: r34 288x192, the bundle's 64 images, batch 16, $epochs epoch(s), $backend $precision"
+section "train: r34 288x192, the bundle's 64 images, batch 16, $epochs epoch(s)," \
+  "$backend $precision"
 if ! run_train; then
   [ $GPU = 1 ] || { echo "FAILED: train: nothing else can run"; exit 1; }
   fail "train with CUDA graphs; again without them (train.graphs=false):"
@@ -149,5 +150,6 @@ if [ $GPU = 1 ]; then
   done
 fi
 echo
-echo "pipeline: $failures failure(s)$([ $GRAPHS = false ] && echo ', CUDA graphs turned off after one')"
+[ $GRAPHS = false ] && echo "CUDA graphs were turned off after a failure with them"
+echo "pipeline: $failures failure(s)"
 exit $((failures > 0))

@@ -149,6 +149,11 @@ if [ $TESTS -eq 1 ]; then
     step "pipeline: train and parse_catalog from the bundle (tests/gpu/pipeline.sh)" 180 \
       env PYTHON="$PYTHON" "$ROOT/tests/gpu/pipeline.sh" "$BUNDLE" "$BUILD/pipeline" ||
       failures=$((failures + 1))
+    made_at=$(sed -n 's/^commit \([^ ]*\).*/\1/p' "$BUILD/step.log" | head -1)
+    [ "$made_at" = "$COMMIT" ] ||
+      say "NOTE: the bundle was made at commit ${made_at:-?}, this tree is $COMMIT:" \
+        "its train and parse_catalog are that commit's"
+
   else
     say ""
     say "### pipeline: NOT RUN: no bundle at $BUNDLE"
