@@ -27,8 +27,9 @@ typedef struct conv_plan {
   cudnnConvolutionFwdAlgo_t forward;
   cudnnConvolutionBwdDataAlgo_t backward_data;
   cudnnConvolutionBwdFilterAlgo_t backward_filter;
-  /* the math type each algorithm was timed (and its workspace measured) with, set on `conv`
-   * before its call, as cuDNN's search reports it */
+  /* the math type set on `conv` before each algorithm's call: f32 always CUDNN_FMA_MATH (the
+   * default math type would allow TF32 on sm_80+); 16-bit types the one cuDNN's search timed
+   * the algorithm (and measured its workspace) with */
   cudnnMathType_t forward_math, backward_data_math, backward_filter_math;
   size_t workspace_bytes; /* the largest of the three algorithms' */
 } conv_plan;
@@ -65,6 +66,10 @@ static int usable(const conv_plan *p, cudnnStatus_t status, cudnnMathType_t math
           (math != CUDNN_TENSOR_OP_MATH && math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
 }
 
+static cudnnMathType_t run_math(const conv_plan *p, cudnnMathType_t searched) {
+  return p->key.dtype == FP_F32 ? CUDNN_FMA_MATH : searched;
+}
+
 static cudnnConvolutionFwdAlgo_t find_forward(conv_plan *p, size_t *bytes) {
   cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   int returned = 0;
@@ -76,7 +81,7 @@ static cudnnConvolutionFwdAlgo_t find_forward(conv_plan *p, size_t *bytes) {
         perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM)
       continue;
     *bytes = perf[i].memory;
-    p->forward_math = perf[i].mathType;
+    p->forward_math = run_math(p, perf[i].mathType);
     return perf[i].algo;
   }
   FP_FATAL("cuDNN offers no forward algorithm for a %dx%d convolution %d->%d on %dx%d %s",
@@ -96,7 +101,7 @@ static cudnnConvolutionBwdDataAlgo_t find_backward_data(conv_plan *p, size_t *by
         perf[i].algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_1)
       continue;
     *bytes = perf[i].memory;
-    p->backward_data_math = perf[i].mathType;
+    p->backward_data_math = run_math(p, perf[i].mathType);
     return perf[i].algo;
   }
   FP_FATAL("cuDNN offers no backward-data algorithm for a %dx%d convolution %d->%d on %dx%d %s",
@@ -116,7 +121,7 @@ static cudnnConvolutionBwdFilterAlgo_t find_backward_filter(conv_plan *p, size_t
         perf[i].algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1)
       continue;
     *bytes = perf[i].memory;
-    p->backward_filter_math = perf[i].mathType;
+    p->backward_filter_math = run_math(p, perf[i].mathType);
     return perf[i].algo;
   }
   FP_FATAL("cuDNN offers no backward-filter algorithm for a %dx%d convolution %d->%d on %dx%d %s",
