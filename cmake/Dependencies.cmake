@@ -6,7 +6,7 @@ if(NOT FP_GPU_CHECK_BUILD)
   # Debian's serial HDF5: libmatio links it, and one process must hold one HDF5 library (with
   # hdf5-openmpi too, ingest loaded both). Every rank writes files of its own: nothing here
   # needs parallel HDF5.
-  pkg_check_modules(HDF5 REQUIRED IMPORTED_TARGET hdf5-serial)
+  pkg_check_modules(HDF5_SERIAL REQUIRED IMPORTED_TARGET hdf5-serial)
   pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
   pkg_check_modules(MATIO REQUIRED IMPORTED_TARGET matio)
   pkg_check_modules(ZLIB REQUIRED IMPORTED_TARGET zlib)
