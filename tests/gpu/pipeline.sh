@@ -43,7 +43,9 @@ runtime=""
 for library in "$WORK"/gcc-runtime/*; do
   ldconfig -p | grep -q "$(basename "$library")" || runtime=$WORK/gcc-runtime
 done
-export LD_LIBRARY_PATH=$WORK/lib${runtime:+:$runtime}:${LD_LIBRARY_PATH:-}
+# The bundle's libraries for its programs only: the machine's own tools keep the machine's.
+BUNDLE_LIBRARIES=$WORK/lib${runtime:+:$runtime}:${LD_LIBRARY_PATH:-}
+bundled() { LD_LIBRARY_PATH=$BUNDLE_LIBRARIES "$@"; }
 # Open MPI as a singleton process: its components from the bundle, no launcher daemon.
 export OMPI_MCA_mca_base_component_path=$WORK/openmpi-plugins
 export OMPI_MCA_mca_base_component_show_load_errors=0
@@ -60,7 +62,7 @@ GRAPHS=true # CUDA graphs in train and parse_catalog, until a run with them fail
 backend=cuda precision=bf16 epochs=3
 [ $GPU = 0 ] && backend=cpu precision=fp32 epochs=1
 run_train() {
-  "$BIN/train" "$ROOT/jobs/ccp_r34.ini" data.dataset="$WORK/data/ccp_288x192.h5" \
+  bundled "$BIN/train" "$ROOT/jobs/ccp_r34.ini" data.dataset="$WORK/data/ccp_288x192.h5" \
     model.backend=$backend model.precision=$precision train.epochs=$epochs train.batch=16 \
     train.log_every=4 train.threads="$CORES" train.graphs=$GRAPHS checkpoint.dir="$WORK/run" \
     checkpoint.resume=no
@@ -103,7 +105,7 @@ parse() { # parse NAME SOURCE LIMIT BATCH BACKEND PRECISION THREADS
   job=$(catalog_job "$@")
   local start end
   start=$(date +%s.%N)
-  "$BIN/parse_catalog" "$job" >"$WORK/$1.log" 2>&1 || { tail -20 "$WORK/$1.log"; return 1; }
+  bundled "$BIN/parse_catalog" "$job" >"$WORK/$1.log" 2>&1 || { tail -20 "$WORK/$1.log"; return 1; }
   end=$(date +%s.%N)
   echo "-- parse_catalog $1: $5 $6, batch $4, $7 threads: $(awk -v s="$start" -v e="$end" \
     'BEGIN {printf "%.1f", e - s}') s from start to exit; its summary (all ranks):"
@@ -119,6 +121,7 @@ parse_gpu() { # as parse; a failure with CUDA graphs is counted and run again wi
 
 section "parse_catalog: 64 photos on the CPU (fp32) and the GPU (fp32, bf16), masks compared"
 PHOTOS=$WORK/data/photos
+CPU_RESULT=$WORK/out_cpu_fp32/master.h5
 parse cpu_fp32 "$PHOTOS" 64 16 cpu fp32 "$CORES" || fail "parse_catalog on the CPU"
 if [ $GPU = 1 ]; then
   for precision in fp32 bf16; do
@@ -126,13 +129,13 @@ if [ $GPU = 1 ]; then
     [ $precision = bf16 ] && minimum=0.95
     parse_gpu gpu_$precision "$PHOTOS" 64 16 cuda $precision "$CORES" ||
       { fail "parse_catalog on the GPU ($precision)"; continue; }
-    [ -f "$WORK/out_cpu_fp32/master.h5" ] || continue # no CPU result to hold it against
-    "$BIN/compare_masters" "$WORK/out_cpu_fp32/master.h5" "$WORK/out_gpu_$precision/master.h5" \
-      $minimum || fail "GPU $precision against the CPU"
+    [ -f "$CPU_RESULT" ] || continue # no CPU result to hold it against
+    bundled "$BIN/compare_masters" "$CPU_RESULT" "$WORK/out_gpu_$precision/master.h5" $minimum ||
+      fail "GPU $precision against the CPU"
   done
 else
   parse cpu_fp32_again "$PHOTOS" 64 16 cpu fp32 "$CORES" &&
-    "$BIN/compare_masters" "$WORK/out_cpu_fp32/master.h5" "$WORK/out_cpu_fp32_again/master.h5" ||
+    bundled "$BIN/compare_masters" "$CPU_RESULT" "$WORK/out_cpu_fp32_again/master.h5" ||
     fail "the CPU against itself"
   echo "no GPU: the GPU runs and the throughput are not run"
 fi
