@@ -33,8 +33,11 @@ const char *collective_name(const collective *c); /* "mpi" or "nccl" */
 /* In-place sum / mean over all ranks of count floats. */
 void collective_allreduce_sum(collective *c, float *buffer, size_t count);
 void collective_allreduce_mean(collective *c, float *buffer, size_t count);
-/* Starts an in-place mean; buffer must stay untouched until collective_wait returns. Requests
- * complete in any order; each must be waited on exactly once. */
+/* Starts an in-place mean; requests complete in any order, each waited on exactly once.
+ * MPI (host memory): buffer stays untouched until collective_wait returns, which is when the mean
+ * is there. NCCL (device memory): collective_wait returns at once, having ordered the device
+ * stream (collective_set_device_stream) after the reduction: device work queued on that stream
+ * from then on sees the mean; work queued on it before the wait must not touch the buffer. */
 collective_request *collective_allreduce_mean_start(collective *c, float *buffer, size_t count);
 void collective_wait(collective *c, collective_request *request);
 

@@ -1,6 +1,7 @@
 /* Collectives on GPU buffers over NCCL, one rank per GPU. The calls run on a communication stream
  * of their own, ordered after the caller's stream (collective_set_device_stream), so a started
- * all-reduce overlaps the compute queued after it; the host helpers stay on MPI. */
+ * all-reduce overlaps the compute queued after it, and collective_wait orders the caller's stream
+ * after it without blocking the host; the host helpers stay on MPI. */
 #include "collective_internal.h"
 #include "launcher.h"
 #include "nccl_check.h"
@@ -57,9 +58,11 @@ static collective_request *nccl_allreduce_mean_start(collective *c, float *buffe
   return request;
 }
 
+/* The caller's stream waits for the reduction, the host does not: what it queues next (the
+ * optimiser's update) is ordered after it and can be queued while the reduction still runs. An
+ * event destroyed with a wait still pending is released once that wait is satisfied. */
 static void nccl_wait(collective *c, collective_request *request) {
-  (void)c;
-  CUDA_CHECK(cudaEventSynchronize(request->done));
+  CUDA_CHECK(cudaStreamWaitEvent(c->nccl->compute, request->done, 0));
   CUDA_CHECK(cudaEventDestroy(request->done));
   free(request);
 }

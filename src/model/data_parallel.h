@@ -16,9 +16,10 @@ typedef struct data_parallel data_parallel;
 data_parallel *data_parallel_attach(unet *m, collective *comm, size_t bucket_floats);
 void data_parallel_detach(data_parallel *dp);
 
-/* Starts the buckets backward has not reported (none, after a full backward) and waits until
- * every all-reduce has finished: the gradients backward computed (unet_trained_from on) are then
- * the mean over ranks. Call after unet_backward. A bucket that straddles a frozen encoder's
+/* Starts the buckets backward has not reported (none, after a full backward) and waits for every
+ * all-reduce: the gradients backward computed (unet_trained_from on) are then the mean over ranks
+ * for whatever reads them next (host memory: the host; device memory: the backend's stream, the
+ * host not blocked). Call after unet_backward. A bucket that straddles a frozen encoder's
  * boundary also carries some of its (unused) gradients. */
 void data_parallel_finish(data_parallel *dp);
 

@@ -57,6 +57,42 @@ static int check_stream_ordering(collective *c) {
   return failures;
 }
 
+/* collective_wait does not block the host: it orders the caller's stream after the reduction.
+ * A copy queued on that (non-blocking) stream right after the wait must see the mean of the
+ * ranks' values (rank + 1), not this rank's own; with one rank the two are equal, so only runs
+ * with two or more ranks can catch a missing order. */
+static int check_wait_orders_stream(collective *c) {
+  const size_t count = (size_t)1 << 24;
+  float *device = device_allocate(count * sizeof(float));
+  float *pinned = NULL;
+  CUDA_CHECK(cudaMallocHost((void **)&pinned, count * sizeof(float)));
+  for (size_t i = 0; i < count; i++) pinned[i] = (float)(collective_rank(c) + 1);
+  cudaStream_t stream;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  collective_set_device_stream(c, stream);
+  CUDA_CHECK(cudaMemcpyAsync(device, pinned, count * sizeof(float), cudaMemcpyHostToDevice,
+                             stream));
+  collective_request *request = collective_allreduce_mean_start(c, device, count);
+  collective_wait(c, request);
+  CUDA_CHECK(cudaMemcpyAsync(pinned, device, count * sizeof(float), cudaMemcpyDeviceToHost,
+                             stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+  const float mean = (float)(collective_size(c) + 1) / 2.0f;
+  int failures = 0;
+  for (size_t i = 0; i < count && !failures; i++)
+    if (pinned[i] != mean) {
+      printf("rank %d: FAIL element %zu is %g after collective_wait on the caller's stream, "
+             "expected the mean %g\n",
+             collective_rank(c), i, (double)pinned[i], (double)mean);
+      failures++;
+    }
+  collective_set_device_stream(c, NULL);
+  CUDA_CHECK(cudaStreamDestroy(stream));
+  CUDA_CHECK(cudaFreeHost(pinned));
+  device_release(device);
+  return failures;
+}
+
 static long local_rank_count(void) {
   const char *text = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
   if (!text) text = getenv("SLURM_NTASKS_PER_NODE");
@@ -92,6 +128,7 @@ int main(int argc, char **argv) {
   }
   failures += run_collective_checks(c, &device_memory);
   failures += check_stream_ordering(c);
+  failures += check_wait_orders_stream(c);
   printf("rank %d of %d on GPU: %d failures\n", collective_rank(c), collective_size(c), failures);
   collective_destroy(c);
   return failures ? 1 : 0;

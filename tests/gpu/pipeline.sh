@@ -2,6 +2,7 @@
 # The pipeline part of the GPU check: `train` and `parse_catalog` end to end from the bundle of
 # tests/gpu/bundle.sh (programs built elsewhere, with their HDF5, Open MPI, oneDNN and image
 # libraries and the data), on a machine that has none of those libraries:
+#   0. the NCCL collective test (tests/collective) with one rank, on the GPU's memory;
 #   1. train: ResNet34 U-Net 288x192 on the bundle's 64 CCP images, bf16, CUDA graphs, 3 epochs;
 #   2. parse_catalog of 64 photos with that checkpoint on the CPU (fp32) and on the GPU (fp32,
 #      then bf16); compare_masters holds the GPU's masks against the CPU's: fp32 must agree on
@@ -57,6 +58,15 @@ nvidia-smi >/dev/null 2>&1 && GPU=1
 failures=0
 section() { echo; echo "== $* =="; }
 fail() { echo "FAILED: $*"; failures=$((failures + 1)); }
+
+section "NCCL collective on GPU buffers: test_collective_nccl, one rank (a singleton process)"
+# Every collective the engine uses (sums, means started and waited on in any order, broadcasts,
+# the order against the caller's stream); more ranks need more GPUs than this machine has.
+expected=0
+[ $GPU = 0 ] && expected=77 # without a GPU it must load, then skip
+status=0
+bundled "$BIN/test_collective_nccl" 1 || status=$?
+[ $status = $expected ] || fail "test_collective_nccl exited $status, expected $expected"
 
 GRAPHS=true # CUDA graphs in train and parse_catalog, until a run with them fails
 backend=cuda precision=bf16 epochs=3
