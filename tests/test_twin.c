@@ -477,18 +477,46 @@ static int check_steps(const twin_file *f, unet *m, const batch *b, comparison *
   return failures;
 }
 
+/* test_twin --needed MODE: 0 when a backend here (cpu, or cuda with a GPU visible) computes in
+ * MODE's precision, so a test of that mode will run; else 77 with the reasons. What the twin's
+ * generator asks before it spends a minute on a reference that every test would skip. */
+static int needed(fp_dtype compute, const char *mode) {
+  const char *names[] = {"cpu", "cuda"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    char why[256];
+    const backend *be = backend_open(names[i], why, sizeof why);
+    if (be && be->dtype_support(compute, why, sizeof why) != DTYPE_NOT_NATIVE) {
+      printf("%s twins run on the %s backend here\n", mode, names[i]);
+      return 0;
+    }
+    printf("%s: %s\n", names[i], why);
+  }
+  printf("no backend here runs %s twins: skipped\n", mode);
+  return 77;
+}
+
 int main(int argc, char **argv) {
-  const char *word = argc == 3 ? argv[2] : "f32";
+  const int probe = argc == 3 && !strcmp(argv[1], "--needed");
+  const char *word = probe || argc == 3 ? argv[2] : "f32";
   const twin_mode *mode = NULL;
   for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
     if (!strcmp(word, modes[i].name)) mode = &modes[i];
   if (argc < 2 || argc > 3 || !mode) {
     fprintf(stderr,
-            "usage: %s DUMP.h5|DUMP.twin [f32|f32-peer|bf16|fp16]   (tests/twin/unet_twin.py)\n",
-            argv[0]);
+            "usage: %s DUMP.h5|DUMP.twin [f32|f32-peer|bf16|fp16]   (tests/twin/unet_twin.py)\n"
+            "       %s --needed f32|f32-peer|bf16|fp16   (0: a backend here runs it; 77: none)\n",
+            argv[0], argv[0]);
     return 2;
   }
   const fp_dtype compute = mode->compute;
+  if (probe) return needed(compute, word);
+  /* before the dump is opened: a generator that skipped (--needed) wrote none */
+  const backend *be = test_backend();
+  char why[256];
+  if (be->dtype_support(compute, why, sizeof why) == DTYPE_NOT_NATIVE) {
+    printf("skipped: %s\n", why);
+    return 77;
+  }
   twin_file f = {twin_dump_open(argv[1]), argv[1], mode->peer, 1.0};
   char scale_name[64];
   float scale;
@@ -496,12 +524,6 @@ int main(int argc, char **argv) {
   if (twin_dump_read_floats(f.dump, scale_name, &scale, 1) == 0) f.loss_scale = scale;
   FP_CHECK(compute != FP_F16 || f.loss_scale > 1.0, "%s: no /%s: fp16 is checked with loss scaling",
            f.path, scale_name);
-  const backend *be = test_backend();
-  char why[256];
-  if (be->dtype_support(compute, why, sizeof why) == DTYPE_NOT_NATIVE) {
-    printf("skipped: %s\n", why);
-    return 77;
-  }
   unet *m = twin_model(be, &f, compute);
   batch b = upload_batch(be, &f, m);
   comparison forward = {.what = "forward output", .tolerance = forward_tolerance};

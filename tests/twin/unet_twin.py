@@ -25,6 +25,7 @@ import copy
 import ctypes
 import math
 import os
+import subprocess
 import sys
 import time
 
@@ -388,6 +389,10 @@ def parse_args(argv=None):
                         "peers) the biases are shifted a little so that no ReLU input of the first "
                         "forward is within rounding of 0, and the convolutions before max pools "
                         "nudged so that no pool window nearly ties (tests/twin/kinks.py says why)")
+    p.add_argument("--skip-unless-needed-by", metavar="TEST_TWIN",
+                   help="with --bf16-peer or --fp16-peer: first ask TEST_TWIN --needed MODE "
+                        "whether a backend here runs that precision, and exit 77 (skipped) "
+                        "without writing a dump when none does")
     p.add_argument("--out", default="twin.h5",
                    help="dump to write: a tensor directory (torch and the standard library only) "
                         "if it ends in .twin, else an HDF5 file (needs h5py and numpy)")
@@ -733,8 +738,25 @@ def write_run(w, prefix, r):
     w.dataset(prefix + "after/lrs", r["after"]["lrs"], "f64")
 
 
+def skip_unless_needed(args):
+    """Exits 77 when no test could use the dump (a precision no backend here runs): PyTorch's
+    bf16 autocast is emulated, and slow, on CPUs without native bf16."""
+    mode = "bf16" if args.bf16_peer else "fp16" if args.fp16_peer else None
+    if not args.skip_unless_needed_by or mode is None:
+        return
+    probe = subprocess.run([args.skip_unless_needed_by, "--needed", mode], capture_output=True,
+                           text=True)
+    print(probe.stdout, end="")
+    if probe.returncode == 77:
+        sys.exit(77)
+    if probe.returncode != 0:
+        sys.exit("%s --needed %s failed (exit %d): %s"
+                 % (args.skip_unless_needed_by, mode, probe.returncode, probe.stderr))
+
+
 def main(argv=None):
     args = parse_args(argv)
+    skip_unless_needed(args)
     start = time.perf_counter()
     d = run_twin(args)
     write_dump(args.out, args, d)
