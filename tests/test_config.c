@@ -373,7 +373,7 @@ static int same_augmentation(const augment_settings *a, const augment_settings *
 }
 
 /* [augment]: defaults (the flip preset), presets as starting values that explicit keys (in the
- * file or on the command line) override, round trip, and bad values rejected naming the key. */
+ * file or on the command line) override, and round trips. */
 static void test_augment_keys(void) {
   train_config cfg;
   augment_settings flip, all, none;
@@ -445,7 +445,10 @@ static void test_augment_keys(void) {
   expect(augment_settings_check(&cfg.augmentation, why, sizeof why),
          "the schema's ranges are the loader's: %s", why);
   round_trip("every [augment] key changed", &cfg);
+}
 
+/* Bad [augment] values: each rejected naming the key, the value and where. */
+static void test_augment_errors(void) {
   const fatal_case cases[] = {
       {"augment: probability above 1", "[augment]\nflip = 1.5\n",
        .needles = {":2:", "augment.flip", "1.5", "[0, 1]"}},
@@ -496,6 +499,7 @@ int main(int argc, char **argv) {
   test_help();
   test_errors();
   test_augment_keys();
+  test_augment_errors();
   for (int i = 1; i < argc; i++) {
     train_config cfg;
     train_config_defaults(&cfg);
