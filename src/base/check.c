@@ -11,12 +11,17 @@ static void (*fatal_stop)(void);
  * fatal error inside the stop hook itself (same thread) exits at once. */
 static atomic_flag fatal_started = ATOMIC_FLAG_INIT;
 static _Thread_local int fatal_on_this_thread;
+static _Thread_local char fatal_context[320];
 
 void fp_set_fatal_hook(const char *message_prefix, void (*stop)(void)) {
   snprintf(fatal_prefix, sizeof fatal_prefix, "%s", message_prefix ? message_prefix : "");
   fatal_stop = stop;
   fatal_on_this_thread = 0;
   atomic_flag_clear(&fatal_started);
+}
+
+void fp_set_fatal_context(const char *context) {
+  snprintf(fatal_context, sizeof fatal_context, "%s", context ? context : "");
 }
 
 void fp_fatal_at(const char *file, int line, const char *fmt, ...) {
@@ -29,6 +34,7 @@ void fp_fatal_at(const char *file, int line, const char *fmt, ...) {
   fprintf(stderr, "%serror: ", fatal_prefix);
   vfprintf(stderr, fmt, args);
   fprintf(stderr, " [%s:%d]\n", file, line);
+  if (fatal_context[0]) fprintf(stderr, "%s  (while %s)\n", fatal_prefix, fatal_context);
   va_end(args);
   fflush(stderr);
   if (fatal_stop) fatal_stop();

@@ -18,6 +18,11 @@ _Noreturn void fp_fatal_at(const char *file, int line, const char *fmt, ...)
  * fp_fatal_at with a longjmp, as the fuzz harnesses' does). */
 void fp_set_fatal_hook(const char *message_prefix, void (*stop)(void));
 
+/* While set (non-NULL), a fatal error on this thread is followed by "(while CONTEXT)": what the
+ * program was doing that the failing call may owe its failure to, and what to do about it. The
+ * text is copied; NULL clears it. */
+void fp_set_fatal_context(const char *context);
+
 #define FP_CHECK(cond, ...)                                                    \
   do {                                                                         \
     if (!(cond)) FP_FATAL(__VA_ARGS__);                                        \

@@ -45,9 +45,18 @@ void unet_run_pass(unet *m, pass_graph *g, uint64_t key, unet_pass pass, void *c
     pass(m, ctx);
     return;
   }
+  /* A call the device refuses inside a recording stops the program (the check that failed names
+   * it); the context says how to run without recording. */
+  char context[256];
+  snprintf(context, sizeof context,
+           "recording the %s as a device graph; to run without graphs: train.graphs=false, "
+           "model.graphs=false (parse_catalog), bench --graphs 0",
+           g->name);
+  fp_set_fatal_context(context);
   be->capture_begin();
   pass(m, ctx);
   g->graph = be->capture_end(g->why, sizeof g->why);
+  fp_set_fatal_context(NULL);
   FP_CHECK(!m->compute_params_stale,
            "%s: the pass marked the compute weights stale while being recorded: it must refresh "
            "them itself",

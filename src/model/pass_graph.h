@@ -9,7 +9,8 @@
  *
  * It runs eagerly, every time, where the backend has no graphs, the model holds something a
  * graph cannot (pass_graph_init says what), the caller turned graphs off, or the device refused
- * the recording (said once on stderr). */
+ * the recording (said once on stderr). A call that fails inside a recording stops the program
+ * like any failed call, its message followed by the setting that runs without graphs. */
 #ifndef FP_PASS_GRAPH_H
 #define FP_PASS_GRAPH_H
 
