@@ -27,70 +27,65 @@ static const test_memory device_memory = {
     .release = device_release,
 };
 
-/* A copy queued on the caller's own stream must land before the all-reduce reads the buffer;
- * the buffer starts as NaNs, so a reduction that ran first would show them. */
-static int check_stream_ordering(collective *c) {
-  const size_t count = (size_t)1 << 24;
-  float *device = device_allocate(count * sizeof(float));
-  CUDA_CHECK(cudaMemset(device, 0xFF, count * sizeof(float)));
-  float *pinned = NULL;
-  CUDA_CHECK(cudaMallocHost((void **)&pinned, count * sizeof(float)));
-  for (size_t i = 0; i < count; i++) pinned[i] = 1.0f;
+/* A buffer on the GPU (NaNs at first) and its page-locked copy, filled with `fill` and uploaded
+ * on a non-blocking stream of the caller's own, the stream the collective is ordered against. */
+typedef struct stream_buffers {
+  size_t count;
+  float *device, *pinned;
   cudaStream_t stream;
-  CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  collective_set_device_stream(c, stream);
-  CUDA_CHECK(cudaMemcpyAsync(device, pinned, count * sizeof(float), cudaMemcpyHostToDevice,
-                             stream));
-  collective_allreduce_sum(c, device, count);
-  device_download(pinned, device, count * sizeof(float));
+} stream_buffers;
+
+static stream_buffers stream_buffers_upload(collective *c, float fill) {
+  stream_buffers b = {.count = (size_t)1 << 24};
+  b.device = device_allocate(b.count * sizeof(float));
+  CUDA_CHECK(cudaMallocHost((void **)&b.pinned, b.count * sizeof(float)));
+  for (size_t i = 0; i < b.count; i++) b.pinned[i] = fill;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&b.stream, cudaStreamNonBlocking));
+  collective_set_device_stream(c, b.stream);
+  /* on b.stream: a non-blocking stream does not wait for the legacy default stream's work */
+  CUDA_CHECK(cudaMemsetAsync(b.device, 0xFF, b.count * sizeof(float), b.stream));
+  CUDA_CHECK(cudaMemcpyAsync(b.device, b.pinned, b.count * sizeof(float), cudaMemcpyHostToDevice,
+                             b.stream));
+  return b;
+}
+
+/* 0 when every element of b.pinned is `want`; frees b either way. */
+static int expect_everywhere(collective *c, stream_buffers *b, float want, const char *after) {
   int failures = 0;
-  for (size_t i = 0; i < count && !failures; i++)
-    if (pinned[i] != (float)collective_size(c)) {
-      printf("rank %d: FAIL element %zu is %g after a copy on the caller's stream, expected %d\n",
-             collective_rank(c), i, (double)pinned[i], collective_size(c));
+  for (size_t i = 0; i < b->count && !failures; i++)
+    if (b->pinned[i] != want) {
+      printf("rank %d: FAIL element %zu is %g after %s, expected %g\n", collective_rank(c), i,
+             (double)b->pinned[i], after, (double)want);
       failures++;
     }
   collective_set_device_stream(c, NULL);
-  CUDA_CHECK(cudaStreamDestroy(stream));
-  CUDA_CHECK(cudaFreeHost(pinned));
-  device_release(device);
+  CUDA_CHECK(cudaStreamDestroy(b->stream));
+  CUDA_CHECK(cudaFreeHost(b->pinned));
+  device_release(b->device);
   return failures;
 }
 
+/* A copy queued on the caller's own stream must land before the all-reduce reads the buffer;
+ * the buffer starts as NaNs, so a reduction that ran first would show them. */
+static int check_stream_ordering(collective *c) {
+  stream_buffers b = stream_buffers_upload(c, 1.0f);
+  collective_allreduce_sum(c, b.device, b.count);
+  device_download(b.pinned, b.device, b.count * sizeof(float));
+  return expect_everywhere(c, &b, (float)collective_size(c), "a copy on the caller's stream");
+}
+
 /* collective_wait does not block the host: it orders the caller's stream after the reduction.
- * A copy queued on that (non-blocking) stream right after the wait must see the mean of the
- * ranks' values (rank + 1), not this rank's own; with one rank the two are equal, so only runs
- * with two or more ranks can catch a missing order. */
+ * A copy queued on that stream right after the wait must see the mean of the ranks' values
+ * (rank + 1), not this rank's own; with one rank the two are equal, so only runs with two or
+ * more ranks can catch a missing order. */
 static int check_wait_orders_stream(collective *c) {
-  const size_t count = (size_t)1 << 24;
-  float *device = device_allocate(count * sizeof(float));
-  float *pinned = NULL;
-  CUDA_CHECK(cudaMallocHost((void **)&pinned, count * sizeof(float)));
-  for (size_t i = 0; i < count; i++) pinned[i] = (float)(collective_rank(c) + 1);
-  cudaStream_t stream;
-  CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  collective_set_device_stream(c, stream);
-  CUDA_CHECK(cudaMemcpyAsync(device, pinned, count * sizeof(float), cudaMemcpyHostToDevice,
-                             stream));
-  collective_request *request = collective_allreduce_mean_start(c, device, count);
-  collective_wait(c, request);
-  CUDA_CHECK(cudaMemcpyAsync(pinned, device, count * sizeof(float), cudaMemcpyDeviceToHost,
-                             stream));
-  CUDA_CHECK(cudaStreamSynchronize(stream));
-  const float mean = (float)(collective_size(c) + 1) / 2.0f;
-  int failures = 0;
-  for (size_t i = 0; i < count && !failures; i++)
-    if (pinned[i] != mean) {
-      printf("rank %d: FAIL element %zu is %g after collective_wait on the caller's stream, "
-             "expected the mean %g\n",
-             collective_rank(c), i, (double)pinned[i], (double)mean);
-      failures++;
-    }
-  collective_set_device_stream(c, NULL);
-  CUDA_CHECK(cudaStreamDestroy(stream));
-  CUDA_CHECK(cudaFreeHost(pinned));
-  device_release(device);
-  return failures;
+  stream_buffers b = stream_buffers_upload(c, (float)(collective_rank(c) + 1));
+  collective_wait(c, collective_allreduce_mean_start(c, b.device, b.count));
+  CUDA_CHECK(cudaMemcpyAsync(b.pinned, b.device, b.count * sizeof(float), cudaMemcpyDeviceToHost,
+                             b.stream));
+  CUDA_CHECK(cudaStreamSynchronize(b.stream));
+  return expect_everywhere(c, &b, (float)(collective_size(c) + 1) / 2.0f,
+                           "collective_wait and a copy on the caller's stream");
 }
 
 static long local_rank_count(void) {
