@@ -6,6 +6,8 @@
 
 typedef struct rng {
   uint64_t state[4];
+  double spare_normal; /* rng_normal draws normals in pairs; the second waits here */
+  int has_spare_normal;
 } rng;
 
 void rng_seed(rng *r, uint64_t seed);
