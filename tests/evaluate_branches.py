@@ -3,7 +3,7 @@
 Ingests 24 CCP photos at 64x64 (4 classes), trains a ResNet18 U-Net with injected branches for
 a few epochs, runs `evaluate --split all --batch 5 --ground-truth-injection` (the last batch is
 partial: its padding must count nowhere), then loads the checkpoint into the twin
-(tests/twin/unet_twin.py, float64, eval mode) and recomputes from the dataset's photos and masks:
+(tests/twin/twin_model.py, float64, eval mode) and recomputes from the dataset's photos and masks:
   - the class branch's decisions (probability >= 0.5; truth = the classes in the mask) and from
     them every printed per-class support, precision, recall, F1, F2, accuracy and the
     exact-match ratio, label accuracy and micro scores (decisions whose twin probability is
@@ -18,14 +18,13 @@ usage: evaluate_branches.py BUILD_DIR WORK_DIR     (CCP_DIR: the CCP copy; exit 
 """
 import os
 import re
-import subprocess
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "twin"))
 import branches_twin  # noqa: E402
-import unet_twin  # noqa: E402
+import twin_model  # noqa: E402
 from evaluate_metrics import (FAILURES, ccp_or_skip, check, import_h5py,  # noqa: E402
                               printed_value, run, section, tiny_ccp)
 
@@ -37,7 +36,7 @@ def twin_outputs(h5py, checkpoint, data, classes):
         state = {name: torch.from_numpy(f["params"][name][()]) for name in f["params"]}
         state.update({name: torch.from_numpy(f["buffers"][name][()]) for name in f["buffers"]})
         blocks = int(f.attrs["inject_blocks"])
-    model = unet_twin.build_model("r18", classes, 1, "injected",
+    model = twin_model.build_model("r18", classes, 1, "injected",
                                   tuple(b for b in range(5) if blocks >> b & 1))
     missing = model.load_state_dict(state, strict=False)
     check(not missing.unexpected_keys and all(k.endswith("num_batches_tracked")
@@ -47,8 +46,8 @@ def twin_outputs(h5py, checkpoint, data, classes):
     with h5py.File(data, "r") as f:
         photos, masks = f["images"][()], f["masks"][()]
     x = torch.from_numpy(photos).double().permute(0, 3, 1, 2) / 255.0
-    x = (x - torch.tensor(unet_twin.IMAGENET_MEAN, dtype=torch.float64)[:, None, None]) / \
-        torch.tensor(unet_twin.IMAGENET_STD, dtype=torch.float64)[:, None, None]
+    x = (x - torch.tensor(twin_model.IMAGENET_MEAN, dtype=torch.float64)[:, None, None]) / \
+        torch.tensor(twin_model.IMAGENET_STD, dtype=torch.float64)[:, None, None]
     presence, _ = branches_twin.branch_targets(torch.from_numpy(masks), classes)
     with torch.no_grad():
         _, class_logits, box_logits = model(x)

@@ -19,7 +19,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "twin"))
-import unet_twin as tw  # noqa: E402
+import twin_model  # noqa: E402
 
 CONVERT = os.path.join(HERE, "..", "docs", "examples", "convert_weights.py")
 
@@ -32,7 +32,7 @@ def run(args, expect_ok=True):
 
 
 def check_arch(build, work, arch, extra_prefix):
-    model = tw.build_model(arch, 5, 7)
+    model = twin_model.build_model(arch, 5, 7)
     state = model.state_dict()
     encoder = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
     encoder[extra_prefix + "weight"] = torch.zeros(10, 4)  # torchvision's classifier, dropped
@@ -60,7 +60,7 @@ def check_arch(build, work, arch, extra_prefix):
                 assert not same, "%s: %s should keep the engine's own initialisation" % (arch, name)
     exported = os.path.join(work, "%s.export.pt" % arch)
     run([sys.executable, CONVERT, "to-pt", out, exported])
-    twin = tw.build_model(arch, 5, 99)
+    twin = twin_model.build_model(arch, 5, 99)
     twin.load_state_dict(torch.load(exported), strict=True)
     for name, value in twin.state_dict().items():
         if name.startswith("encoder.") and not name.endswith("num_batches_tracked"):
@@ -70,7 +70,7 @@ def check_arch(build, work, arch, extra_prefix):
 
 def check_shape_mismatch(build, work):
     source, init = os.path.join(work, "full.pt"), os.path.join(work, "full.h5")
-    torch.save(tw.build_model("r18", 5, 7).state_dict(), source)
+    torch.save(twin_model.build_model("r18", 5, 7).state_dict(), source)
     run([sys.executable, CONVERT, "to-h5", source, init])
     p = run([os.path.join(build, "tests", "test_pretrained"), "r18", "7", init,
              os.path.join(work, "never.h5")], expect_ok=False)

@@ -13,7 +13,7 @@
   convert_weights.py to-pt CHECKPOINT.h5 OUT.pt
       The reverse: a checkpoint (or any file of /params and /buffers) to a state_dict that
       segmentation_models_pytorch.Unet(encoder_name="resnet34", classes=K) (or the twin,
-      tests/twin/unet_twin.py) loads with strict=True; num_batches_tracked is added as the
+      tests/twin/twin_model.py) loads with strict=True; num_batches_tracked is added as the
       checkpoint's step (0 when it has none).
 
 Needs torch, h5py and numpy. Prints what it kept and what it dropped.

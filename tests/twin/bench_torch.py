@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch side of the benchmark: the twin's U-Net (tests/twin/unet_twin.py) timed the way
+"""PyTorch side of the benchmark: the twin's U-Net (tests/twin/twin_model.py) timed the way
 the C engine's `bench` times itself, on synthetic data.
 
 Training step: forward (train mode), weighted cross-entropy, backward, gradient clipping
@@ -32,13 +32,14 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import twin_model  # noqa: E402
 import unet_twin as tw  # noqa: E402
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="PyTorch U-Net training/inference throughput",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--arch", choices=sorted(tw.ARCH_LAYERS), default="r34")
+    p.add_argument("--arch", choices=sorted(twin_model.ARCH_LAYERS), default="r34")
     p.add_argument("--height", type=int, default=288)
     p.add_argument("--width", type=int, default=192)
     p.add_argument("--batch", type=int, default=8)
@@ -110,7 +111,7 @@ def main(argv=None):
         torch.backends.cudnn.benchmark = True
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
-    model = tw.build_model(args.arch, args.classes, args.seed).to(device, memory_format=fmt)
+    model = twin_model.build_model(args.arch, args.classes, args.seed).to(device, memory_format=fmt)
     x = torch.randn(args.batch, 3, args.height, args.width).to(device).contiguous(
         memory_format=fmt)
     labels = torch.randint(0, args.classes, (args.batch, args.height, args.width),

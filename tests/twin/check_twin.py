@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kinks  # noqa: E402
+import twin_model  # noqa: E402
 import unet_twin as tw  # noqa: E402
 
 failures = []
@@ -98,7 +99,7 @@ def load(path):
 
 
 def model_from_dump(f, a, dtype=torch.float32):
-    model = tw.UNet(a["arch"], int(a["classes"]))
+    model = twin_model.UNet(a["arch"], int(a["classes"]))
     with torch.no_grad():
         for n, p in model.named_parameters():
             p.copy_(torch.from_numpy(f["params"][n][()]))
@@ -121,7 +122,7 @@ def numpy_weighted_ce(logits, labels, weights):
 
 def check_dump_layout(f, a):
     print("dump layout")
-    model = tw.UNet(a["arch"], int(a["classes"]))
+    model = twin_model.UNet(a["arch"], int(a["classes"]))
     names = [n for n, _ in model.named_parameters()]
     bufs = [n for n, _ in tw.named_buffers_to_dump(model)]
     ok = all(n in f["params"] and n in f["grads"] and n in f["after/params"] for n in names)
@@ -142,7 +143,7 @@ def check_dump_layout(f, a):
     check(0.02 < frac < 0.08 and lab[lab != 255].max() < k, "labels: %.1f%% ignored, classes < K"
           % (100 * frac))
     # initial weights: reproducible from the seed, and the stated init distributions
-    fresh = tw.build_model(a["arch"], k, int(a["seed"]))
+    fresh = twin_model.build_model(a["arch"], k, int(a["seed"]))
     if "peer_bf16" not in f:  # the twin moved away from ReLU and pool kinks (kinks.py)
         x = tw.make_batch(n, h, w, k, int(a["seed"]))[0]
         kinks.away_from_kinks([copy.deepcopy(fresh).double(), fresh], x.double(), lambda m: None)
