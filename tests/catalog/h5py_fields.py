@@ -133,6 +133,118 @@ ATTRIBUTES = {"class_names", "num_classes", "height", "width", "arch", "checkpoi
               "source_width", "zstd_level", "tool_version", "presence_probability"}
 
 
+def check_virtual_layout(f, path, n):
+    """The virtual datasets: one mapping per shard, tiling the rows exactly once."""
+    shards = f["shard_table"][()]
+    assert f["masks"].is_virtual and f["pixel_fraction"].is_virtual
+    covered = np.zeros(n, int)
+    for s in shards:
+        covered[s["first_row"]:s["first_row"] + s["rows"]] += 1
+        assert os.path.exists(os.path.join(os.path.dirname(path), s["file"].decode()))
+    assert np.all(covered == 1), f"the shards cover rows {covered}"
+    sources = {m.file_name for m in f["masks"].virtual_sources()}
+    assert sources == {s["file"].decode() for s in shards if s["rows"]}, sources
+
+
+def check_identity(f, images, source, csv_types, jpeg_paths):
+    """ids, catalog rows, sizes, product types and content hashes; returns (ids, types)."""
+    n = len(images)
+    ids = [i.decode() for i in f["ids"][()]]
+    assert ids == [i.decode() for i in source["ids"][()]], "ids differ from the catalog"
+    assert np.array_equal(f["catalog_index"][()], np.arange(n))
+    assert np.array_equal(f["source_size"][()], source["source_size"][()])
+    assert np.array_equal(f["letterbox"][()], source["letterbox"][()])
+    assert not f["reused"][()].any()
+    types = [t.decode() for t in f["product_type"][()]]
+    assert types == [csv_types.get(i, "") for i in ids], types
+    hashes = f["content_hash"][()]
+    expected_hashes = [lib.fnv1a64(open(p, "rb").read()) for p in jpeg_paths] if jpeg_paths \
+        else [lib.fnv1a64(images[i].tobytes()) for i in range(n)]
+    assert [int(h) for h in hashes] == expected_hashes, "content_hash is not FNV-1a 64"
+    assert len(f["failed"]) == 0 and f["failed"].dtype.names == (
+        "id", "content_hash", "catalog_index", "reason")
+    return ids, types
+
+
+def check_statistics(f, images, masks, ids, types, prior_rules, k):
+    """Per image and class: pixel fractions, boxes, confidence, colours, source-size masks;
+    and the totals over the catalog."""
+    height, width = masks.shape[1:]
+    fraction, bbox = f["pixel_fraction"][()], f["bbox"][()]
+    confidence, rgb = f["mean_confidence"][()], f["mean_rgb"][()]
+    lab, colour = f["mean_lab"][()], f["colour"][()]
+    palette_lab = f["palette/lab"][()].astype(np.float64)
+    palette_srgb = f["palette/srgb"][()]
+    palette_names = [p.decode() for p in f["palette/names"][()]]
+    assert len(palette_names) == 16 and len(set(palette_names)) == 16
+    for p in range(16):
+        assert np.allclose(palette_lab[p], linear_to_lab(srgb_to_linear(palette_srgb[p])),
+                           atol=1e-3)
+    source_masks = f["masks_source"][()]
+    totals = {name: np.zeros(k) for name in ("image_count", "pixel_count", "fraction_sum")}
+    for i in range(len(images)):
+        _, oy, ox, rh, rw = (int(round(v)) if j else v for j, v in
+                             enumerate(f["letterbox"][i]))
+        inside = np.zeros((height, width), bool)
+        inside[oy:oy + rh, ox:ox + rw] = True
+        mask = masks[i]
+        assert np.all(mask[~inside] == 255) and np.all(mask[inside] < k)
+        counts = np.bincount(mask[inside], minlength=k)
+        assert np.allclose(fraction[i], counts / (rh * rw), atol=1e-7)
+        assert abs(fraction[i].sum() - 1) < 1e-5, fraction[i].sum()
+        rule = prior_rules.get(types[i])
+        if rule is not None:
+            assert not counts[~rule].any(), f"{ids[i]}: a class the prior forbids is present"
+        linear = srgb_to_linear(images[i])
+        for c in range(k):
+            if counts[c] == 0:
+                assert np.all(bbox[i, c] == -1) and colour[i, c] == 255
+                assert np.isnan(confidence[i, c]) and np.isnan(rgb[i, c]).all()
+                assert np.isnan(lab[i, c]).all()
+                continue
+            ys, xs = np.nonzero(mask == c)
+            assert list(bbox[i, c]) == [ys.min(), xs.min(), ys.max() + 1, xs.max() + 1]
+            allowed = rule.sum() if rule is not None else k
+            assert 1.0 / allowed - 1e-6 <= confidence[i, c] <= 1 + 1e-6
+            mean_linear = linear[mask == c].mean(axis=0)
+            assert np.allclose(rgb[i, c], linear_to_srgb(mean_linear), atol=2e-3)
+            expected_lab = linear_to_lab(mean_linear)
+            assert np.allclose(lab[i, c], expected_lab, atol=2e-3), (lab[i, c], expected_lab)
+            distances = [ciede2000(expected_lab, palette_lab[p]) for p in range(16)]
+            assert distances[colour[i, c]] <= min(distances) + 1e-6, (ids[i], c)
+            totals["pixel_count"][c] += counts[c]
+        totals["image_count"] += counts > 0
+        totals["fraction_sum"] += fraction[i]
+        sh, sw = f["source_size"][i]
+        ys = oy + np.floor((np.arange(sh) + 0.5) * rh / sh).astype(int)
+        xs = ox + np.floor((np.arange(sw) + 0.5) * rw / sw).astype(int)
+        assert np.array_equal(source_masks[i, :sh, :sw], mask[ys][:, xs])
+        assert np.all(source_masks[i, sh:] == 255) and np.all(source_masks[i, :, sw:] == 255)
+    for name, expected in totals.items():
+        assert np.allclose(f["totals/" + name][()], expected), name
+    assert np.array_equal(f["class_colours"][()], voc_colours(k))
+
+
+def check_attributes(h5py, f, path, n):
+    """The master's attributes, and the shards' zstd filter and chunking."""
+    a = f.attrs
+    assert a["images"] == n and a["failed"] == 0 and a["new"] == n and a["reused"] == 0
+    assert a["changed"] == a["unchanged"] == a["removed"] == 0
+    assert a["source_masks"] == 1 and a["source_height"] == a["source_width"] == 1024
+    assert a["arch"] == "r18" and a["zstd_level"] == 3 and a["checkpoint_hash"] != 0
+    assert a["result_fingerprint"] != 0 and a["checkpoint"].endswith("last.h5")
+    assert a["job_id"] == os.path.basename(os.path.dirname(path)) and a["previous_run"] == ""
+    assert a["catalog"] and a["prior_csv"].endswith("types.csv")
+    assert a["tool_version"].startswith("fashion_parse parse_catalog")
+    assert "absent" in a["presence_probability"] and "presence_probability" not in f
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", a["created"]), a["created"]
+    assert "[catalog]" in a["job_config"] and a["prior_table"].endswith("ccp59.prior")
+    filters = f["masks"].virtual_sources()[0]
+    with h5py.File(os.path.join(os.path.dirname(path), filters.file_name), "r") as shard:
+        plist = shard["masks"].id.get_create_plist()
+        assert plist.get_filter(0)[0] == 32015 and shard["masks"].chunks == (1, 64, 64)
+
+
 def check_master(h5py, path, images, source, csv_types, prior_rules, jpeg_paths=None):
     """Every dataset and attribute of one master file against a recomputation."""
     with h5py.File(path, "r") as f:
@@ -141,109 +253,14 @@ def check_master(h5py, path, images, source, csv_types, prior_rules, jpeg_paths=
                      if isinstance(item, h5py.Dataset) else None)
         assert set(names) == DATASETS, set(names) ^ DATASETS
         assert set(f.attrs) == ATTRIBUTES, set(f.attrs) ^ ATTRIBUTES
-        n = len(images)
         class_names = [c.decode() if isinstance(c, bytes) else c for c in f.attrs["class_names"]]
         k = len(class_names)
         assert k == f.attrs["num_classes"] == 59 and f.attrs["height"] == f.attrs["width"] == 64
         masks = f["masks"][()]
-        height, width = masks.shape[1:]
-
-        # the virtual datasets: one mapping per shard, tiling the rows exactly once
-        shards = f["shard_table"][()]
-        assert f["masks"].is_virtual and f["pixel_fraction"].is_virtual
-        covered = np.zeros(n, int)
-        for s in shards:
-            covered[s["first_row"]:s["first_row"] + s["rows"]] += 1
-            assert os.path.exists(os.path.join(os.path.dirname(path), s["file"].decode()))
-        assert np.all(covered == 1), f"the shards cover rows {covered}"
-        sources = {m.file_name for m in f["masks"].virtual_sources()}
-        assert sources == {s["file"].decode() for s in shards if s["rows"]}, sources
-
-        ids = [i.decode() for i in f["ids"][()]]
-        assert ids == [i.decode() for i in source["ids"][()]], "ids differ from the catalog"
-        assert np.array_equal(f["catalog_index"][()], np.arange(n))
-        assert np.array_equal(f["source_size"][()], source["source_size"][()])
-        assert np.array_equal(f["letterbox"][()], source["letterbox"][()])
-        assert not f["reused"][()].any()
-        types = [t.decode() for t in f["product_type"][()]]
-        assert types == [csv_types.get(i, "") for i in ids], types
-        hashes = f["content_hash"][()]
-        expected_hashes = [lib.fnv1a64(open(p, "rb").read()) for p in jpeg_paths] if jpeg_paths \
-            else [lib.fnv1a64(images[i].tobytes()) for i in range(n)]
-        assert [int(h) for h in hashes] == expected_hashes, "content_hash is not FNV-1a 64"
-        assert len(f["failed"]) == 0 and f["failed"].dtype.names == (
-            "id", "content_hash", "catalog_index", "reason")
-
-        fraction, bbox = f["pixel_fraction"][()], f["bbox"][()]
-        confidence, rgb = f["mean_confidence"][()], f["mean_rgb"][()]
-        lab, colour = f["mean_lab"][()], f["colour"][()]
-        palette_lab = f["palette/lab"][()].astype(np.float64)
-        palette_srgb = f["palette/srgb"][()]
-        palette_names = [p.decode() for p in f["palette/names"][()]]
-        assert len(palette_names) == 16 and len(set(palette_names)) == 16
-        for p in range(16):
-            assert np.allclose(palette_lab[p], linear_to_lab(srgb_to_linear(palette_srgb[p])),
-                               atol=1e-3)
-        source_masks = f["masks_source"][()]
-        totals = {name: np.zeros(k) for name in ("image_count", "pixel_count", "fraction_sum")}
-        for i in range(n):
-            _, oy, ox, rh, rw = (int(round(v)) if j else v for j, v in
-                                 enumerate(f["letterbox"][i]))
-            inside = np.zeros((height, width), bool)
-            inside[oy:oy + rh, ox:ox + rw] = True
-            mask = masks[i]
-            assert np.all(mask[~inside] == 255) and np.all(mask[inside] < k)
-            counts = np.bincount(mask[inside], minlength=k)
-            assert np.allclose(fraction[i], counts / (rh * rw), atol=1e-7)
-            assert abs(fraction[i].sum() - 1) < 1e-5, fraction[i].sum()
-            rule = prior_rules.get(types[i])
-            if rule is not None:
-                assert not counts[~rule].any(), f"{ids[i]}: a class the prior forbids is present"
-            linear = srgb_to_linear(images[i])
-            for c in range(k):
-                if counts[c] == 0:
-                    assert np.all(bbox[i, c] == -1) and colour[i, c] == 255
-                    assert np.isnan(confidence[i, c]) and np.isnan(rgb[i, c]).all()
-                    assert np.isnan(lab[i, c]).all()
-                    continue
-                ys, xs = np.nonzero(mask == c)
-                assert list(bbox[i, c]) == [ys.min(), xs.min(), ys.max() + 1, xs.max() + 1]
-                allowed = rule.sum() if rule is not None else k
-                assert 1.0 / allowed - 1e-6 <= confidence[i, c] <= 1 + 1e-6
-                mean_linear = linear[mask == c].mean(axis=0)
-                assert np.allclose(rgb[i, c], linear_to_srgb(mean_linear), atol=2e-3)
-                expected_lab = linear_to_lab(mean_linear)
-                assert np.allclose(lab[i, c], expected_lab, atol=2e-3), (lab[i, c], expected_lab)
-                distances = [ciede2000(expected_lab, palette_lab[p]) for p in range(16)]
-                assert distances[colour[i, c]] <= min(distances) + 1e-6, (ids[i], c)
-                totals["pixel_count"][c] += counts[c]
-            totals["image_count"] += counts > 0
-            totals["fraction_sum"] += fraction[i]
-            sh, sw = f["source_size"][i]
-            ys = oy + np.floor((np.arange(sh) + 0.5) * rh / sh).astype(int)
-            xs = ox + np.floor((np.arange(sw) + 0.5) * rw / sw).astype(int)
-            assert np.array_equal(source_masks[i, :sh, :sw], mask[ys][:, xs])
-            assert np.all(source_masks[i, sh:] == 255) and np.all(source_masks[i, :, sw:] == 255)
-        for name, expected in totals.items():
-            assert np.allclose(f["totals/" + name][()], expected), name
-        assert np.array_equal(f["class_colours"][()], voc_colours(k))
-
-        a = f.attrs
-        assert a["images"] == n and a["failed"] == 0 and a["new"] == n and a["reused"] == 0
-        assert a["changed"] == a["unchanged"] == a["removed"] == 0
-        assert a["source_masks"] == 1 and a["source_height"] == a["source_width"] == 1024
-        assert a["arch"] == "r18" and a["zstd_level"] == 3 and a["checkpoint_hash"] != 0
-        assert a["result_fingerprint"] != 0 and a["checkpoint"].endswith("last.h5")
-        assert a["job_id"] == os.path.basename(os.path.dirname(path)) and a["previous_run"] == ""
-        assert a["catalog"] and a["prior_csv"].endswith("types.csv")
-        assert a["tool_version"].startswith("fashion_parse parse_catalog")
-        assert "absent" in a["presence_probability"] and "presence_probability" not in f
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", a["created"]), a["created"]
-        assert "[catalog]" in a["job_config"] and a["prior_table"].endswith("ccp59.prior")
-        filters = f["masks"].virtual_sources()[0]
-        with h5py.File(os.path.join(os.path.dirname(path), filters.file_name), "r") as shard:
-            plist = shard["masks"].id.get_create_plist()
-            assert plist.get_filter(0)[0] == 32015 and shard["masks"].chunks == (1, 64, 64)
+        check_virtual_layout(f, path, len(images))
+        ids, types = check_identity(f, images, source, csv_types, jpeg_paths)
+        check_statistics(f, images, masks, ids, types, prior_rules, k)
+        check_attributes(h5py, f, path, len(images))
         return masks, class_names
 
 
