@@ -3,9 +3,10 @@ and in bf16 mixed precision.
 
 Ingests the first 160 annotated CCP photos at 192x128 with the 4-class label map
 (background, clothes, hair, skin), trains jobs/ccp_r18_small.ini (ResNet18 U-Net,
-64 training images, 8 epochs), then runs `evaluate` on the last checkpoint and
-checks that it reports the same validation mIoU as the last epoch of `train`. Both with
-model.precision=fp32 and =bf16; bf16's last training loss must be within 15% of fp32's.
+64 training images) cut to 5 epochs as jobs/demo.ini is (loss and mIoU are well past the
+thresholds by then: 1.16 -> 0.28 and 0.06 -> 0.31 in fp32 on 2026-12-03), then runs
+`evaluate` on the last checkpoint and checks that it reports the same validation mIoU as the
+last epoch of `train`. Both with model.precision=fp32 and =bf16; bf16's last training loss must be within 15% of fp32's.
 On a CPU without native bf16 the bf16 run must be refused with a clear error instead.
 
 usage: train_ccp_smoke.py BUILD_DIR WORK_DIR     (CCP_DIR: the CCP copy; exit 77 if absent)
@@ -37,7 +38,7 @@ def train_and_check(build, work, repo, dataset, precision):
     run_dir = os.path.join(work, f"ccp_r18_small_{precision}")
     cmd = [os.path.join(build, "train"), os.path.join(repo, "jobs", "ccp_r18_small.ini"),
            f"data.dataset={dataset}", f"checkpoint.dir={run_dir}", "train.threads=2",
-           "checkpoint.resume=no", f"model.precision={precision}"]
+           "checkpoint.resume=no", "train.epochs=5", f"model.precision={precision}"]
     out = run(cmd, work, refusal="precision bf16 (model.precision=bf16 / --precision bf16) is not available")
     if out is None:
         return None
