@@ -11,7 +11,12 @@ partial: its padding must count nowhere), then loads the checkpoint into the twi
   - the box branch's mean IoU with the mask's boxes (per class and overall, 1e-3);
   - the segmentation metrics with the mask's class presence injected (gt_*; 2e-3, since argmax
     ties at float32 rounding may flip a few pixels) and without it (equal to the plain report's);
-  - the injection matters: with this checkpoint the gt_ numbers differ from the plain ones.
+  - the injection matters: with this checkpoint the gt_ mIoU differs from the plain one by more
+    than that 2e-3, or the comparison with the twin could not tell it was applied. The planes
+    go into the deepest and the full-size decoder block (inject_blocks 0,4): in the full-size
+    one they are 20 of 52 input channels, so they move predictions even in a briefly trained
+    model (measured 7e-3 and 8e-3 with two draws of initial weights; into block 0 alone, 20 of
+    788 channels, the difference was 1e-4 with one of them).
 Also: --ground-truth-injection on a plain checkpoint is refused naming the attribute.
 
 usage: evaluate_branches.py BUILD_DIR WORK_DIR     (CCP_DIR: the CCP copy; exit 77 if absent)
@@ -27,6 +32,8 @@ import branches_twin  # noqa: E402
 import twin_model  # noqa: E402
 from evaluate_metrics import (FAILURES, ccp_or_skip, check, import_h5py,  # noqa: E402
                               printed_value, run, section, tiny_ccp)
+
+GT_MIOU_TOLERANCE = 2e-3  # argmax ties at float32 rounding may flip a few pixels
 
 
 def twin_outputs(h5py, checkpoint, data, classes):
@@ -122,7 +129,7 @@ def main():
     with open(job, "w") as f:
         f.write(f"[data]\ndataset = {data}\nlimit = 16\nval_limit = 4\n"
                 "[model]\narch = r18\nheight = 64\nwidth = 64\nprecision = fp32\n"
-                "branches = injected\ninject_blocks = 0\n"
+                "branches = injected\ninject_blocks = 0,4\n"
                 "[train]\nbatch = 4\nepochs = 4\nthreads = 2\n"
                 f"[checkpoint]\ndir = {run_dir}\nresume = no\n")
     run([train, job], work)
@@ -139,13 +146,14 @@ def main():
     check_branches(text, probabilities, boxes, masks, classes, names)
     gt = miou_excluding_background(masks, injected_predictions, classes)
     printed_gt = printed_value(text, "gt_miou_excluding_background")
-    check(abs(printed_gt - gt) <= 2e-3, f"gt_miou_excluding_background: evaluate {printed_gt}, "
-                                         f"twin {gt}")
+    check(abs(printed_gt - gt) <= GT_MIOU_TOLERANCE,
+          f"gt_miou_excluding_background: evaluate {printed_gt}, twin {gt}")
     without = re.search(r"^gt_miou_excluding_background \S+ \((\S+) without\)", text, re.M)
     check(without and float(without.group(1)) == printed_value(text, "miou_excluding_background"),
           "the 'without' mIoU is not the plain report's")
-    check(abs(printed_gt - printed_value(text, "miou_excluding_background")) > 1e-4,
-          "ground-truth injection changed nothing: the check cannot tell it was applied")
+    check(abs(printed_gt - printed_value(text, "miou_excluding_background")) > GT_MIOU_TOLERANCE,
+          "ground-truth injection changed the mIoU by no more than the twin's tolerance: the "
+          "check cannot tell it was applied")
 
     plain_dir = os.path.join(work, "plain")
     with open(job, "w") as f:
