@@ -1,8 +1,20 @@
 """Data-parallel equivalence: N ranks with batch b (synchronized batch norm) train the same model
-as one rank with batch N*b, the plain U-Net and the Extended U-Net (branches injected): same per-step losses, same first-step gradient norm and the same
-weights after three steps, within float32 tolerance (model.precision=fp32: these tolerances are
-f32's; bf16 rounding alone would exceed them). A control run with per-rank batch norm must
-differ, so the comparison can tell the modes apart.
+as one rank with batch N*b, the plain U-Net and the Extended U-Net (branches injected): the same
+per-step losses, first-step gradient norm and weights after three steps, within float32
+tolerance (model.precision=fp32: these tolerances are f32's; bf16 rounding alone would exceed
+them). A control run with per-rank batch norm must differ, so the comparison can tell the modes
+apart.
+
+The tolerances, and why they are not all the same: the two runs sum in different orders, so
+their activations differ by float32 rounding, and where a ReLU input is within rounding of 0 or
+a max-pool window's two largest inputs nearly tie, the two runs route a gradient differently
+(the twin avoids such kinks by nudging its input, tests/twin/kinks.py; real photos cannot be
+nudged). The first forward has no such flips: its loss agrees to rounding. The first gradient
+carries the flips, and each update carries them into the next steps. Measured over train.seed
+1..4 with two draws of initial weights (before and after rng_normal became the polar method),
+24 synchronized runs: step losses at most 5.1e-7, 1.8e-6, 1.1e-3; first gradient norm 1.6e-3;
+weights 7.1e-5. The per-rank-BN controls: first loss at least 6.2e-4, first gradient norm 6.1e-2,
+weights 5.5e-4 (the third step's loss overlaps: it only bounds gross errors there).
 
 Why these settings: convolutions are pinned to the direct algorithm and Adam's epsilon is 1e-2,
 because with eps 1e-8 Adam's first steps move every weight by +-lr whatever the gradient's size,
@@ -21,9 +33,9 @@ import distributed_testlib as lib  # noqa: E402
 
 GLOBAL_BATCH = 4
 STEPS = 3
-LOSS_TOLERANCE = 3e-4       # relative, every step (measured: 7e-5)
-GRAD_NORM_TOLERANCE = 1e-3  # relative, first step (measured: 1.5e-4 with 2 ranks)
-WEIGHT_TOLERANCE = 1e-4     # relative L2 over all weights after STEPS (measured: 3e-5)
+LOSS_TOLERANCES = (1e-5, 5e-5, 5e-3)  # relative, per step (measured at most 5.1e-7, 1.8e-6, 1.1e-3)
+GRAD_NORM_TOLERANCE = 1e-2  # relative, first step (measured at most 1.6e-3; controls >= 6.1e-2)
+WEIGHT_TOLERANCE = 2e-4     # relative L2 over all weights after STEPS (at most 7.1e-5; >= 5.5e-4)
 
 
 def train(build, work, dataset, ranks, sync_bn, branches="none"):
@@ -67,16 +79,17 @@ def compare(build, work, dataset, branches, cases):
     failures = 0
     for ranks, sync_bn in cases:
         steps, params = train(build, work, dataset, ranks, sync_bn, branches)
-        loss_error = max(abs(steps[s][0] - reference_steps[s][0]) / reference_steps[s][0]
-                         for s in reference_steps)
+        loss_errors = [abs(steps[s][0] - reference_steps[s][0]) / reference_steps[s][0]
+                       for s in sorted(reference_steps)]
         grad_norm_error = abs(steps[1][1] - reference_steps[1][1]) / reference_steps[1][1]
         weight_error = relative_l2(params, reference_params)
-        agrees = (loss_error <= LOSS_TOLERANCE and grad_norm_error <= GRAD_NORM_TOLERANCE and
-                  weight_error <= WEIGHT_TOLERANCE)
+        agrees = (all(e <= t for e, t in zip(loss_errors, LOSS_TOLERANCES)) and
+                  grad_norm_error <= GRAD_NORM_TOLERANCE and weight_error <= WEIGHT_TOLERANCE)
         label = f"branches {branches}, {ranks} ranks x batch {GLOBAL_BATCH // ranks}, " + (
             "synchronized BN" if sync_bn else "per-rank BN (control)")
-        print(f"{label}: losses {loss_error:.2e}, first grad norm {grad_norm_error:.2e}, "
-              f"weights {weight_error:.2e} -> {'agrees' if agrees else 'differs'}")
+        print(f"{label}: losses {' '.join(f'{e:.2e}' for e in loss_errors)}, first grad norm "
+              f"{grad_norm_error:.2e}, weights {weight_error:.2e} -> "
+              f"{'agrees' if agrees else 'differs'}")
         if agrees != sync_bn:
             failures += 1
             print("FAIL: " + ("should agree with 1 rank x batch 4" if sync_bn else
