@@ -249,7 +249,9 @@ def run_to_completion(cluster, repo, work, dataset):
 
 
 def run_with_preemption(cluster, repo, work, dataset):
-    job_file = write_job(work, "preempt", dataset, epochs=40)
+    # an epoch is one step and takes about a second here; the signal goes out at the first
+    # progress line and stops the run at the end of epoch 1 or 2, so 16 leave ample room
+    job_file = write_job(work, "preempt", dataset, epochs=16)
     output = os.path.join(work, "preempt.out")
     job = submit(cluster, repo, job_file, output)
     wait_for(f"training progress of job {job}", lambda: "[train]" in read(output), 300, cluster,
