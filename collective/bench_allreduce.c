@@ -44,12 +44,18 @@ static void check_sum(collective *c, float *buffer, size_t count) {
 int main(int argc, char **argv) {
   double min_bytes = 4096, max_bytes = 256.0 * 1024 * 1024, seconds_per_size = 1.0;
   for (int i = 1; i < argc; i++) {
-    FP_CHECK(i + 1 < argc, "%s needs a value (usage: bench_allreduce [--min-bytes B] "
-             "[--max-bytes B] [--seconds S])", argv[i]);
-    if (!strcmp(argv[i], "--min-bytes")) min_bytes = parse_positive(argv[i], argv[i + 1]);
-    else if (!strcmp(argv[i], "--max-bytes")) max_bytes = parse_positive(argv[i], argv[i + 1]);
-    else if (!strcmp(argv[i], "--seconds")) seconds_per_size = parse_positive(argv[i], argv[i + 1]);
-    else FP_FATAL("unknown option %s", argv[i]);
+    FP_CHECK(i + 1 < argc,
+             "%s needs a value (usage: bench_allreduce [--min-bytes B] "
+             "[--max-bytes B] [--seconds S])",
+             argv[i]);
+    if (!strcmp(argv[i], "--min-bytes"))
+      min_bytes = parse_positive(argv[i], argv[i + 1]);
+    else if (!strcmp(argv[i], "--max-bytes"))
+      max_bytes = parse_positive(argv[i], argv[i + 1]);
+    else if (!strcmp(argv[i], "--seconds"))
+      seconds_per_size = parse_positive(argv[i], argv[i + 1]);
+    else
+      FP_FATAL("unknown option %s", argv[i]);
     i++;
   }
   FP_CHECK(min_bytes >= sizeof(float) && min_bytes <= max_bytes,
@@ -62,8 +68,8 @@ int main(int argc, char **argv) {
   if (collective_rank(c) == 0) {
     printf("# collective=%s ranks=%d, blocking in-place float sum, %.2g s per size\n",
            collective_name(c), ranks, seconds_per_size);
-    printf("%12s %10s %6s %12s %12s %12s\n", "bytes", "count", "iters", "time_us",
-           "algbw_GB/s", "busbw_GB/s");
+    printf("%12s %10s %6s %12s %12s %12s\n", "bytes", "count", "iters", "time_us", "algbw_GB/s",
+           "busbw_GB/s");
   }
   for (double bytes = min_bytes; bytes <= max_bytes; bytes *= 2) {
     const size_t count = (size_t)bytes / sizeof(float);
@@ -81,8 +87,8 @@ int main(int argc, char **argv) {
     const double each = mean_over_ranks(c, (now_seconds() - start) / iterations);
     const double actual_bytes = (double)(count * sizeof(float));
     if (collective_rank(c) == 0) {
-      printf("%12.0f %10zu %6d %12.1f %12.3f %12.3f\n", actual_bytes, count, iterations,
-             each * 1e6, actual_bytes / each / 1e9, actual_bytes / each / 1e9 * bus_factor);
+      printf("%12.0f %10zu %6d %12.1f %12.3f %12.3f\n", actual_bytes, count, iterations, each * 1e6,
+             actual_bytes / each / 1e9, actual_bytes / each / 1e9 * bus_factor);
       fflush(stdout);
     }
   }

@@ -39,19 +39,19 @@ collective *collective_init(collective_kind kind) {
   MPI_CHECK(MPI_Comm_size(c->comm, &c->size));
   collective_abort_job_on_fatal();
   switch (kind) {
-    case COLLECTIVE_MPI:
-      collective_mpi_attach(c);
-      break;
-    case COLLECTIVE_NCCL:
+  case COLLECTIVE_MPI:
+    collective_mpi_attach(c);
+    break;
+  case COLLECTIVE_NCCL:
 #ifdef FP_HAVE_CUDA
-      collective_nccl_attach(c);
+    collective_nccl_attach(c);
 #else
-      FP_FATAL("NCCL collectives need a build with CUDA and NCCL (FP_HAVE_CUDA); this one has "
-               "neither");
+    FP_FATAL("NCCL collectives need a build with CUDA and NCCL (FP_HAVE_CUDA); this one has "
+             "neither");
 #endif
-      break;
-    default:
-      FP_FATAL("unknown collective kind %d", (int)kind);
+    break;
+  default:
+    FP_FATAL("unknown collective kind %d", (int)kind);
   }
   return c;
 }
@@ -64,9 +64,15 @@ void collective_destroy(collective *c) {
   free(c);
 }
 
-int collective_rank(const collective *c) { return c->rank; }
-int collective_size(const collective *c) { return c->size; }
-const char *collective_name(const collective *c) { return c->name; }
+int collective_rank(const collective *c) {
+  return c->rank;
+}
+int collective_size(const collective *c) {
+  return c->size;
+}
+const char *collective_name(const collective *c) {
+  return c->name;
+}
 
 void collective_allreduce_sum(collective *c, float *buffer, size_t count) {
   c->ops->allreduce_sum(c, buffer, count);
@@ -109,4 +115,6 @@ int collective_all_equal_u64(collective *c, unsigned long long value) {
   return max_and_inverted_min[0] == ~max_and_inverted_min[1];
 }
 
-void collective_barrier(collective *c) { MPI_CHECK(MPI_Barrier(c->comm)); }
+void collective_barrier(collective *c) {
+  MPI_CHECK(MPI_Barrier(c->comm));
+}

@@ -9,7 +9,6 @@
 
 #include "mpi_check.h"
 
-
 struct collective_ops {
   void (*allreduce_sum)(collective *c, float *buffer, size_t count);
   void (*allreduce_mean)(collective *c, float *buffer, size_t count);
@@ -53,8 +52,8 @@ void collective_nccl_attach(collective *c);
  * test makes it small to exercise the piecewise path). */
 void collective_mpi_set_max_piece(size_t elements);
 /* The MPI calls on c->comm, in pieces, for both implementations' host-memory helpers. */
-void collective_mpi_allreduce_in_place(MPI_Comm comm, void *buffer, size_t count,
-                                       MPI_Datatype type, MPI_Op op);
+void collective_mpi_allreduce_in_place(MPI_Comm comm, void *buffer, size_t count, MPI_Datatype type,
+                                       MPI_Op op);
 void collective_mpi_broadcast_bytes(MPI_Comm comm, void *buffer, size_t bytes, int root);
 
 #endif

@@ -26,8 +26,8 @@ static char *element_at(void *buffer, size_t index, MPI_Datatype type) {
   return (char *)buffer + index * (size_t)type_bytes;
 }
 
-void collective_mpi_allreduce_in_place(MPI_Comm comm, void *buffer, size_t count,
-                                       MPI_Datatype type, MPI_Op op) {
+void collective_mpi_allreduce_in_place(MPI_Comm comm, void *buffer, size_t count, MPI_Datatype type,
+                                       MPI_Op op) {
   for (size_t start = 0; start < count; start += max_piece)
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, element_at(buffer, start, type),
                             (int)piece_length(count, start), type, op, comm));
@@ -35,8 +35,8 @@ void collective_mpi_allreduce_in_place(MPI_Comm comm, void *buffer, size_t count
 
 void collective_mpi_broadcast_bytes(MPI_Comm comm, void *buffer, size_t bytes, int root) {
   for (size_t start = 0; start < bytes; start += max_piece)
-    MPI_CHECK(MPI_Bcast((char *)buffer + start, (int)piece_length(bytes, start), MPI_BYTE, root,
-                        comm));
+    MPI_CHECK(
+        MPI_Bcast((char *)buffer + start, (int)piece_length(bytes, start), MPI_BYTE, root, comm));
 }
 
 static void divide_by_ranks(const collective *c, float *buffer, size_t count) {

@@ -7,12 +7,12 @@
 #include "cuda_check.h"
 
 /* ncclGetLastError adds NCCL's detail (which peer, which transport) to the generic message. */
-#define NCCL_CHECK(call)                                                                      \
-  do {                                                                                        \
-    ncclResult_t nccl_status_ = (call);                                                       \
-    if (nccl_status_ != ncclSuccess)                                                          \
-      FP_FATAL("%s failed: %s (%s)", #call, ncclGetErrorString(nccl_status_),                 \
-               ncclGetLastError(NULL));                                                       \
+#define NCCL_CHECK(call)                                                                           \
+  do {                                                                                             \
+    ncclResult_t nccl_status_ = (call);                                                            \
+    if (nccl_status_ != ncclSuccess)                                                               \
+      FP_FATAL("%s failed: %s (%s)", #call, ncclGetErrorString(nccl_status_),                      \
+               ncclGetLastError(NULL));                                                            \
   } while (0)
 
 #endif

@@ -201,8 +201,9 @@ int main(void) {
   product.forward = mul_forward;
   product.backward = mul_backward;
   cases[count++] = product;
-  op_case logistic = shape_case("sigmoid (injected probabilities)", tensor_shape(FP_F32, 3, 10, 1, 1),
-                                tensor_shape(FP_F32, 3, 10, 1, 1), 1);
+  op_case logistic =
+      shape_case("sigmoid (injected probabilities)", tensor_shape(FP_F32, 3, 10, 1, 1),
+                 tensor_shape(FP_F32, 3, 10, 1, 1), 1);
   logistic.forward = sigmoid_forward;
   logistic.backward = sigmoid_backward;
   cases[count++] = logistic;

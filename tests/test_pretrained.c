@@ -18,8 +18,13 @@ int main(int argc, char **argv) {
   }
   unet_arch arch;
   FP_CHECK(unet_arch_parse(argv[1], &arch) == 0, "arch %s", argv[1]);
-  unet_config config = {.arch = arch, .classes = atoi(argv[2]), .batch = 1, .height = 64,
-                        .width = 64, .compute = FP_F32, .mode = UNET_INFERENCE};
+  unet_config config = {.arch = arch,
+                        .classes = atoi(argv[2]),
+                        .batch = 1,
+                        .height = 64,
+                        .width = 64,
+                        .compute = FP_F32,
+                        .mode = UNET_INFERENCE};
   unet *m = unet_create(test_backend(), &config, 1);
   pretrained_report report = unet_load_pretrained(m, argv[3], stdout);
   checkpoint_info info = {.arch = arch, .classes = m->classes, .height = 64, .width = 64};

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hash.h"
 #include "catalog_idmap.h"
 #include "catalog_source.h"
 #include "check.h"
+#include "hash.h"
 
 typedef struct prior_rule {
   char product_type[PRIOR_TYPE_LENGTH];

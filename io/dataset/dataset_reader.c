@@ -4,8 +4,8 @@
 #include "check.h"
 #include "dataset.h"
 #include "h5check.h"
-#include "hdf5_lock.h"
 #include "h5zstd.h"
+#include "hdf5_lock.h"
 
 struct fp_dataset {
   char *path;
@@ -15,7 +15,6 @@ struct fp_dataset {
   char **class_names;
   uint8_t *split;
 };
-
 
 static hid_t open_dataset(const fp_dataset *ds, const char *name) {
   htri_t exists = H5_OK(H5Lexists(ds->file, name, H5P_DEFAULT), "%s: %s", ds->path, name);

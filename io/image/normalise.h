@@ -1,6 +1,6 @@
 /* The model's input normalisation: RGB scaled to [0,1], minus the ImageNet mean, over the
- * ImageNet standard deviation, per channel. The one definition that training (io/dataset/loader.c) and
- * inference (parse_catalog) both use. */
+ * ImageNet standard deviation, per channel. The one definition that training (io/dataset/loader.c)
+ * and inference (parse_catalog) both use. */
 #ifndef FP_NORMALISE_H
 #define FP_NORMALISE_H
 

@@ -15,10 +15,14 @@ __global__ void convert_kernel(D *dst, const S *src, size_t count) {
 
 static size_t element_size(int type) {
   switch (type) {
-  case FP_F32: return sizeof(float);
-  case FP_BF16: return sizeof(__nv_bfloat16);
-  case FP_F16: return sizeof(__half);
-  default: FP_FATAL("cuk_convert: unsupported element type %d", type);
+  case FP_F32:
+    return sizeof(float);
+  case FP_BF16:
+    return sizeof(__nv_bfloat16);
+  case FP_F16:
+    return sizeof(__half);
+  default:
+    FP_FATAL("cuk_convert: unsupported element type %d", type);
   }
 }
 
@@ -30,9 +34,10 @@ void cuk_convert(void *dst, int dst_type, const void *src, int src_type, size_t 
       CUDA_CALL(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
     return;
   }
-  CUK_DISPATCH(dst_type, D, CUK_DISPATCH(src_type, S,
-      convert_kernel<D, S><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (D *)dst, (const S *)src, count)));
+  CUK_DISPATCH(dst_type, D,
+               CUK_DISPATCH(src_type, S,
+                            convert_kernel<D, S><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                                (D *)dst, (const S *)src, count)));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -69,36 +74,44 @@ __global__ void nhwc_to_nchw_kernel(D *dst, const S *src, I c, I plane, I count)
 void cuk_nchw_f32_to_nhwc(void *dst, int type, const float *src, int n, int c, int h, int w,
                           cudaStream_t stream) {
   const size_t plane = (size_t)h * w, count = (size_t)n * c * plane;
-  CUK_DISPATCH(type, T, CUK_INDEX_DISPATCH(count, I,
-      nchw_to_nhwc_kernel<T, float, I><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (T *)dst, src, (I)c, (I)plane, (I)count)));
+  CUK_DISPATCH(type, T,
+               CUK_INDEX_DISPATCH(count, I,
+                                  nchw_to_nhwc_kernel<T, float, I>
+                                  <<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                                      (T *)dst, src, (I)c, (I)plane, (I)count)));
   CUDA_LAUNCH_CHECK();
 }
 
 void cuk_nhwc_to_nchw_f32(float *dst, const void *src, int type, int n, int c, int h, int w,
                           cudaStream_t stream) {
   const size_t plane = (size_t)h * w, count = (size_t)n * c * plane;
-  CUK_DISPATCH(type, T, CUK_INDEX_DISPATCH(count, I,
-      nhwc_to_nchw_kernel<float, T, I><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          dst, (const T *)src, (I)c, (I)plane, (I)count)));
+  CUK_DISPATCH(type, T,
+               CUK_INDEX_DISPATCH(count, I,
+                                  nhwc_to_nchw_kernel<float, T, I>
+                                  <<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                                      dst, (const T *)src, (I)c, (I)plane, (I)count)));
   CUDA_LAUNCH_CHECK();
 }
 
 void cuk_nhwc_to_nchw(void *dst, const void *src, int type, int n, int c, int h, int w,
                       cudaStream_t stream) {
   const size_t plane = (size_t)h * w, count = (size_t)n * c * plane;
-  CUK_DISPATCH(type, T, CUK_INDEX_DISPATCH(count, I,
-      nhwc_to_nchw_kernel<T, T, I><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (T *)dst, (const T *)src, (I)c, (I)plane, (I)count)));
+  CUK_DISPATCH(type, T,
+               CUK_INDEX_DISPATCH(count, I,
+                                  nhwc_to_nchw_kernel<T, T, I>
+                                  <<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                                      (T *)dst, (const T *)src, (I)c, (I)plane, (I)count)));
   CUDA_LAUNCH_CHECK();
 }
 
 void cuk_nchw_to_nhwc(void *dst, const void *src, int type, int n, int c, int h, int w,
                       cudaStream_t stream) {
   const size_t plane = (size_t)h * w, count = (size_t)n * c * plane;
-  CUK_DISPATCH(type, T, CUK_INDEX_DISPATCH(count, I,
-      nchw_to_nhwc_kernel<T, T, I><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (T *)dst, (const T *)src, (I)c, (I)plane, (I)count)));
+  CUK_DISPATCH(type, T,
+               CUK_INDEX_DISPATCH(count, I,
+                                  nchw_to_nhwc_kernel<T, T, I>
+                                  <<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                                      (T *)dst, (const T *)src, (I)c, (I)plane, (I)count)));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -107,26 +120,31 @@ void cuk_nchw_to_nhwc(void *dst, const void *src, int type, int n, int c, int h,
 void cuk_oihw_to_ohwi(void *dst, int dst_type, const void *src, int src_type, int out, int in,
                       int kernel, cudaStream_t stream) {
   const size_t taps = (size_t)kernel * kernel, count = (size_t)out * in * taps;
-  CUK_DISPATCH(dst_type, D, CUK_DISPATCH(src_type, S, CUK_INDEX_DISPATCH(count, I,
-      nchw_to_nhwc_kernel<D, S, I><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (D *)dst, (const S *)src, (I)in, (I)taps, (I)count))));
+  CUK_DISPATCH(
+      dst_type, D,
+      CUK_DISPATCH(src_type, S,
+                   CUK_INDEX_DISPATCH(count, I,
+                                      nchw_to_nhwc_kernel<D, S, I>
+                                      <<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                                          (D *)dst, (const S *)src, (I)in, (I)taps, (I)count))));
   CUDA_LAUNCH_CHECK();
 }
 
 void cuk_ohwi_to_oihw_f32(float *dst, const void *src, int src_type, int out, int in, int kernel,
                           cudaStream_t stream) {
   const size_t taps = (size_t)kernel * kernel, count = (size_t)out * in * taps;
-  CUK_DISPATCH(src_type, S, CUK_INDEX_DISPATCH(count, I,
-      nhwc_to_nchw_kernel<float, S, I><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          dst, (const S *)src, (I)in, (I)taps, (I)count)));
+  CUK_DISPATCH(src_type, S,
+               CUK_INDEX_DISPATCH(count, I,
+                                  nhwc_to_nchw_kernel<float, S, I>
+                                  <<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                                      dst, (const S *)src, (I)in, (I)taps, (I)count)));
   CUDA_LAUNCH_CHECK();
 }
 
 /* ------------------------------------------------------------- relu, add */
 
 /* A NaN passes through (as in PyTorch and oneDNN), so the non-finite check still sees it. */
-template <typename T>
-__global__ void relu_forward_kernel(const T *x, T *y, size_t count) {
+template <typename T> __global__ void relu_forward_kernel(const T *x, T *y, size_t count) {
   CUK_FOR(i, count) {
     float v = load(x, i);
     store(y, i, v > 0.0f || isnan(v) ? v : 0.0f);
@@ -138,37 +156,35 @@ __global__ void relu_backward_kernel(const T *y, const T *dy, T *dx, size_t coun
   CUK_FOR(i, count) store(dx, i, load(y, i) > 0.0f ? load(dy, i) : 0.0f);
 }
 
-template <typename T>
-__global__ void add_kernel(const T *a, const T *b, T *y, size_t count) {
+template <typename T> __global__ void add_kernel(const T *a, const T *b, T *y, size_t count) {
   CUK_FOR(i, count) store(y, i, load(a, i) + load(b, i));
 }
 
 void cuk_relu_forward(const void *x, void *y, int type, size_t count, cudaStream_t stream) {
   CUK_DISPATCH(type, T,
-      relu_forward_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (const T *)x, (T *)y, count));
+               relu_forward_kernel<T>
+               <<<cuk_blocks(count), CUK_THREADS, 0, stream>>>((const T *)x, (T *)y, count));
   CUDA_LAUNCH_CHECK();
 }
 
 void cuk_relu_backward(const void *y, const void *dy, void *dx, int type, size_t count,
                        cudaStream_t stream) {
   CUK_DISPATCH(type, T,
-      relu_backward_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (const T *)y, (const T *)dy, (T *)dx, count));
+               relu_backward_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                   (const T *)y, (const T *)dy, (T *)dx, count));
   CUDA_LAUNCH_CHECK();
 }
 
-void cuk_add(const void *a, const void *b, void *y, int type, size_t count,
-             cudaStream_t stream) {
+void cuk_add(const void *a, const void *b, void *y, int type, size_t count, cudaStream_t stream) {
   CUK_DISPATCH(type, T,
-      add_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (const T *)a, (const T *)b, (T *)y, count));
+               add_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                   (const T *)a, (const T *)b, (T *)y, count));
   CUDA_LAUNCH_CHECK();
 }
 
 /* y[p, c] += bias[c], over channel tiles (channel_grid) */
 template <typename T>
-__global__ void __launch_bounds__(TILE_C * TILE_ROWS)
+__global__ void __launch_bounds__(TILE_C *TILE_ROWS)
     add_bias_kernel(T *y, const float *bias, size_t pixels, int channels) {
   const int c = blockIdx.x * TILE_C + threadIdx.x;
   if (c >= channels) return;
@@ -183,7 +199,7 @@ void cuk_add_bias(void *y, int type, const float *bias, size_t pixels, int chann
                   cudaStream_t stream) {
   const dim3 grid = channel_grid(pixels, channels), block(TILE_C, TILE_ROWS);
   CUK_DISPATCH(type, T,
-      add_bias_kernel<T><<<grid, block, 0, stream>>>((T *)y, bias, pixels, channels));
+               add_bias_kernel<T><<<grid, block, 0, stream>>>((T *)y, bias, pixels, channels));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -226,8 +242,8 @@ __global__ void maxpool_forward_kernel(const T *x, T *y, pool_geometry g, I coun
   CUK_FOR_INDEX(I, i, count) {
     const I p = i / g.c; /* (n * oh + oy) * ow + ox */
     float best;
-    window_argmax(x, g, p / g.ow / g.oh, (int)(p / g.ow % g.oh), (int)(p % g.ow),
-                  (int)(i % g.c), &best);
+    window_argmax(x, g, p / g.ow / g.oh, (int)(p / g.ow % g.oh), (int)(p % g.ow), (int)(i % g.c),
+                  &best);
     store(y, i, best);
   }
 }
@@ -241,8 +257,7 @@ __device__ __forceinline__ int first_window(int i, int kernel, int stride, int p
 /* One thread per input element (n, iy, ix, c): the sum, over the output windows covering it,
  * of dy of those whose argmax it is (gathered, so no atomics and a fixed order). */
 template <typename T, typename I>
-__global__ void maxpool_backward_kernel(const T *x, const T *dy, T *dx, pool_geometry g,
-                                        I count) {
+__global__ void maxpool_backward_kernel(const T *x, const T *dy, T *dx, pool_geometry g, I count) {
   CUK_FOR_INDEX(I, i, count) {
     const int c = (int)(i % g.c);
     const I p = i / g.c, n = p / g.w / g.h; /* p = (n * h + iy) * w + ix */
@@ -264,9 +279,11 @@ void cuk_maxpool_forward(const void *x, void *y, int type, int n, int c, int h, 
                          int ow, int kernel, int stride, int pad, cudaStream_t stream) {
   const pool_geometry g = {n, c, h, w, oh, ow, kernel, stride, pad};
   const size_t count = (size_t)n * oh * ow * c, x_count = (size_t)n * h * w * c;
-  CUK_DISPATCH(type, T, CUK_INDEX_DISPATCH(count > x_count ? count : x_count, I,
-      maxpool_forward_kernel<T, I><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (const T *)x, (T *)y, g, (I)count)));
+  CUK_DISPATCH(type, T,
+               CUK_INDEX_DISPATCH(count > x_count ? count : x_count, I,
+                                  maxpool_forward_kernel<T, I>
+                                  <<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                                      (const T *)x, (T *)y, g, (I)count)));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -275,9 +292,11 @@ void cuk_maxpool_backward(const void *x, const void *dy, void *dx, int type, int
                           cudaStream_t stream) {
   const pool_geometry g = {n, c, h, w, oh, ow, kernel, stride, pad};
   const size_t count = (size_t)n * h * w * c, dy_count = (size_t)n * oh * ow * c;
-  CUK_DISPATCH(type, T, CUK_INDEX_DISPATCH(count > dy_count ? count : dy_count, I,
-      maxpool_backward_kernel<T, I><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (const T *)x, (const T *)dy, (T *)dx, g, (I)count)));
+  CUK_DISPATCH(type, T,
+               CUK_INDEX_DISPATCH(count > dy_count ? count : dy_count, I,
+                                  maxpool_backward_kernel<T, I>
+                                  <<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                                      (const T *)x, (const T *)dy, (T *)dx, g, (I)count)));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -308,18 +327,22 @@ __global__ void upsample2x_backward_kernel(const T *dy, T *dx, I c, I h, I w, I 
 void cuk_upsample2x_forward(const void *x, void *y, int type, int n, int c, int h, int w,
                             cudaStream_t stream) {
   const size_t count = (size_t)n * c * h * w * 4;
-  CUK_DISPATCH(type, T, CUK_INDEX_DISPATCH(count, I,
-      upsample2x_forward_kernel<T, I><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (const T *)x, (T *)y, (I)c, (I)h, (I)w, (I)count)));
+  CUK_DISPATCH(type, T,
+               CUK_INDEX_DISPATCH(count, I,
+                                  upsample2x_forward_kernel<T, I>
+                                  <<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                                      (const T *)x, (T *)y, (I)c, (I)h, (I)w, (I)count)));
   CUDA_LAUNCH_CHECK();
 }
 
 void cuk_upsample2x_backward(const void *dy, void *dx, int type, int n, int c, int h, int w,
                              cudaStream_t stream) {
   const size_t count = (size_t)n * c * h * w;
-  CUK_DISPATCH(type, T, CUK_INDEX_DISPATCH(count * 4, I,
-      upsample2x_backward_kernel<T, I><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (const T *)dy, (T *)dx, (I)c, (I)h, (I)w, (I)count)));
+  CUK_DISPATCH(type, T,
+               CUK_INDEX_DISPATCH(count * 4, I,
+                                  upsample2x_backward_kernel<T, I>
+                                  <<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                                      (const T *)dy, (T *)dx, (I)c, (I)h, (I)w, (I)count)));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -349,18 +372,21 @@ __global__ void split_kernel(const T *dy, T *da, I ca, T *db, I cb, I count) {
 void cuk_concat_channels(const void *a, int ca, const void *b, int cb, void *y, int type,
                          size_t pixels, cudaStream_t stream) {
   const size_t count = pixels * (size_t)(ca + cb);
-  CUK_DISPATCH(type, T, CUK_INDEX_DISPATCH(count, I,
-      concat_kernel<T, I><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (const T *)a, (I)ca, (const T *)b, (I)cb, (T *)y, (I)count)));
+  CUK_DISPATCH(type, T,
+               CUK_INDEX_DISPATCH(count, I,
+                                  concat_kernel<T, I>
+                                  <<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                                      (const T *)a, (I)ca, (const T *)b, (I)cb, (T *)y, (I)count)));
   CUDA_LAUNCH_CHECK();
 }
 
-void cuk_split_channels(const void *dy, void *da, int ca, void *db, int cb, int type,
-                        size_t pixels, cudaStream_t stream) {
+void cuk_split_channels(const void *dy, void *da, int ca, void *db, int cb, int type, size_t pixels,
+                        cudaStream_t stream) {
   const size_t count = pixels * (size_t)(ca + cb);
-  CUK_DISPATCH(type, T, CUK_INDEX_DISPATCH(count, I,
-      split_kernel<T, I><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (const T *)dy, (T *)da, (I)ca, (T *)db, (I)cb, (I)count)));
+  CUK_DISPATCH(type, T,
+               CUK_INDEX_DISPATCH(count, I,
+                                  split_kernel<T, I><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                                      (const T *)dy, (T *)da, (I)ca, (T *)db, (I)cb, (I)count)));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -388,16 +414,18 @@ void cuk_global_avgpool_forward(const void *x, void *y, int type, int n, int c, 
                                 cudaStream_t stream) {
   const size_t count = (size_t)n * c;
   CUK_DISPATCH(type, T,
-      avgpool_forward_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (const T *)x, (T *)y, c, plane, count));
+               avgpool_forward_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                   (const T *)x, (T *)y, c, plane, count));
   CUDA_LAUNCH_CHECK();
 }
 
 void cuk_global_avgpool_backward(const void *dy, void *dx, int type, int n, int c, int plane,
                                  cudaStream_t stream) {
   const size_t count = (size_t)n * plane * c;
-  CUK_DISPATCH(type, T, CUK_INDEX_DISPATCH(count, I,
-      avgpool_backward_kernel<T, I><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (const T *)dy, (T *)dx, (I)c, (I)plane, (I)count)));
+  CUK_DISPATCH(type, T,
+               CUK_INDEX_DISPATCH(count, I,
+                                  avgpool_backward_kernel<T, I>
+                                  <<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                                      (const T *)dy, (T *)dx, (I)c, (I)plane, (I)count)));
   CUDA_LAUNCH_CHECK();
 }

@@ -125,9 +125,8 @@ void cuk_softmax_cross_entropy(const void *logits, int type, size_t pixels, int 
 void cuk_argmax_channels(const void *logits, int type, size_t pixels, int classes,
                          uint8_t *predictions, float *confidence, cudaStream_t stream);
 void cuk_class_statistics(uint8_t *predictions, const float *confidence, const uint8_t *photos,
-                          const float *boxes, const float *linear, int batch, int height,
-                          int width, int classes, uint8_t outside_label, double *sums,
-                          cudaStream_t stream);
+                          const float *boxes, const float *linear, int batch, int height, int width,
+                          int classes, uint8_t outside_label, double *sums, cudaStream_t stream);
 
 /* The Extended U-Net branches' ops (backend.h has the semantics). x and y of the pooling,
  * broadcast and sum are [n, plane, c] and [n, c]; the losses' logits [n, k] (NHWC with one

@@ -4,11 +4,12 @@
  * one thread per (image, channel) or per element, sums in double. */
 #include "cuda_kernels_internal.cuh"
 
-__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+__device__ __forceinline__ float sigmoid(float x) {
+  return 1.0f / (1.0f + expf(-x));
+}
 
 /* the position in a channel's plane (stride c) of its first maximum, a NaN counting as one */
-template <typename T>
-__device__ int plane_argmax(const T *x, int c, int plane) {
+template <typename T> __device__ int plane_argmax(const T *x, int c, int plane) {
   int best = 0;
   float best_value = load(x, 0);
   for (int p = 1; p < plane && !isnan(best_value); p++) {
@@ -56,13 +57,11 @@ __global__ void sum_plane_kernel(const T *dy, T *dx, int c, int plane, size_t co
   }
 }
 
-template <typename T>
-__global__ void mul_kernel(const T *a, const T *b, T *y, size_t count) {
+template <typename T> __global__ void mul_kernel(const T *a, const T *b, T *y, size_t count) {
   CUK_FOR(i, count) store(y, i, load(a, i) * load(b, i));
 }
 
-template <typename T>
-__global__ void sigmoid_kernel(const T *x, T *y, size_t count) {
+template <typename T> __global__ void sigmoid_kernel(const T *x, T *y, size_t count) {
   CUK_FOR(i, count) store(y, i, sigmoid(load(x, i)));
 }
 
@@ -78,8 +77,8 @@ void cuk_global_maxpool_forward(const void *x, void *y, int type, int n, int c, 
                                 cudaStream_t stream) {
   const size_t count = (size_t)n * c;
   CUK_DISPATCH(type, T,
-      maxpool_global_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (const T *)x, (T *)y, c, plane, count));
+               maxpool_global_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                   (const T *)x, (T *)y, c, plane, count));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -87,8 +86,8 @@ void cuk_global_maxpool_backward(const void *x, const void *dy, void *dx, int ty
                                  int plane, cudaStream_t stream) {
   const size_t count = (size_t)n * c;
   CUK_DISPATCH(type, T,
-      maxpool_global_backward_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (const T *)x, (const T *)dy, (T *)dx, c, plane, count));
+               maxpool_global_backward_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                   (const T *)x, (const T *)dy, (T *)dx, c, plane, count));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -96,8 +95,8 @@ void cuk_broadcast_plane(const void *x, void *y, int type, int n, int c, int pla
                          cudaStream_t stream) {
   const size_t count = (size_t)n * c * plane;
   CUK_DISPATCH(type, T,
-      broadcast_plane_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (const T *)x, (T *)y, c, plane, count));
+               broadcast_plane_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                   (const T *)x, (T *)y, c, plane, count));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -105,35 +104,34 @@ void cuk_sum_plane(const void *dy, void *dx, int type, int n, int c, int plane,
                    cudaStream_t stream) {
   const size_t count = (size_t)n * c;
   CUK_DISPATCH(type, T,
-      sum_plane_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (const T *)dy, (T *)dx, c, plane, count));
+               sum_plane_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                   (const T *)dy, (T *)dx, c, plane, count));
   CUDA_LAUNCH_CHECK();
 }
 
 void cuk_mul(const void *a, const void *b, void *y, int type, size_t count, cudaStream_t stream) {
   CUK_DISPATCH(type, T,
-      mul_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>((const T *)a, (const T *)b,
-                                                                  (T *)y, count));
+               mul_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                   (const T *)a, (const T *)b, (T *)y, count));
   CUDA_LAUNCH_CHECK();
 }
 
 void cuk_sigmoid_forward(const void *x, void *y, int type, size_t count, cudaStream_t stream) {
   CUK_DISPATCH(type, T,
-      sigmoid_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>((const T *)x, (T *)y,
-                                                                      count));
+               sigmoid_kernel<T>
+               <<<cuk_blocks(count), CUK_THREADS, 0, stream>>>((const T *)x, (T *)y, count));
   CUDA_LAUNCH_CHECK();
 }
 
 void cuk_sigmoid_backward(const void *y, const void *dy, void *dx, int type, size_t count,
                           cudaStream_t stream) {
   CUK_DISPATCH(type, T,
-      sigmoid_backward_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-          (const T *)y, (const T *)dy, (T *)dx, count));
+               sigmoid_backward_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                   (const T *)y, (const T *)dy, (T *)dx, count));
   CUDA_LAUNCH_CHECK();
 }
 
 /* ------------------------------------------------------------------ losses */
-
 
 /* one block: the losses' vectors are N x K (x4) entries */
 template <typename T>
@@ -161,12 +159,10 @@ __global__ void bce_finalise_kernel(const double *scratch, double *scalars) {
 void cuk_sigmoid_bce(const void *logits, int type, size_t count, const float *targets,
                      float grad_scale, void *grad, double *scalars, double *scratch,
                      cudaStream_t stream) {
-  CUK_DISPATCH(type, T,
-      bce_kernel<T><<<1, 1024, 0, stream>>>((const T *)logits, count, targets, scratch);
-      CUDA_LAUNCH_CHECK();
-      bce_finalise_kernel<<<1, 1, 0, stream>>>(scratch, scalars);
-      CUDA_LAUNCH_CHECK();
-      if (grad) {
+  CUK_DISPATCH(
+      type, T, bce_kernel<T><<<1, 1024, 0, stream>>>((const T *)logits, count, targets, scratch);
+      CUDA_LAUNCH_CHECK(); bce_finalise_kernel<<<1, 1, 0, stream>>>(scratch, scalars);
+      CUDA_LAUNCH_CHECK(); if (grad) {
         bce_grad_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
             (const T *)logits, count, targets, grad_scale, (T *)grad);
         CUDA_LAUNCH_CHECK();
@@ -210,12 +206,11 @@ __global__ void smooth_l1_finalise_kernel(const double *scratch, double *scalars
 void cuk_sigmoid_smooth_l1(const void *x, int type, size_t count, const float *targets,
                            const float *mask, float grad_scale, void *grad, double *scalars,
                            double *scratch, cudaStream_t stream) {
-  CUK_DISPATCH(type, T,
+  CUK_DISPATCH(
+      type, T,
       smooth_l1_kernel<T><<<1, 1024, 0, stream>>>((const T *)x, count, targets, mask, scratch);
-      CUDA_LAUNCH_CHECK();
-      smooth_l1_finalise_kernel<<<1, 1, 0, stream>>>(scratch, scalars);
-      CUDA_LAUNCH_CHECK();
-      if (grad) {
+      CUDA_LAUNCH_CHECK(); smooth_l1_finalise_kernel<<<1, 1, 0, stream>>>(scratch, scalars);
+      CUDA_LAUNCH_CHECK(); if (grad) {
         smooth_l1_grad_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
             (const T *)x, count, targets, mask, grad_scale, scratch, (T *)grad);
         CUDA_LAUNCH_CHECK();

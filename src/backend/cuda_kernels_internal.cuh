@@ -24,56 +24,64 @@ extern "C" {
 #undef _Noreturn
 
 /* After every kernel launch, in the launcher itself (__func__ names it). */
-#define CUDA_LAUNCH_CHECK()                                                                \
-  do {                                                                                     \
-    cudaError_t launch_err_ = cudaGetLastError();                                          \
-    if (launch_err_ != cudaSuccess)                                                        \
-      FP_FATAL("%s: kernel launch failed: %s", __func__, cudaGetErrorString(launch_err_)); \
+#define CUDA_LAUNCH_CHECK()                                                                        \
+  do {                                                                                             \
+    cudaError_t launch_err_ = cudaGetLastError();                                                  \
+    if (launch_err_ != cudaSuccess)                                                                \
+      FP_FATAL("%s: kernel launch failed: %s", __func__, cudaGetErrorString(launch_err_));         \
   } while (0)
 
 /* Around runtime calls (memset, memcpy) queued by a launcher. */
-#define CUDA_CALL(call)                                                                  \
-  do {                                                                                   \
-    cudaError_t call_err_ = (call);                                                      \
-    if (call_err_ != cudaSuccess)                                                        \
-      FP_FATAL("%s: %s failed: %s", __func__, #call, cudaGetErrorString(call_err_));    \
+#define CUDA_CALL(call)                                                                            \
+  do {                                                                                             \
+    cudaError_t call_err_ = (call);                                                                \
+    if (call_err_ != cudaSuccess)                                                                  \
+      FP_FATAL("%s: %s failed: %s", __func__, #call, cudaGetErrorString(call_err_));               \
   } while (0)
 
 /* Runs the statements (__VA_ARGS__) with the type name TYPE bound to the storage type of the
  * fp_dtype `type`; any other type is fatal. */
-#define CUK_DISPATCH(type, TYPE, ...)                                                  \
-  switch (type) {                                                                      \
-  case FP_F32: {                                                                       \
-    typedef float TYPE;                                                                \
-    __VA_ARGS__;                                                                       \
-  } break;                                                                             \
-  case FP_BF16: {                                                                      \
-    typedef __nv_bfloat16 TYPE;                                                        \
-    __VA_ARGS__;                                                                       \
-  } break;                                                                             \
-  case FP_F16: {                                                                       \
-    typedef __half TYPE;                                                               \
-    __VA_ARGS__;                                                                       \
-  } break;                                                                             \
-  default:                                                                             \
-    FP_FATAL("%s: unsupported element type %d (f32, bf16 or f16 expected)", __func__, \
-             (int)(type));                                                             \
+#define CUK_DISPATCH(type, TYPE, ...)                                                              \
+  switch (type) {                                                                                  \
+  case FP_F32: {                                                                                   \
+    typedef float TYPE;                                                                            \
+    __VA_ARGS__;                                                                                   \
+  } break;                                                                                         \
+  case FP_BF16: {                                                                                  \
+    typedef __nv_bfloat16 TYPE;                                                                    \
+    __VA_ARGS__;                                                                                   \
+  } break;                                                                                         \
+  case FP_F16: {                                                                                   \
+    typedef __half TYPE;                                                                           \
+    __VA_ARGS__;                                                                                   \
+  } break;                                                                                         \
+  default:                                                                                         \
+    FP_FATAL("%s: unsupported element type %d (f32, bf16 or f16 expected)", __func__,              \
+             (int)(type));                                                                         \
   }
 
 /* ------------------------------------------------------------- load / store */
 
-__device__ __forceinline__ float load(const float *p, size_t i) { return p[i]; }
+__device__ __forceinline__ float load(const float *p, size_t i) {
+  return p[i];
+}
 __device__ __forceinline__ float load(const __nv_bfloat16 *p, size_t i) {
   return __bfloat162float(p[i]);
 }
-__device__ __forceinline__ float load(const __half *p, size_t i) { return __half2float(p[i]); }
+__device__ __forceinline__ float load(const __half *p, size_t i) {
+  return __half2float(p[i]);
+}
 
 /* round to nearest even */
-__device__ __forceinline__ void store(float *p, size_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void store(float *p, size_t i, float v) {
+  p[i] = v;
+}
 __device__ __forceinline__ void store(__nv_bfloat16 *p, size_t i, float v) {
   p[i] = __float2bfloat16_rn(v);
 }
-__device__ __forceinline__ void store(__half *p, size_t i, float v) { p[i] = __float2half_rn(v); }
+__device__ __forceinline__ void store(__half *p, size_t i, float v) {
+  p[i] = __float2half_rn(v);
+}
 
 /* --------------------------------------------------------------- geometry */
 
@@ -90,20 +98,20 @@ inline unsigned cuk_blocks(size_t count) {
 
 /* grid-stride loop over [0, count) of a 1-D grid */
 #define CUK_FOR(i, count) CUK_FOR_INDEX(size_t, i, count)
-#define CUK_FOR_INDEX(INDEX, i, count)                                            \
-  for (INDEX i = (INDEX)blockIdx.x * blockDim.x + threadIdx.x; i < (count);       \
+#define CUK_FOR_INDEX(INDEX, i, count)                                                             \
+  for (INDEX i = (INDEX)blockIdx.x * blockDim.x + threadIdx.x; i < (count);                        \
        i += (INDEX)blockDim.x * gridDim.x)
 
 /* Runs the statements with INDEX bound to uint32_t when every index the kernel forms is below
  * `largest` (the larger tensor's element count) and at most 2^31, so that i + grid stride
  * cannot wrap: 32-bit divisions and remainders cost a fraction of 64-bit ones. Else size_t. */
-#define CUK_INDEX_DISPATCH(largest, INDEX, ...)  \
-  if ((size_t)(largest) <= (size_t)1 << 31) {    \
-    typedef uint32_t INDEX;                      \
-    __VA_ARGS__;                                 \
-  } else {                                       \
-    typedef size_t INDEX;                        \
-    __VA_ARGS__;                                 \
+#define CUK_INDEX_DISPATCH(largest, INDEX, ...)                                                    \
+  if ((size_t)(largest) <= (size_t)1 << 31) {                                                      \
+    typedef uint32_t INDEX;                                                                        \
+    __VA_ARGS__;                                                                                   \
+  } else {                                                                                         \
+    typedef size_t INDEX;                                                                          \
+    __VA_ARGS__;                                                                                   \
   }
 
 /* Per-channel work on NHWC, where a channel's values are strided by C: blocks of TILE_C x
@@ -121,8 +129,8 @@ inline dim3 channel_grid(size_t pixels, int channels) {
 }
 
 /* the pixels of this thread in a channel_grid launch */
-#define CHANNEL_TILE_FOR(p, pixels)                                           \
-  for (size_t p = (size_t)blockIdx.y * TILE_ROWS + threadIdx.y; p < (pixels); \
+#define CHANNEL_TILE_FOR(p, pixels)                                                                \
+  for (size_t p = (size_t)blockIdx.y * TILE_ROWS + threadIdx.y; p < (pixels);                      \
        p += (size_t)gridDim.y * TILE_ROWS)
 
 /* --------------------------------------------------------- block reductions */

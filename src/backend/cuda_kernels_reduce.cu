@@ -26,13 +26,13 @@ struct channel_args {
   const void *x, *dy; /* dy: SUM_DY_AND_DY_XHAT only */
   size_t pixels;
   int channels;
-  const double *sums;       /* SUM_SQUARED_DEVIATION: the per-channel sums of x */
-  const float *mean, *var;  /* SUM_DY_AND_DY_XHAT */
+  const double *sums;      /* SUM_SQUARED_DEVIATION: the per-channel sums of x */
+  const float *mean, *var; /* SUM_DY_AND_DY_XHAT */
   float eps;
 };
 
 template <typename T, int MODE, typename Out>
-__global__ void __launch_bounds__(TILE_C * TILE_ROWS)
+__global__ void __launch_bounds__(TILE_C *TILE_ROWS)
     channel_reduce_kernel(channel_args a, Out *out) {
   __shared__ double part[2][TILE_ROWS][TILE_C];
   const T *x = (const T *)a.x, *dy = (const T *)a.dy;
@@ -75,7 +75,8 @@ void cuk_channel_sum(float *sums, const void *x, int type, size_t pixels, int ch
   CUDA_CALL(cudaMemsetAsync(sums, 0, (size_t)channels * sizeof(float), stream));
   const channel_args a = {x, NULL, pixels, channels, NULL, NULL, NULL, 0.0f};
   const dim3 grid = channel_grid(pixels, channels), block(TILE_C, TILE_ROWS);
-  CUK_DISPATCH(type, T, channel_reduce_kernel<T, SUM_X, float><<<grid, block, 0, stream>>>(a, sums));
+  CUK_DISPATCH(type, T,
+               channel_reduce_kernel<T, SUM_X, float><<<grid, block, 0, stream>>>(a, sums));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -93,7 +94,7 @@ __global__ void bn_stats_finalise_kernel(const double *scratch, size_t pixels, i
 
 /* y = gamma * (x - mean) / sqrt(var + eps) + beta over the channel tiles; y may alias x */
 template <typename T>
-__global__ void __launch_bounds__(TILE_C * TILE_ROWS)
+__global__ void __launch_bounds__(TILE_C *TILE_ROWS)
     bn_normalise_kernel(const T *x, T *y, size_t pixels, int channels, const float *gamma,
                         const float *beta, const float *mean, const float *var, float eps) {
   const int c = blockIdx.x * TILE_C + threadIdx.x;
@@ -114,17 +115,16 @@ void cuk_bn_forward_training(const void *x, int type, size_t pixels, int channel
   const dim3 grid = channel_grid(pixels, channels), block(TILE_C, TILE_ROWS);
   const unsigned finalise_blocks = cuk_blocks((size_t)channels);
   CUK_DISPATCH(type, T,
-      /* two passes: the mean, then the mean square deviation from it */
-      channel_reduce_kernel<T, SUM_X, double><<<grid, block, 0, stream>>>(a, scratch);
-      CUDA_LAUNCH_CHECK();
-      channel_reduce_kernel<T, SUM_SQUARED_DEVIATION, double><<<grid, block, 0, stream>>>(
-          a, scratch + channels);
-      CUDA_LAUNCH_CHECK();
-      bn_stats_finalise_kernel<<<finalise_blocks, CUK_THREADS, 0, stream>>>(
-          scratch, pixels, channels, batch_mean, batch_var);
-      CUDA_LAUNCH_CHECK();
-      bn_normalise_kernel<T><<<grid, block, 0, stream>>>(
-          (const T *)x, (T *)y, pixels, channels, gamma, beta, batch_mean, batch_var, eps));
+               /* two passes: the mean, then the mean square deviation from it */
+               channel_reduce_kernel<T, SUM_X, double><<<grid, block, 0, stream>>>(a, scratch);
+               CUDA_LAUNCH_CHECK(); channel_reduce_kernel<T, SUM_SQUARED_DEVIATION, double>
+               <<<grid, block, 0, stream>>>(a, scratch + channels);
+               CUDA_LAUNCH_CHECK();
+               bn_stats_finalise_kernel<<<finalise_blocks, CUK_THREADS, 0, stream>>>(
+                   scratch, pixels, channels, batch_mean, batch_var);
+               CUDA_LAUNCH_CHECK(); bn_normalise_kernel<T>
+               <<<grid, block, 0, stream>>>((const T *)x, (T *)y, pixels, channels, gamma, beta,
+                                            batch_mean, batch_var, eps));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -133,8 +133,9 @@ void cuk_bn_forward_inference(const void *x, int type, size_t pixels, int channe
                               const float *running_var, float eps, void *y, cudaStream_t stream) {
   const dim3 grid = channel_grid(pixels, channels), block(TILE_C, TILE_ROWS);
   CUK_DISPATCH(type, T,
-      bn_normalise_kernel<T><<<grid, block, 0, stream>>>(
-          (const T *)x, (T *)y, pixels, channels, gamma, beta, running_mean, running_var, eps));
+               bn_normalise_kernel<T>
+               <<<grid, block, 0, stream>>>((const T *)x, (T *)y, pixels, channels, gamma, beta,
+                                            running_mean, running_var, eps));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -150,7 +151,7 @@ __global__ void bn_grads_finalise_kernel(const double *scratch, int channels, fl
 /* dx = gamma / sqrt(var + eps) * (dy - sum dy / pixels - xhat * sum (dy xhat) / pixels) over
  * the channel tiles; dx may alias dy (and x) */
 template <typename T>
-__global__ void __launch_bounds__(TILE_C * TILE_ROWS)
+__global__ void __launch_bounds__(TILE_C *TILE_ROWS)
     bn_backward_data_kernel(const T *x, const T *dy, T *dx, size_t pixels, int channels,
                             const float *gamma, const float *mean, const float *var, float eps,
                             const double *scratch) {
@@ -168,23 +169,21 @@ __global__ void __launch_bounds__(TILE_C * TILE_ROWS)
 }
 
 void cuk_bn_backward(const void *x, const void *dy, int type, size_t pixels, int channels,
-                     const float *gamma, const float *batch_mean, const float *batch_var,
-                     float eps, void *dx, float *grad_gamma, float *grad_beta, double *scratch,
+                     const float *gamma, const float *batch_mean, const float *batch_var, float eps,
+                     void *dx, float *grad_gamma, float *grad_beta, double *scratch,
                      cudaStream_t stream) {
   CUDA_CALL(cudaMemsetAsync(scratch, 0, 2 * (size_t)channels * sizeof(double), stream));
   const channel_args a = {x, dy, pixels, channels, NULL, batch_mean, batch_var, eps};
   const dim3 grid = channel_grid(pixels, channels), block(TILE_C, TILE_ROWS);
   const unsigned finalise_blocks = cuk_blocks((size_t)channels);
-  CUK_DISPATCH(type, T,
-      channel_reduce_kernel<T, SUM_DY_AND_DY_XHAT, double><<<grid, block, 0, stream>>>(
-          a, scratch);
-      CUDA_LAUNCH_CHECK();
-      bn_grads_finalise_kernel<<<finalise_blocks, CUK_THREADS, 0, stream>>>(
+  CUK_DISPATCH(
+      type, T,
+      channel_reduce_kernel<T, SUM_DY_AND_DY_XHAT, double><<<grid, block, 0, stream>>>(a, scratch);
+      CUDA_LAUNCH_CHECK(); bn_grads_finalise_kernel<<<finalise_blocks, CUK_THREADS, 0, stream>>>(
           scratch, channels, grad_gamma, grad_beta);
-      CUDA_LAUNCH_CHECK();
-      bn_backward_data_kernel<T><<<grid, block, 0, stream>>>(
-          (const T *)x, (const T *)dy, (T *)dx, pixels, channels, gamma, batch_mean, batch_var,
-          eps, scratch));
+      CUDA_LAUNCH_CHECK(); bn_backward_data_kernel<T>
+      <<<grid, block, 0, stream>>>((const T *)x, (const T *)dy, (T *)dx, pixels, channels, gamma,
+                                   batch_mean, batch_var, eps, scratch));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -201,9 +200,8 @@ __global__ void bn_update_running_kernel(float *running_mean, float *running_var
 void cuk_bn_update_running(float *running_mean, float *running_var, const float *batch_mean,
                            const float *batch_var, int channels, float momentum,
                            size_t count_per_channel, cudaStream_t stream) {
-  const float unbias = count_per_channel > 1
-                           ? (float)count_per_channel / (float)(count_per_channel - 1)
-                           : 1.0f;
+  const float unbias =
+      count_per_channel > 1 ? (float)count_per_channel / (float)(count_per_channel - 1) : 1.0f;
   bn_update_running_kernel<<<cuk_blocks((size_t)channels), CUK_THREADS, 0, stream>>>(
       running_mean, running_var, batch_mean, batch_var, channels, momentum, unbias);
   CUDA_LAUNCH_CHECK();
@@ -302,15 +300,13 @@ void cuk_softmax_cross_entropy(const void *logits, int type, size_t pixels, int 
   CUDA_CALL(cudaMemsetAsync(bad_labels, 0, sizeof(int), stream));
   const loss_args a = {labels, class_weights, pixels, classes, ignore_label};
   const unsigned blocks = cuk_blocks(pixels);
-  CUK_DISPATCH(type, T,
-      loss_kernel<T><<<blocks, CUK_THREADS, 0, stream>>>((const T *)logits, a, scratch,
-                                                         bad_labels);
-      CUDA_LAUNCH_CHECK();
-      loss_finalise_kernel<<<1, 1, 0, stream>>>(scratch, bad_labels, scalars);
-      CUDA_LAUNCH_CHECK();
-      if (grad) {
+  CUK_DISPATCH(
+      type, T,
+      loss_kernel<T><<<blocks, CUK_THREADS, 0, stream>>>((const T *)logits, a, scratch, bad_labels);
+      CUDA_LAUNCH_CHECK(); loss_finalise_kernel<<<1, 1, 0, stream>>>(scratch, bad_labels, scalars);
+      CUDA_LAUNCH_CHECK(); if (grad) {
         loss_grad_kernel<T><<<blocks, CUK_THREADS, 0, stream>>>((const T *)logits, a, grad_scale,
-                                                                 scratch, (T *)grad);
+                                                                scratch, (T *)grad);
         CUDA_LAUNCH_CHECK();
       });
 }
@@ -344,8 +340,8 @@ __global__ void argmax_kernel(const T *logits, size_t pixels, int classes, uint8
 void cuk_argmax_channels(const void *logits, int type, size_t pixels, int classes,
                          uint8_t *predictions, float *confidence, cudaStream_t stream) {
   CUK_DISPATCH(type, T,
-      argmax_kernel<T><<<cuk_blocks(pixels), CUK_THREADS, 0, stream>>>(
-          (const T *)logits, pixels, classes, predictions, confidence));
+               argmax_kernel<T><<<cuk_blocks(pixels), CUK_THREADS, 0, stream>>>(
+                   (const T *)logits, pixels, classes, predictions, confidence));
   CUDA_LAUNCH_CHECK();
 }
 
@@ -356,7 +352,7 @@ __global__ void class_statistics_kernel(uint8_t *predictions, const float *confi
                                         const float *linear, int height, int width, int classes,
                                         uint8_t outside_label, double *sums) {
   extern __shared__ double shared[];
-  double *totals = shared;                                  /* [classes][5] */
+  double *totals = shared;                                      /* [classes][5] */
   int *extents = reinterpret_cast<int *>(shared + classes * 5); /* [classes][4] */
   for (int i = threadIdx.x; i < classes * 5; i += blockDim.x) totals[i] = 0.0;
   for (int i = threadIdx.x; i < classes * 4; i += blockDim.x) extents[i] = INT_MAX;
@@ -402,13 +398,11 @@ __global__ void class_statistics_kernel(uint8_t *predictions, const float *confi
 }
 
 void cuk_class_statistics(uint8_t *predictions, const float *confidence, const uint8_t *photos,
-                          const float *boxes, const float *linear, int batch, int height,
-                          int width, int classes, uint8_t outside_label, double *sums,
-                          cudaStream_t stream) {
+                          const float *boxes, const float *linear, int batch, int height, int width,
+                          int classes, uint8_t outside_label, double *sums, cudaStream_t stream) {
   const size_t shared = (size_t)classes * (5 * sizeof(double) + 4 * sizeof(int));
-  class_statistics_kernel<<<batch, 1024, shared, stream>>>(predictions, confidence, photos, boxes,
-                                                          linear, height, width, classes,
-                                                          outside_label, sums);
+  class_statistics_kernel<<<batch, 1024, shared, stream>>>(
+      predictions, confidence, photos, boxes, linear, height, width, classes, outside_label, sums);
   CUDA_LAUNCH_CHECK();
 }
 
@@ -497,6 +491,6 @@ void cuk_adam_update(float *params, const float *grads, float *exp_avg, float *e
                      int decoupled_weight_decay, const double *scalars, cudaStream_t stream) {
   const adam_args a = {beta1, beta2, eps, weight_decay, decoupled_weight_decay};
   adam_kernel<<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(params, grads, exp_avg, exp_avg_sq,
-                                                            count, a, scalars);
+                                                             count, a, scalars);
   CUDA_LAUNCH_CHECK();
 }

@@ -23,9 +23,9 @@ void fp_set_fatal_hook(const char *message_prefix, void (*stop)(void));
  * text is copied; NULL clears it. */
 void fp_set_fatal_context(const char *context);
 
-#define FP_CHECK(cond, ...)                                                    \
-  do {                                                                         \
-    if (!(cond)) FP_FATAL(__VA_ARGS__);                                        \
+#define FP_CHECK(cond, ...)                                                                        \
+  do {                                                                                             \
+    if (!(cond)) FP_FATAL(__VA_ARGS__);                                                            \
   } while (0)
 
 /* malloc/calloc that never return NULL. */

@@ -17,7 +17,9 @@ void progress_start(progress *p, const char *label, long total_items) {
   p->start_seconds = progress_now();
 }
 
-void progress_advance(progress *p, long items) { p->done += items; }
+void progress_advance(progress *p, long items) {
+  p->done += items;
+}
 
 void progress_print(const progress *p, const char *fmt, ...) {
   double elapsed = progress_now() - p->start_seconds;

@@ -14,7 +14,9 @@ void rng_seed(rng *r, uint64_t seed) {
   r->has_spare_normal = 0;
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 uint64_t rng_next(rng *r) {
   uint64_t *s = r->state;
@@ -29,7 +31,9 @@ uint64_t rng_next(rng *r) {
   return result;
 }
 
-double rng_uniform(rng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
+double rng_uniform(rng *r) {
+  return (double)(rng_next(r) >> 11) * 0x1.0p-53;
+}
 
 /* Marsaglia's polar method: a point uniform in the unit disc gives two independent normals
  * for one log and one sqrt, without the trigonometry of Box-Muller (weight initialisation of

@@ -30,8 +30,8 @@ void branch_evaluation_init(branch_evaluation *e, const unet *m, int ground_trut
 }
 
 void branch_evaluation_free(branch_evaluation *e, const unet *m) {
-  void *host[] = {e->true_positive, e->false_positive, e->false_negative, e->true_negative,
-                  e->box_count,     e->box_iou_sum,    e->presence,       e->probabilities,
+  void *host[] = {e->true_positive, e->false_positive, e->false_negative,  e->true_negative,
+                  e->box_count,     e->box_iou_sum,    e->presence,        e->probabilities,
                   e->boxes,         e->predicted,      e->host_predictions};
   for (size_t i = 0; i < sizeof host / sizeof *host; i++) free(host[i]);
   if (!e->ground_truth) return;
@@ -96,8 +96,9 @@ static double defined(double score) {
 static void report_classes(const branch_evaluation *e, const char *const *names, FILE *out) {
   int64_t tp = 0, fp = 0, fn = 0, tn = 0, boxes = 0;
   double iou = 0.0;
-  fprintf(out, "per-class presence (class branch) and box IoU (box branch):\n"
-               "  %3s %-20s %9s %9s %9s %9s %9s %9s %8s\n",
+  fprintf(out,
+          "per-class presence (class branch) and box IoU (box branch):\n"
+          "  %3s %-20s %9s %9s %9s %9s %9s %9s %8s\n",
           "k", "class", "support", "precision", "recall", "f1", "f2", "accuracy", "box_iou");
   for (int k = 0; k < e->classes; k++) {
     int64_t p = e->true_positive[k], f = e->false_positive[k], n = e->false_negative[k],
@@ -117,8 +118,8 @@ static void report_classes(const branch_evaluation *e, const char *const *names,
           "(%lld present image-class pairs)\n",
           ratio((double)e->exact_matches, (double)e->images),
           ratio((double)(tp + tn), (double)(tp + fp + fn + tn)), defined(micro.precision),
-          defined(micro.recall), defined(micro.f1), defined(micro.f2),
-          ratio(iou, (double)boxes), (long long)boxes);
+          defined(micro.recall), defined(micro.f1), defined(micro.f2), ratio(iou, (double)boxes),
+          (long long)boxes);
 }
 
 void branch_evaluation_report(const branch_evaluation *e, const confusion *plain,

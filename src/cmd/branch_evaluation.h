@@ -18,10 +18,10 @@ typedef struct branch_evaluation {
   int64_t exact_matches, images;
   double *box_iou_sum; /* [classes]: over the images where the class is present */
   int64_t *box_count;
-  float *presence, *boxes;             /* host: the batch's targets */
-  float *probabilities, *predicted;    /* host: the branches' outputs */
-  int ground_truth;                    /* injected branches: also run with the truth injected */
-  confusion injected_conf;             /* the segmentation with the truth injected */
+  float *presence, *boxes;          /* host: the batch's targets */
+  float *probabilities, *predicted; /* host: the branches' outputs */
+  int ground_truth;                 /* injected branches: also run with the truth injected */
+  confusion injected_conf;          /* the segmentation with the truth injected */
   uint8_t *predictions, *host_predictions;
 } branch_evaluation;
 

@@ -18,11 +18,11 @@ typedef struct checkpoint_info {
   unet_arch arch;
   int classes, height, width;
   branch_config branches; /* mode none in checkpoints from before the branches */
-  long step, epoch; /* optimiser steps taken; epochs completed */
+  long step, epoch;       /* optimiser steps taken; epochs completed */
   double best_metric;
-  long best_epoch; /* the epoch (1-based) best_metric was reached in, 0 = none (or format 1) */
-  long global_batch;     /* images per step over all ranks (0: unknown, format 1) */
-  double epoch_loss_sum; /* sum of the step losses of the unfinished epoch */
+  long best_epoch;   /* the epoch (1-based) best_metric was reached in, 0 = none (or format 1) */
+  long global_batch; /* images per step over all ranks (0: unknown, format 1) */
+  double epoch_loss_sum;    /* sum of the step losses of the unfinished epoch */
   int64_t *epoch_confusion; /* [classes*classes] training confusion of the unfinished epoch, or
                                NULL; read back only when not NULL */
 } checkpoint_info;

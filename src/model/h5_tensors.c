@@ -19,8 +19,7 @@ int h5_read_floats(hid_t loc, const char *file, const char *name, float *out, si
   hssize_t points = H5Sget_simple_extent_npoints(space);
   hid_t type = H5Dget_type(dset);
   H5T_class_t type_class = H5Tget_class(type);
-  if (type_class != H5T_FLOAT)
-    FP_FATAL("%s: dataset %s is not floating point", file, name);
+  if (type_class != H5T_FLOAT) FP_FATAL("%s: dataset %s is not floating point", file, name);
   if (points < 0 || (size_t)points != count)
     FP_FATAL("%s: dataset %s has %lld elements, expected %zu", file, name, (long long)points,
              count);

@@ -8,9 +8,9 @@
 
 #include "unet.h"
 
-#define H5_CHECK(call)                                                                   \
-  do {                                                                                   \
-    if ((call) < 0) FP_FATAL("HDF5: %s failed (HDF5's error stack is printed above)", #call); \
+#define H5_CHECK(call)                                                                             \
+  do {                                                                                             \
+    if ((call) < 0) FP_FATAL("HDF5: %s failed (HDF5's error stack is printed above)", #call);      \
   } while (0)
 
 hid_t h5_open_read(const char *path);

@@ -11,7 +11,7 @@
 static int failures;
 
 __attribute__((format(printf, 3, 4))) static void fail(collective *c, int line, const char *fmt,
-                                                         ...) {
+                                                       ...) {
   va_list args;
   va_start(args, fmt);
   printf("rank %d: FAIL (collective_checks.c:%d) ", collective_rank(c), line);
@@ -22,13 +22,14 @@ __attribute__((format(printf, 3, 4))) static void fail(collective *c, int line, 
   failures++;
 }
 
-#define EXPECT(c, condition, ...)                                                             \
-  do {                                                                                        \
-    if (!(condition)) fail((c), __LINE__, __VA_ARGS__);                                      \
+#define EXPECT(c, condition, ...)                                                                  \
+  do {                                                                                             \
+    if (!(condition)) fail((c), __LINE__, __VA_ARGS__);                                            \
   } while (0)
 
 /* Integer-valued, so every sum is exact in float whatever the order: rank r holds
- * (r + 1) * (i % 1000 + 1 + offset), and the sum over n ranks is n(n+1)/2 times the second factor. */
+ * (r + 1) * (i % 1000 + 1 + offset), and the sum over n ranks is n(n+1)/2 times the second factor.
+ */
 static float integer_value(int rank, size_t i, size_t offset) {
   return (float)((rank + 1) * (int)(i % 1000 + 1 + offset));
 }
@@ -42,7 +43,9 @@ static float random_value(int rank, size_t i) {
   return (float)((double)(z >> 11) * 0x1p-52 - 1.0);
 }
 
-static int is_power_of_two(int n) { return n > 0 && (n & (n - 1)) == 0; }
+static int is_power_of_two(int n) {
+  return n > 0 && (n & (n - 1)) == 0;
+}
 
 static void *upload_copy(const test_memory *memory, const void *host, size_t bytes) {
   void *copy = memory->allocate(bytes);
@@ -74,8 +77,10 @@ static void check_integer_reduction(collective *c, const test_memory *memory, si
   float *host = fp_malloc(count * sizeof(float));
   for (size_t i = 0; i < count; i++) host[i] = integer_value(collective_rank(c), i, 0);
   float *buffer = upload_copy(memory, host, count * sizeof(float));
-  if (mean) collective_allreduce_mean(c, buffer, count);
-  else collective_allreduce_sum(c, buffer, count);
+  if (mean)
+    collective_allreduce_mean(c, buffer, count);
+  else
+    collective_allreduce_sum(c, buffer, count);
   memory->download(host, buffer, count * sizeof(float));
   check_integer_result(c, host, count, 0, mean, mean ? "integer mean" : "integer sum");
   memory->release(buffer);
@@ -90,8 +95,10 @@ static void check_random_reduction(collective *c, const test_memory *memory, siz
   float *host = fp_malloc(count * sizeof(float));
   for (size_t i = 0; i < count; i++) host[i] = random_value(collective_rank(c), i);
   float *buffer = upload_copy(memory, host, count * sizeof(float));
-  if (mean) collective_allreduce_mean(c, buffer, count);
-  else collective_allreduce_sum(c, buffer, count);
+  if (mean)
+    collective_allreduce_mean(c, buffer, count);
+  else
+    collective_allreduce_sum(c, buffer, count);
   memory->download(host, buffer, count * sizeof(float));
   for (size_t i = 0; i < count; i++) {
     double exact = 0, magnitude = 0;
@@ -161,8 +168,8 @@ static void check_broadcast(collective *c, const test_memory *memory, size_t byt
   memory->download(host, buffer, bytes);
   for (size_t i = 0; i < bytes; i++)
     if (host[i] != broadcast_pattern(i, root)) {
-      fail(c, __LINE__, "broadcast of %zu bytes from %d: byte %zu is %d, expected %d", bytes,
-           root, i, host[i], broadcast_pattern(i, root));
+      fail(c, __LINE__, "broadcast of %zu bytes from %d: byte %zu is %d, expected %d", bytes, root,
+           i, host[i], broadcast_pattern(i, root));
       break;
     }
   memory->release(buffer);
@@ -174,8 +181,8 @@ static void check_host_helpers(collective *c) {
   double values[3] = {rank + 0.5, -(double)rank, 0.25};
   collective_allreduce_sum_host_doubles(c, values, 3);
   const double triangle = ranks * (ranks - 1) / 2.0;
-  EXPECT(c, values[0] == triangle + 0.5 * ranks && values[1] == -triangle &&
-                values[2] == 0.25 * ranks,
+  EXPECT(c,
+         values[0] == triangle + 0.5 * ranks && values[1] == -triangle && values[2] == 0.25 * ranks,
          "host doubles sum: %g %g %g", values[0], values[1], values[2]);
   collective_allreduce_sum_host_doubles(c, NULL, 0);
 

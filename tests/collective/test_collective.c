@@ -11,8 +11,12 @@
 #include <pthread.h>
 #include <string.h>
 
-static void *host_allocate(size_t bytes) { return fp_malloc(bytes); }
-static void host_copy(void *to, const void *from, size_t bytes) { memcpy(to, from, bytes); }
+static void *host_allocate(size_t bytes) {
+  return fp_malloc(bytes);
+}
+static void host_copy(void *to, const void *from, size_t bytes) {
+  memcpy(to, from, bytes);
+}
 
 static const test_memory host_memory = {
     .allocate = host_allocate,
@@ -25,8 +29,7 @@ static int run_checks(const char *ranks_text) {
   collective *c = collective_init(COLLECTIVE_MPI);
   int failures = check_world_size(c, ranks_text);
   if (strcmp(collective_name(c), "mpi") != 0) {
-    printf("rank %d: FAIL name is '%s', expected 'mpi'\n", collective_rank(c),
-           collective_name(c));
+    printf("rank %d: FAIL name is '%s', expected 'mpi'\n", collective_rank(c), collective_name(c));
     failures++;
   }
   failures += run_collective_checks(c, &host_memory);

@@ -18,7 +18,9 @@ static void device_upload(void *memory, const void *host, size_t bytes) {
 static void device_download(void *host, const void *memory, size_t bytes) {
   CUDA_CHECK(cudaMemcpy(host, memory, bytes, cudaMemcpyDeviceToHost));
 }
-static void device_release(void *memory) { CUDA_CHECK(cudaFree(memory)); }
+static void device_release(void *memory) {
+  CUDA_CHECK(cudaFree(memory));
+}
 
 static const test_memory device_memory = {
     .allocate = device_allocate,
@@ -95,8 +97,7 @@ static long local_rank_count(void) {
   char *end = NULL;
   errno = 0;
   long count = strtol(text, &end, 10);
-  FP_CHECK(errno == 0 && *end == '\0' && count > 0, "ranks on this node '%s' is not a count",
-           text);
+  FP_CHECK(errno == 0 && *end == '\0' && count > 0, "ranks on this node '%s' is not a count", text);
   return count;
 }
 
@@ -117,8 +118,7 @@ int main(int argc, char **argv) {
   collective *c = collective_init(COLLECTIVE_NCCL);
   int failures = check_world_size(c, argv[1]);
   if (strcmp(collective_name(c), "nccl") != 0) {
-    printf("rank %d: FAIL name is '%s', expected 'nccl'\n", collective_rank(c),
-           collective_name(c));
+    printf("rank %d: FAIL name is '%s', expected 'nccl'\n", collective_rank(c), collective_name(c));
     failures++;
   }
   failures += run_collective_checks(c, &device_memory);

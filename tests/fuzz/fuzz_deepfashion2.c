@@ -1,5 +1,5 @@
-/* io/ingest/ingest_deepfashion2.c with io/ingest/json.c and io/ingest/polygon.c: the input is the annotation
- * annos/a.json of the photo image/a.jpg (PHOTO_HEIGHT x PHOTO_WIDTH), read with a label
+/* io/ingest/ingest_deepfashion2.c with io/ingest/json.c and io/ingest/polygon.c: the input is the
+ * annotation annos/a.json of the photo image/a.jpg (PHOTO_HEIGHT x PHOTO_WIDTH), read with a label
  * map using every kind of target. */
 #include <stdlib.h>
 

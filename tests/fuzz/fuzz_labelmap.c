@@ -5,10 +5,10 @@
 #include "harness_common.h"
 #include "labelmap.h"
 
-static char *const source_names[] = {"null", "accessories", "bag", "belt", "blazer",
-                                     "blouse", "bodysuit", "boots", "bra", "bracelet",
-                                     "cape", "cardigan", "clogs", "coat", "dress",
-                                     "earrings", "flats", "glasses", "gloves", "hair"};
+static char *const source_names[] = {"null",     "accessories", "bag",     "belt",   "blazer",
+                                     "blouse",   "bodysuit",    "boots",   "bra",    "bracelet",
+                                     "cape",     "cardigan",    "clogs",   "coat",   "dress",
+                                     "earrings", "flats",       "glasses", "gloves", "hair"};
 enum { SOURCE_COUNT = sizeof source_names / sizeof source_names[0] };
 
 typedef struct labelmap_case {

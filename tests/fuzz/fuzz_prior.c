@@ -6,8 +6,8 @@
 #include "catalog_prior.h"
 #include "harness_common.h"
 
-static char *const class_names[] = {"background", "skin", "hair", "top", "dress",
-                                    "skirt", "pants", "shoes", "bag", "hat"};
+static char *const class_names[] = {"background", "skin",  "hair",  "top", "dress",
+                                    "skirt",      "pants", "shoes", "bag", "hat"};
 enum { CLASS_COUNT = sizeof class_names / sizeof class_names[0] };
 
 typedef struct prior_case {
