@@ -6,18 +6,20 @@
 #   tests/format_check.sh SOURCE_DIR
 set -u
 source_dir=${1:?usage: format_check.sh SOURCE_DIR}
-version=$(clang-format --version 2>/dev/null | sed -n 's/.*clang-format version \([0-9]*\)\..*/\1/p')
+version=$(clang-format --version 2>/dev/null |
+  sed -n 's/.*clang-format version \([0-9]*\)\..*/\1/p')
 if [ "$version" != 14 ]; then
   echo "SKIP: clang-format 14 not found (found: ${version:-none})"
   exit 77
 fi
 cd "$source_dir" || exit 1
-files=$(git ls-files '*.c' '*.h' '*.cu' '*.cuh' 2>/dev/null) ||
-  files=$(find . -path ./build -prune -o \( -name '*.c' -o -name '*.h' -o -name '*.cu' \
-    -o -name '*.cuh' \) -print)
+if ! files=$(git ls-files '*.c' '*.h' '*.cu' '*.cuh' 2>/dev/null); then
+  echo "SKIP: $source_dir is not a git checkout (the check covers the tracked files)"
+  exit 77
+fi
 # shellcheck disable=SC2086
-unformatted=$(clang-format --dry-run -Werror $files 2>&1 | sed -n 's/^\([^:]*\):[0-9]*:[0-9]*: error:.*/\1/p' |
-  sort -u)
+unformatted=$(clang-format --dry-run -Werror $files 2>&1 |
+  sed -n 's/^\([^:]*\):[0-9]*:[0-9]*: error:.*/\1/p' | sort -u)
 for file in $unformatted; do
   echo "FAIL: $file is not clang-formatted (clang-format --dry-run $file shows where)"
 done
