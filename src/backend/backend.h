@@ -88,6 +88,9 @@ typedef struct backend {
   void *(*alloc)(fp_dtype type, size_t count);
   void (*release)(void *p);
   void (*fill_zero)(void *p, fp_dtype type, size_t count);
+  /* upload and tensor_from_nchw queue the copy: host_src may be reused once they return,
+   * except memory from host_alloc, which a device backend reads later: it must stay
+   * unchanged until a later download, or download_wait on a fence given after the upload. */
   void (*upload)(void *dst, const void *host_src, fp_dtype type, size_t count);
   void (*download)(void *host_dst, const void *src, fp_dtype type, size_t count);
   /* Host memory that copies to and from the device can use without waiting (page-locked on a

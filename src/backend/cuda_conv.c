@@ -1,8 +1,8 @@
 /* CUDA backend: convolutions on cuDNN, NHWC activations and OHWI weights (the layout cuDNN's
  * Tensor Core kernels read). The weights arrive OIHW (backend.h) and are transposed into a
  * workspace per call; their gradients come back OHWI and are transposed into the f32 OIHW
- * gradient buffer. For each shape the algorithms are found once (cuDNN times the candidates)
- * and cached with their descriptors.
+ * gradient buffer. For each shape and direction the algorithm is found once, on first use
+ * (cuDNN times the candidates), and cached with the shape's descriptors.
  *
  * This is the one file that uses cuDNN's legacy convolution API, which cuDNN 9 marks deprecated
  * in favour of the graph API (still supported in cuDNN 9, see shared/notes); the deprecation
@@ -10,6 +10,7 @@
  * are f32 results; bf16 ones use Tensor Cores with f32 accumulation. */
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,19 +20,30 @@ typedef struct conv_key {
   int in_channels, out_channels, kernel, stride, pad, n, h, w, dtype;
 } conv_key;
 
+/* The three directions of a convolution, each with its own algorithm, found the first time that
+ * direction runs: an inference pass never searches (nor sizes workspace for) the backward ones,
+ * and a direction cuDNN has no algorithm for stops only a run that needs it (the stem's
+ * backward-data is never needed). */
+enum { CONV_FORWARD, CONV_BACKWARD_DATA, CONV_BACKWARD_FILTER, CONV_DIRECTIONS };
+static const char *const direction_names[CONV_DIRECTIONS] = {"forward", "backward-data",
+                                                             "backward-filter"};
+
+typedef struct conv_algorithm {
+  int found;
+  int algo; /* a cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t, by direction */
+  /* the math type set on the descriptor before the call: f32 always CUDNN_FMA_MATH (the default
+   * would allow TF32 on sm_80+); 16-bit types the one cuDNN's search timed the algorithm (and
+   * measured its workspace) with */
+  cudnnMathType_t math;
+  size_t workspace_bytes;
+} conv_algorithm;
+
 typedef struct conv_plan {
   conv_key key;
   cudnnTensorDescriptor_t x, y;
   cudnnFilterDescriptor_t w;
   cudnnConvolutionDescriptor_t conv;
-  cudnnConvolutionFwdAlgo_t forward;
-  cudnnConvolutionBwdDataAlgo_t backward_data;
-  cudnnConvolutionBwdFilterAlgo_t backward_filter;
-  /* the math type set on `conv` before each algorithm's call: f32 always CUDNN_FMA_MATH (the
-   * default math type would allow TF32 on sm_80+); 16-bit types the one cuDNN's search timed
-   * the algorithm (and measured its workspace) with */
-  cudnnMathType_t forward_math, backward_data_math, backward_filter_math;
-  size_t workspace_bytes; /* the largest of the three algorithms' */
+  conv_algorithm algorithms[CONV_DIRECTIONS];
 } conv_plan;
 
 typedef struct conv_plan_cache {
@@ -59,78 +71,99 @@ static int direct_only(void) {
   return choice && !strcmp(choice, "direct");
 }
 
+static int direct_algorithm(int direction, int algo) {
+  switch (direction) {
+  case CONV_FORWARD:
+    return algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM ||
+           algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+  case CONV_BACKWARD_DATA:
+    return algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_0 || algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+  default:
+    return algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 ||
+           algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+  }
+}
+
+/* One search result, whichever direction's perf type it came in. */
+typedef struct conv_candidate {
+  int algo;
+  cudnnStatus_t status;
+  size_t memory;
+  cudnnDeterminism_t determinism;
+  cudnnMathType_t math;
+} conv_candidate;
+
+enum { CONV_MAX_CANDIDATES = 8 };
+_Static_assert((int)CUDNN_CONVOLUTION_FWD_ALGO_COUNT <= CONV_MAX_CANDIDATES &&
+                   (int)CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT <= CONV_MAX_CANDIDATES &&
+                   (int)CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT <= CONV_MAX_CANDIDATES,
+               "a direction has more cuDNN algorithms than CONV_MAX_CANDIDATES");
+
 /* A search result that may be used: it ran, and an f32 one without Tensor Cores (no TF32). */
-static int usable(const conv_plan *p, cudnnStatus_t status, cudnnMathType_t math) {
-  return status == CUDNN_STATUS_SUCCESS &&
+static int usable(const conv_plan *p, const conv_candidate *c) {
+  return c->status == CUDNN_STATUS_SUCCESS &&
          (p->key.dtype != FP_F32 ||
-          (math != CUDNN_TENSOR_OP_MATH && math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
+          (c->math != CUDNN_TENSOR_OP_MATH && c->math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
 }
 
-static cudnnMathType_t run_math(const conv_plan *p, cudnnMathType_t searched) {
-  return p->key.dtype == FP_F32 ? CUDNN_FMA_MATH : searched;
+/* The fastest usable candidate (cuDNN lists them fastest first). In direct mode a deterministic
+ * one first: ALGO_0 of both backward directions sums with atomics, in no fixed order, and is
+ * taken only where cuDNN offers no deterministic direct algorithm. */
+static void choose(conv_plan *p, int direction, const conv_candidate *c, int count) {
+  int direct = direct_only();
+  for (int pass = 0; pass < 1 + direct; pass++)
+    for (int i = 0; i < count; i++) {
+      if (!usable(p, &c[i])) continue;
+      if (direct && (!direct_algorithm(direction, c[i].algo) ||
+                     (pass == 0 && c[i].determinism != CUDNN_DETERMINISTIC)))
+        continue;
+      p->algorithms[direction] = (conv_algorithm){
+          1, c[i].algo, p->key.dtype == FP_F32 ? CUDNN_FMA_MATH : c[i].math, c[i].memory};
+      return;
+    }
+  FP_FATAL("cuDNN offers no %s%s algorithm for a %dx%d convolution %d->%d on %dx%d %s",
+           direct ? "direct " : "", direction_names[direction], p->key.kernel, p->key.kernel,
+           p->key.in_channels, p->key.out_channels, p->key.h, p->key.w,
+           fp_dtype_name((fp_dtype)p->key.dtype));
 }
 
-static cudnnConvolutionFwdAlgo_t find_forward(conv_plan *p, size_t *bytes) {
-  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+/* perf: cuDNN's results for one direction (its own perf struct type); out: as candidates */
+#define CANDIDATES_FROM(perf, returned, out)                                                       \
+  do {                                                                                             \
+    for (int i = 0; i < (returned); i++)                                                           \
+      (out)[i] = (conv_candidate){(int)(perf)[i].algo, (perf)[i].status, (perf)[i].memory,         \
+                                  (perf)[i].determinism, (perf)[i].mathType};                      \
+  } while (0)
+
+/* The direction's algorithm, searched for (cuDNN times the candidates) on its first use. */
+static const conv_algorithm *algorithm_for(conv_plan *p, int direction) {
+  if (p->algorithms[direction].found) return &p->algorithms[direction];
+  cuda_not_capturing("a cuDNN algorithm search (a convolution direction not run before)");
+  conv_candidate candidates[CONV_MAX_CANDIDATES];
   int returned = 0;
-  CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(
-      cuda.cudnn, p->x, p->w, p->conv, p->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf));
-  for (int i = 0; i < returned; i++) {
-    if (!usable(p, perf[i].status, perf[i].mathType)) continue;
-    if (direct_only() && perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM &&
-        perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM)
-      continue;
-    *bytes = perf[i].memory;
-    p->forward_math = run_math(p, perf[i].mathType);
-    return perf[i].algo;
-  }
-  FP_FATAL("cuDNN offers no forward algorithm for a %dx%d convolution %d->%d on %dx%d %s",
-           p->key.kernel, p->key.kernel, p->key.in_channels, p->key.out_channels, p->key.h,
-           p->key.w, fp_dtype_name((fp_dtype)p->key.dtype));
-}
-
-static cudnnConvolutionBwdDataAlgo_t find_backward_data(conv_plan *p, size_t *bytes) {
-  cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-  int returned = 0;
-  CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(cuda.cudnn, p->w, p->y, p->conv, p->x,
-                                                        CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                                                        &returned, perf));
-  for (int i = 0; i < returned; i++) {
-    if (!usable(p, perf[i].status, perf[i].mathType)) continue;
-    if (direct_only() && perf[i].algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_0 &&
-        perf[i].algo != CUDNN_CONVOLUTION_BWD_DATA_ALGO_1)
-      continue;
-    *bytes = perf[i].memory;
-    p->backward_data_math = run_math(p, perf[i].mathType);
-    return perf[i].algo;
-  }
-  FP_FATAL("cuDNN offers no backward-data algorithm for a %dx%d convolution %d->%d on %dx%d %s",
-           p->key.kernel, p->key.kernel, p->key.in_channels, p->key.out_channels, p->key.h,
-           p->key.w, fp_dtype_name((fp_dtype)p->key.dtype));
-}
-
-static cudnnConvolutionBwdFilterAlgo_t find_backward_filter(conv_plan *p, size_t *bytes) {
-  cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-  int returned = 0;
-  CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(cuda.cudnn, p->x, p->y, p->conv, p->w,
-                                                          CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+  if (direction == CONV_FORWARD) {
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(
+        cuda.cudnn, p->x, p->w, p->conv, p->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf));
+    CANDIDATES_FROM(perf, returned, candidates);
+  } else if (direction == CONV_BACKWARD_DATA) {
+    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(cuda.cudnn, p->w, p->y, p->conv, p->x,
+                                                          CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
                                                           &returned, perf));
-  for (int i = 0; i < returned; i++) {
-    if (!usable(p, perf[i].status, perf[i].mathType)) continue;
-    if (direct_only() && perf[i].algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 &&
-        perf[i].algo != CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1)
-      continue;
-    *bytes = perf[i].memory;
-    p->backward_filter_math = run_math(p, perf[i].mathType);
-    return perf[i].algo;
+    CANDIDATES_FROM(perf, returned, candidates);
+  } else {
+    cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(cuda.cudnn, p->x, p->y, p->conv, p->w,
+                                                            CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                                                            &returned, perf));
+    CANDIDATES_FROM(perf, returned, candidates);
   }
-  FP_FATAL("cuDNN offers no backward-filter algorithm for a %dx%d convolution %d->%d on %dx%d %s",
-           p->key.kernel, p->key.kernel, p->key.in_channels, p->key.out_channels, p->key.h,
-           p->key.w, fp_dtype_name((fp_dtype)p->key.dtype));
+  choose(p, direction, candidates, returned);
+  return &p->algorithms[direction];
 }
 
 static void plan_init(conv_plan *p, const conv_desc *d, const tensor *x) {
-  cuda_not_capturing("a cuDNN algorithm search (a convolution shape not run before)");
   memset(p, 0, sizeof *p);
   p->key = (conv_key){d->in_channels, d->out_channels, d->kernel, d->stride, d->pad, x->n, x->h,
                       x->w,           (int)x->dtype};
@@ -151,15 +184,9 @@ static void plan_init(conv_plan *p, const conv_desc *d, const tensor *x) {
   FP_CHECK(h == conv_out_size(d, x->h) && w == conv_out_size(d, x->w) && c == d->out_channels,
            "cuDNN's convolution output %dx%dx%d differs from ours", c, h, w);
   CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NHWC, type, n, c, h, w));
-  size_t bytes[3] = {0, 0, 0};
-  p->forward = find_forward(p, &bytes[0]);
-  p->backward_data = find_backward_data(p, &bytes[1]);
-  p->backward_filter = find_backward_filter(p, &bytes[2]);
-  for (int i = 0; i < 3; i++)
-    if (bytes[i] > p->workspace_bytes) p->workspace_bytes = bytes[i];
 }
 
-static const conv_plan *plan_for(const conv_desc *d, const tensor *x) {
+static conv_plan *plan_for(const conv_desc *d, const tensor *x) {
   conv_plan_cache *cache = cuda.conv_plans;
   if (!cache) cache = cuda.conv_plans = fp_calloc(1, sizeof *cache);
   conv_key key = {d->in_channels, d->out_channels, d->kernel, d->stride, d->pad, x->n, x->h,
@@ -191,9 +218,16 @@ void cuda_conv_plans_release(void) {
   cuda.conv_plans = NULL;
 }
 
+/* cuDNN's Tensor Core kernels want 16-byte aligned operands; the parameter buffer packs its
+ * tensors without padding, so a 1x1 kernel's weights (or gradient) are used in place only where
+ * they happen to be aligned. */
+static int aligned16(const void *p) {
+  return ((uintptr_t)p & 15) == 0;
+}
+
 /* OIHW weights in the activations' type as cuDNN wants them (OHWI); a 1x1 kernel is both. */
 static const void *weights_ohwi(const conv_desc *d, const void *weights, fp_dtype type) {
-  if (d->kernel == 1) return weights;
+  if (d->kernel == 1 && aligned16(weights)) return weights;
   size_t count = (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
   void *ohwi = cuda_workspace(CUDA_WS_WEIGHTS, count * fp_dtype_size(type));
   cuk_oihw_to_ohwi(ohwi, (int)type, weights, (int)type, d->out_channels, d->in_channels, d->kernel,
@@ -215,42 +249,46 @@ static const float one = 1.0f, zero = 0.0f;
 void cuda_conv2d_forward(const conv_desc *d, const tensor *x, const void *weights,
                          const float *bias, tensor *y) {
   check_shapes(d, x, y);
-  const conv_plan *p = plan_for(d, x);
+  conv_plan *p = plan_for(d, x);
+  const conv_algorithm *a = algorithm_for(p, CONV_FORWARD);
   const void *w = weights_ohwi(d, weights, x->dtype);
-  void *workspace = cuda_workspace(CUDA_WS_LIBRARY, p->workspace_bytes);
-  CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, p->forward_math));
-  CUDNN_CHECK(cudnnConvolutionForward(cuda.cudnn, &one, p->x, x->data, p->w, w, p->conv, p->forward,
-                                      workspace, p->workspace_bytes, &zero, p->y, y->data));
+  void *workspace = cuda_workspace(CUDA_WS_LIBRARY, a->workspace_bytes);
+  CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, a->math));
+  CUDNN_CHECK(cudnnConvolutionForward(cuda.cudnn, &one, p->x, x->data, p->w, w, p->conv,
+                                      (cudnnConvolutionFwdAlgo_t)a->algo, workspace,
+                                      a->workspace_bytes, &zero, p->y, y->data));
   if (bias) cuk_add_bias(y->data, (int)y->dtype, bias, tensor_pixels(y), y->c, cuda.stream);
 }
 
 void cuda_conv2d_backward_data(const conv_desc *d, const tensor *dy, const void *weights,
                                tensor *dx) {
   check_shapes(d, dx, dy);
-  const conv_plan *p = plan_for(d, dx);
+  conv_plan *p = plan_for(d, dx);
+  const conv_algorithm *a = algorithm_for(p, CONV_BACKWARD_DATA);
   const void *w = weights_ohwi(d, weights, dx->dtype);
-  void *workspace = cuda_workspace(CUDA_WS_LIBRARY, p->workspace_bytes);
-  CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, p->backward_data_math));
+  void *workspace = cuda_workspace(CUDA_WS_LIBRARY, a->workspace_bytes);
+  CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, a->math));
   CUDNN_CHECK(cudnnConvolutionBackwardData(cuda.cudnn, &one, p->w, w, p->y, dy->data, p->conv,
-                                           p->backward_data, workspace, p->workspace_bytes, &zero,
-                                           p->x, dx->data));
+                                           (cudnnConvolutionBwdDataAlgo_t)a->algo, workspace,
+                                           a->workspace_bytes, &zero, p->x, dx->data));
 }
 
 void cuda_conv2d_backward_weights(const conv_desc *d, const tensor *x, const tensor *dy,
                                   float *grad_weights, float *grad_bias) {
   check_shapes(d, x, dy);
-  const conv_plan *p = plan_for(d, x);
+  conv_plan *p = plan_for(d, x);
+  const conv_algorithm *a = algorithm_for(p, CONV_BACKWARD_FILTER);
   size_t count = (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
   /* f32 1x1: cuDNN writes the gradient buffer itself (OHWI == OIHW) */
-  int direct = x->dtype == FP_F32 && d->kernel == 1;
-  void *dw =
-      direct ? (void *)grad_weights : cuda_workspace(CUDA_WS_GRAD, count * fp_dtype_size(x->dtype));
-  void *workspace = cuda_workspace(CUDA_WS_LIBRARY, p->workspace_bytes);
-  CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, p->backward_filter_math));
+  int in_place = x->dtype == FP_F32 && d->kernel == 1 && aligned16(grad_weights);
+  void *dw = in_place ? (void *)grad_weights
+                      : cuda_workspace(CUDA_WS_GRAD, count * fp_dtype_size(x->dtype));
+  void *workspace = cuda_workspace(CUDA_WS_LIBRARY, a->workspace_bytes);
+  CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, a->math));
   CUDNN_CHECK(cudnnConvolutionBackwardFilter(cuda.cudnn, &one, p->x, x->data, p->y, dy->data,
-                                             p->conv, p->backward_filter, workspace,
-                                             p->workspace_bytes, &zero, p->w, dw));
-  if (!direct)
+                                             p->conv, (cudnnConvolutionBwdFilterAlgo_t)a->algo,
+                                             workspace, a->workspace_bytes, &zero, p->w, dw));
+  if (!in_place)
     cuk_ohwi_to_oihw_f32(grad_weights, dw, (int)x->dtype, d->out_channels, d->in_channels,
                          d->kernel, cuda.stream);
   if (grad_bias)

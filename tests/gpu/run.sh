@@ -161,9 +161,12 @@ if [ $TESTS -eq 1 ]; then
     failures=$((failures + 1))
   fi
   if command -v compute-sanitizer >/dev/null; then
-    # gVisor machines refuse the tool ("Device not supported"): said, not counted as a failure
+    # gVisor machines refuse the tool ("Device not supported"): said, not counted as a failure.
+    # API errors are left to the test's own checks (every call of ours is checked): cuDNN's
+    # algorithm searches probe kernels that may refuse a shape, which is not an error of ours.
     step "gradient check under compute-sanitizer memcheck" 120 \
-      compute-sanitizer --tool memcheck --error-exitcode 3 "$BUILD/tests/test_gradcheck" || {
+      compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 3 \
+      "$BUILD/tests/test_gradcheck" || {
       if grep -q "Device not supported" "$BUILD/step.log"; then
         say "compute-sanitizer cannot use the GPU on this machine: not run, not counted"
       else
