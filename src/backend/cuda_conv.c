@@ -139,6 +139,10 @@ static void choose(conv_plan *p, int direction, const conv_candidate *c, int cou
 static const conv_algorithm *algorithm_for(conv_plan *p, int direction) {
   if (p->algorithms[direction].found) return &p->algorithms[direction];
   cuda_not_capturing("a cuDNN algorithm search (a convolution direction not run before)");
+  /* the math type the search may use (the calls since may have left another one set): f32 none
+   * with Tensor Cores (no TF32), 16-bit types any, each result saying which it was timed with */
+  CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, p->key.dtype == FP_F32 ? CUDNN_FMA_MATH
+                                                                          : CUDNN_TENSOR_OP_MATH));
   conv_candidate candidates[CONV_MAX_CANDIDATES];
   int returned = 0;
   if (direction == CONV_FORWARD) {
@@ -177,8 +181,6 @@ static void plan_init(conv_plan *p, const conv_desc *d, const tensor *x) {
                                          d->in_channels, d->kernel, d->kernel));
   CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p->conv, d->pad, d->pad, d->stride, d->stride, 1, 1,
                                               CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-  CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, x->dtype == FP_F32 ? CUDNN_FMA_MATH
-                                                                      : CUDNN_TENSOR_OP_MATH));
   int n = 0, c = 0, h = 0, w = 0;
   CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv, p->x, p->w, &n, &c, &h, &w));
   FP_CHECK(h == conv_out_size(d, x->h) && w == conv_out_size(d, x->w) && c == d->out_channels,
