@@ -11,12 +11,15 @@ and optimiser stay float32); the training loss is computed in float32 on the log
 `--device cuda`: on the GPU, with cudnn.benchmark on, TF32 off for fp32 (as the C engine's
 fp32), fused AdamW, each step ending with the loss read back and each inference batch with its
 predictions copied to the host (as the C engine's bench does); `--compile MODE` wraps the model
-in torch.compile(mode=MODE) (e.g. max-autotune), compiled during the warm-up steps.
+in torch.compile(mode=MODE) (e.g. max-autotune), compiled during the warm-up steps; its eval
+graph is compiled by the first untimed inference batch, and with --compile three batches stay
+untimed, so that the CUDA graphs a mode may record (warm-up run, then recording) are not timed.
+`warmup_s` is the time of the untimed steps and batches: the compilation shows there.
 
 Prints ONE line on stdout:
   engine=pytorch arch=r34 height=288 width=192 batch=8 threads=2 train_img_s=<x>
   infer_img_s=<y> train_step_s=<s> infer_batch_s=<s> channels_last=<0|1> mkldnn=<0|1>
-  precision=<fp32|bf16>
+  precision=<fp32|bf16> warmup_s=<s>
 and the torch version, build BLAS and the BLAS / oneDNN libraries actually loaded to stderr.
 
   /usr/bin/python3 tests/twin/bench_torch.py --arch r34 --height 288 --width 192 --batch 8 \\
@@ -128,6 +131,7 @@ def main(argv=None):
 
     model.train()
     train_seconds = 0.0
+    warmup_seconds = 0.0
     for step in range(total_steps):
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
@@ -142,28 +146,33 @@ def main(argv=None):
         loss_value = loss.item()  # waits for the step, as the C engine's does
         if step >= args.warmup:
             train_seconds += time.perf_counter() - start
+        else:
+            warmup_seconds += time.perf_counter() - start
     if not loss_value == loss_value:
         print("bench_torch: loss is NaN", file=sys.stderr)
 
     model.eval()
     infer_seconds = 0.0
+    untimed_batches = 3 if args.compile else 1
     with torch.no_grad(), autocast:
-        for b in range(1 + args.infer_batches):
+        for b in range(untimed_batches + args.infer_batches):
             start = time.perf_counter()
             predictions = forward(x).argmax(1).to(torch.uint8).cpu()
-            if b >= 1:
+            if b >= untimed_batches:
                 infer_seconds += time.perf_counter() - start
+            else:
+                warmup_seconds += time.perf_counter() - start
     del predictions
 
     train_img_s = args.batch * args.steps / train_seconds
     infer_img_s = args.batch * args.infer_batches / infer_seconds
     print("engine=pytorch arch=%s height=%d width=%d batch=%d threads=%d train_img_s=%.3f "
           "infer_img_s=%.3f train_step_s=%.3f infer_batch_s=%.3f channels_last=%d mkldnn=%d "
-          "precision=%s"
+          "precision=%s warmup_s=%.1f"
           % (args.arch, args.height, args.width, args.batch, torch.get_num_threads(),
              train_img_s, infer_img_s, train_seconds / args.steps,
              infer_seconds / args.infer_batches, int(args.channels_last),
-             int(not args.no_mkldnn), "bf16" if args.bf16 else "fp32"))
+             int(not args.no_mkldnn), "bf16" if args.bf16 else "fp32", warmup_seconds))
     sys.stdout.flush()
     return 0
 
