@@ -10,11 +10,15 @@ their activations differ by float32 rounding, and where a ReLU input is within r
 a max-pool window's two largest inputs nearly tie, the two runs route a gradient differently
 (the twin avoids such kinks by nudging its input, tests/twin/kinks.py; real photos cannot be
 nudged). The first forward has no such flips: its loss agrees to rounding. The first gradient
-carries the flips, and each update carries them into the next steps. Measured over train.seed
-1..4 with two draws of initial weights (before and after rng_normal became the polar method),
-24 synchronized runs: step losses at most 5.1e-7, 1.8e-6, 1.1e-3; first gradient norm 1.6e-3;
-weights 7.1e-5. The per-rank-BN controls: first loss at least 6.2e-4, first gradient norm 6.1e-2,
-weights 5.5e-4 (the third step's loss overlaps: it only bounds gross errors there).
+carries the flips, and each update carries them into the next steps; how many flips, and so
+how far the later steps move, differs between machines (oneDNN's AVX-512 and AVX2 kernels sum
+in different orders). Measured over train.seed 1..4: on an AVX-512 Zen 4 with two draws of
+initial weights (before and after rng_normal became the polar method), 24 synchronized runs,
+step losses at most 5.1e-7, 1.8e-6, 1.1e-3, first gradient norm 1.6e-3, weights 7.1e-5; on an
+AVX2-only Zen 3, 12 runs, at most 6.7e-7, 7.8e-5, 3.3e-3, 2.5e-3 and 5.3e-5 (all of these
+maxima but the first loss's from one run: seed 1, branches injected). The per-rank-BN controls,
+both machines: first loss at least 1.3e-4, first gradient norm 6.1e-2, weights 5.5e-4; the
+later steps' losses overlap (at least 3.5e-4 and 2.5e-3): they only bound gross errors.
 
 Why these settings: convolutions are pinned to the direct algorithm and Adam's epsilon is 1e-2,
 because with eps 1e-8 Adam's first steps move every weight by +-lr whatever the gradient's size,
@@ -33,8 +37,8 @@ import distributed_testlib as lib  # noqa: E402
 
 GLOBAL_BATCH = 4
 STEPS = 3
-LOSS_TOLERANCES = (1e-5, 5e-5, 5e-3)  # relative, per step (at most 5.1e-7, 1.8e-6, 1.1e-3)
-GRAD_NORM_TOLERANCE = 1e-2  # relative, first step (at most 1.6e-3; controls >= 6.1e-2)
+LOSS_TOLERANCES = (1e-5, 5e-4, 2e-2)  # relative, per step (at most 6.7e-7, 7.8e-5, 3.3e-3)
+GRAD_NORM_TOLERANCE = 1e-2  # relative, first step (at most 2.5e-3; controls >= 6.1e-2)
 WEIGHT_TOLERANCE = 2e-4  # relative L2 over all weights after STEPS (at most 7.1e-5; >= 5.5e-4)
 
 
