@@ -47,7 +47,8 @@ while [[ $# -gt 0 ]]; do
     --rounds) need "$@"; rounds=$2; shift 2 ;;
     --classes|--warmup|--steps|--infer-batches) need "$@"; extra+=("$1" "$2"); shift 2 ;;
     --c-precisions) need "$@"; read -ra c_precisions <<<"$2"; shift 2 ;;
-    --torch-configs) need "$@"; IFS=';' read -ra torch_configs <<<"$2"; shift 2 ;;
+    # the ';' appended keeps a last empty set: "A;" is A and then no extra flags
+    --torch-configs) need "$@"; IFS=';' read -ra torch_configs <<<"$2;"; shift 2 ;;
     --torch-args) need "$@"; torch_configs=("$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench_compare: unknown option $1 (see --help)" >&2; exit 2 ;;
