@@ -196,7 +196,7 @@ for _ in range(3): a @ b
 torch.cuda.synchronize(); t = time.perf_counter()
 for _ in range(10): a @ b
 torch.cuda.synchronize(); s = (time.perf_counter() - t) / 10
-print('bf16_matmul_tflops=%.1f' % (2 * 8192**3 / s / 1e12))"
+print('bf16_matmul_tflops=%.1f' % (2 * 8192**3 / s / 1e12))" || failures=$((failures + 1))
   for batch in 64 128; do
     step "benchmark r34 288x192 batch $batch bf16: C and PyTorch eager AMP channels_last" 200 \
       "$ROOT/tests/gpu/bench_gpu.sh" "$BUILD" "$batch" "$PYTHON" || failures=$((failures + 1))
