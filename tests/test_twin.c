@@ -218,7 +218,7 @@ static int compare_params_after_steps(const twin_file *f, const tensor_list *lis
   }
   double share = (double)flips / (double)list->total;
   int failed = beyond > 0 || !(share <= STEP_FLIP_SHARE);
-  printf("%-28s %zu of %zu elements beyond %.0e x max|tensor| (%.3f%%, at most %.0f%%), the "
+  printf("%-28s %zu of %zu elements beyond %.0e x max|tensor| (%.3f%%, at most %.1f%%), the "
          "worst %.2f x sum(lr) (%s, at most %.1f): %s\n",
          "parameters after the steps", flips, list->total, STEP_ROUND, 100.0 * share,
          100.0 * STEP_FLIP_SHARE, worst_flip, worst_name, STEP_FLIP_LRS, failed ? "FAIL" : "ok");
