@@ -220,6 +220,14 @@ void cuda_conv_plans_release(void) {
   cuda.conv_plans = NULL;
 }
 
+/* The direction's algorithm with its library workspace, and the math type it runs with set. */
+static const conv_algorithm *prepare(conv_plan *p, int direction, void **workspace) {
+  const conv_algorithm *a = algorithm_for(p, direction);
+  *workspace = cuda_workspace(CUDA_WS_LIBRARY, a->workspace_bytes);
+  CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, a->math));
+  return a;
+}
+
 /* cuDNN's Tensor Core kernels want 16-byte aligned operands; the parameter buffer packs its
  * tensors without padding, so a 1x1 kernel's weights (or gradient) are used in place only where
  * they happen to be aligned. */
@@ -252,10 +260,9 @@ void cuda_conv2d_forward(const conv_desc *d, const tensor *x, const void *weight
                          const float *bias, tensor *y) {
   check_shapes(d, x, y);
   conv_plan *p = plan_for(d, x);
-  const conv_algorithm *a = algorithm_for(p, CONV_FORWARD);
+  void *workspace = NULL;
+  const conv_algorithm *a = prepare(p, CONV_FORWARD, &workspace);
   const void *w = weights_ohwi(d, weights, x->dtype);
-  void *workspace = cuda_workspace(CUDA_WS_LIBRARY, a->workspace_bytes);
-  CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, a->math));
   CUDNN_CHECK(cudnnConvolutionForward(cuda.cudnn, &one, p->x, x->data, p->w, w, p->conv,
                                       (cudnnConvolutionFwdAlgo_t)a->algo, workspace,
                                       a->workspace_bytes, &zero, p->y, y->data));
@@ -266,10 +273,9 @@ void cuda_conv2d_backward_data(const conv_desc *d, const tensor *dy, const void 
                                tensor *dx) {
   check_shapes(d, dx, dy);
   conv_plan *p = plan_for(d, dx);
-  const conv_algorithm *a = algorithm_for(p, CONV_BACKWARD_DATA);
+  void *workspace = NULL;
+  const conv_algorithm *a = prepare(p, CONV_BACKWARD_DATA, &workspace);
   const void *w = weights_ohwi(d, weights, dx->dtype);
-  void *workspace = cuda_workspace(CUDA_WS_LIBRARY, a->workspace_bytes);
-  CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, a->math));
   CUDNN_CHECK(cudnnConvolutionBackwardData(cuda.cudnn, &one, p->w, w, p->y, dy->data, p->conv,
                                            (cudnnConvolutionBwdDataAlgo_t)a->algo, workspace,
                                            a->workspace_bytes, &zero, p->x, dx->data));
@@ -279,14 +285,13 @@ void cuda_conv2d_backward_weights(const conv_desc *d, const tensor *x, const ten
                                   float *grad_weights, float *grad_bias) {
   check_shapes(d, x, dy);
   conv_plan *p = plan_for(d, x);
-  const conv_algorithm *a = algorithm_for(p, CONV_BACKWARD_FILTER);
+  void *workspace = NULL;
+  const conv_algorithm *a = prepare(p, CONV_BACKWARD_FILTER, &workspace);
   size_t count = (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
   /* f32 1x1: cuDNN writes the gradient buffer itself (OHWI == OIHW) */
   int in_place = x->dtype == FP_F32 && d->kernel == 1 && aligned16(grad_weights);
   void *dw = in_place ? (void *)grad_weights
                       : cuda_workspace(CUDA_WS_GRAD, count * fp_dtype_size(x->dtype));
-  void *workspace = cuda_workspace(CUDA_WS_LIBRARY, a->workspace_bytes);
-  CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, a->math));
   CUDNN_CHECK(cudnnConvolutionBackwardFilter(cuda.cudnn, &one, p->x, x->data, p->y, dy->data,
                                              p->conv, (cudnnConvolutionBwdFilterAlgo_t)a->algo,
                                              workspace, a->workspace_bytes, &zero, p->w, dw));
