@@ -40,9 +40,21 @@ find_library(FP_CUDNN_LIB cudnn HINTS ${FP_CUDA_ROOT}/lib64 NO_DEFAULT_PATH)
 find_library(FP_CUBLAS_LIB cublas HINTS ${FP_CUDA_ROOT}/lib64 NO_DEFAULT_PATH)
 find_library(FP_NCCL_LIB nccl HINTS ${FP_CUDA_ROOT}/lib64 NO_DEFAULT_PATH)
 find_program(FP_NVCC nvcc HINTS ${FP_CUDA_ROOT}/bin NO_DEFAULT_PATH)
-if(FP_CUDART_INCLUDE AND FP_CUDNN_INCLUDE AND FP_NCCL_INCLUDE AND FP_CUBLAS_INCLUDE AND FP_CUDART_LIB
+# FP_CUDA_EMULATOR: the CUDA backend built against tests/cuda_emulator instead of a toolkit, its
+# kernels and libraries run on the host (tests/cuda_emulator/README.md); no NCCL.
+option(FP_CUDA_EMULATOR "Build the CUDA backend on the host emulator (a test build)" OFF)
+set(FP_HAVE_NCCL OFF)
+if(FP_CUDA_EMULATOR)
+  set(FP_HAVE_CUDA ON)
+  message(STATUS "CUDA backend on the host emulator (tests/cuda_emulator); no NCCL")
+  add_subdirectory(${CMAKE_SOURCE_DIR}/tests/cuda_emulator ${CMAKE_BINARY_DIR}/cuda_emulator)
+  foreach(library cudart cudnn cublas)
+    add_library(fp_cuda::${library} ALIAS fp_cuda_emulator)
+  endforeach()
+elseif(FP_CUDART_INCLUDE AND FP_CUDNN_INCLUDE AND FP_NCCL_INCLUDE AND FP_CUBLAS_INCLUDE AND FP_CUDART_LIB
    AND FP_CUDNN_LIB AND FP_CUBLAS_LIB AND FP_NCCL_LIB AND FP_NVCC)
   set(FP_HAVE_CUDA ON)
+  set(FP_HAVE_NCCL ON)
   message(STATUS "CUDA toolkit with cuDNN, cuBLAS and NCCL found under ${FP_CUDA_ROOT}")
   # Imported targets carry their include directories as system headers (so -Werror does not
   # see the headers' own warnings) and the libraries' full paths.

@@ -1,8 +1,8 @@
 #!/bin/sh
-# Every C and CUDA source under version control is laid out as .clang-format says, by
+# Every C, C++ and CUDA source under version control is laid out as .clang-format says, by
 # clang-format 14 (Debian 12's; other versions lay some constructs out differently, so with
 # another version, or none, the check is skipped: exit 77). Fix with
-#   git ls-files '*.c' '*.h' '*.cu' '*.cuh' | xargs clang-format -i
+#   git ls-files '*.c' '*.h' '*.cpp' '*.cu' '*.cuh' | xargs clang-format -i
 #   tests/format_check.sh SOURCE_DIR
 set -u
 source_dir=${1:?usage: format_check.sh SOURCE_DIR}
@@ -13,7 +13,7 @@ if [ "$version" != 14 ]; then
   exit 77
 fi
 cd "$source_dir" || exit 1
-if ! files=$(git ls-files '*.c' '*.h' '*.cu' '*.cuh' 2>/dev/null); then
+if ! files=$(git ls-files '*.c' '*.h' '*.cpp' '*.cu' '*.cuh' 2>/dev/null); then
   echo "SKIP: $source_dir is not a git checkout (the check covers the tracked files)"
   exit 77
 fi

@@ -313,7 +313,7 @@ __global__ void upsample2x_forward_kernel(const T *x, T *y, I c, I h, I w, I cou
 
 /* dx [n, h, w, c] = the sum of its 2x2 block of dy [n, 2h, 2w, c], one thread per dx element */
 template <typename T, typename I>
-__global__ void upsample2x_backward_kernel(const T *dy, T *dx, I c, I h, I w, I count) {
+__global__ void upsample2x_backward_kernel(const T *dy, T *dx, I c, I w, I count) {
   CUK_FOR_INDEX(I, i, count) {
     const I p = i / c, row = p / w; /* p = row * w + ix, row = n * h + iy */
     /* dy row 2 * row holds (n, 2 iy) since n * 2h + 2 iy = 2 (n * h + iy) */
@@ -342,7 +342,7 @@ void cuk_upsample2x_backward(const void *dy, void *dx, int type, int n, int c, i
                CUK_INDEX_DISPATCH(count * 4, I,
                                   upsample2x_backward_kernel<T, I>
                                   <<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-                                      (const T *)dy, (T *)dx, (I)c, (I)h, (I)w, (I)count)));
+                                      (const T *)dy, (T *)dx, (I)c, (I)w, (I)count)));
   CUDA_LAUNCH_CHECK();
 }
 

@@ -28,9 +28,7 @@ struct emu_stream {
   emu_graph *recording; /* the graph being captured on this stream, or NULL */
 };
 
-struct emu_event {
-  int recorded;
-};
+struct emu_event {}; /* queued work runs at once: every event has completed */
 
 namespace {
 
@@ -280,16 +278,16 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
 }
 
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned flags) {
+  (void)event;
   (void)flags;
   if (stream_of(stream)->recording || capturing_streams)
     emu::fatal("cudaStreamWaitEvent while a graph records: cross-stream capture is not emulated");
-  if (!event->recorded) return cudaSuccess; /* CUDA: an unrecorded event is complete */
-  return cudaSuccess;
+  return cudaSuccess; /* the work it would wait for has run */
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned flags) {
   (void)flags;
-  *event = new emu_event{0};
+  *event = new emu_event{};
   return cudaSuccess;
 }
 
@@ -301,7 +299,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (stream_of(stream)->recording)
     emu::fatal("cudaEventRecord while a graph records: not emulated");
-  event->recorded = 1;
+  (void)event;
   return cudaSuccess;
 }
 
