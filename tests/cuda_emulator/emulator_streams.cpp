@@ -1,0 +1,217 @@
+/* The CUDA emulator's streams, events and graphs. Work queued on a stream is kept in that
+ * stream's queue and runs only when something waits for it: a synchronisation of the stream,
+ * of an event recorded after it, of the device, a copy to or from pageable host memory (which
+ * CUDA makes synchronous), or a frees (CUDA's cudaFree and cudaFreeHost synchronise). So every
+ * stream runs as late as its ordering allows: a host buffer changed before the copy that reads
+ * it has been waited for, a result read before its event, or a stream that reads what another
+ * writes without an event between them, gives wrong numbers here as it may on a GPU. A stream
+ * that records a graph keeps its work in the graph instead; a graph launch queues all of it. */
+#include <deque>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "emulator_internal.h"
+
+/* the recorded work, shared by a graph and its executable graphs (never changed once recorded) */
+struct emu_graph {
+  std::shared_ptr<std::vector<std::function<void()>>> ops;
+};
+
+/* One queued item: work, or a wait for another stream's first `position` items. */
+struct pending {
+  std::function<void()> op;
+  emu_stream *waits_for;
+  unsigned long long position;
+};
+
+struct emu_stream {
+  emu_graph *recording; /* the graph being captured on this stream, or NULL */
+  std::deque<pending> queue;
+  unsigned long long queued, executed; /* items ever queued, and run */
+};
+
+struct emu_event {
+  emu_stream *stream; /* where it was last recorded, or NULL */
+  unsigned long long position;
+};
+
+namespace {
+
+emu_stream legacy_stream;
+std::set<emu_stream *> streams = {&legacy_stream};
+int capturing_streams;
+
+emu_stream *stream_of(cudaStream_t s) {
+  return s ? s : &legacy_stream;
+}
+
+/* runs the stream's items until `position` of them have run */
+void run_until(emu_stream *s, unsigned long long position) {
+  while (s->executed < position) {
+    pending item = std::move(s->queue.front());
+    s->queue.pop_front();
+    s->executed++;
+    if (item.waits_for)
+      run_until(item.waits_for, item.position);
+    else
+      item.op();
+  }
+}
+
+void push(emu_stream *s, pending item) {
+  s->queue.push_back(std::move(item));
+  s->queued++;
+}
+
+} // namespace
+
+namespace emu {
+
+void queue(cudaStream_t stream, std::function<void()> op) {
+  std::lock_guard<std::recursive_mutex> guard(device_lock());
+  emu_stream *s = stream_of(stream);
+  if (s->recording)
+    s->recording->ops->push_back(std::move(op));
+  else
+    push(s, pending{std::move(op), nullptr, 0});
+}
+
+bool recording(cudaStream_t stream) {
+  return stream_of(stream)->recording != nullptr;
+}
+
+bool capturing() {
+  return capturing_streams > 0;
+}
+
+void synchronize(cudaStream_t stream) {
+  std::lock_guard<std::recursive_mutex> guard(device_lock());
+  emu_stream *s = stream_of(stream);
+  run_until(s, s->queued);
+}
+
+void synchronize_device() {
+  std::lock_guard<std::recursive_mutex> guard(device_lock());
+  for (emu_stream *s : streams) run_until(s, s->queued);
+}
+
+} // namespace emu
+
+extern "C" {
+
+cudaError_t cudaDeviceSynchronize(void) {
+  emu::refused_while_capturing("cudaDeviceSynchronize");
+  emu::synchronize_device();
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned flags) {
+  (void)flags;
+  std::lock_guard<std::recursive_mutex> guard(emu::device_lock());
+  *stream = new emu_stream{};
+  streams.insert(*stream);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  std::lock_guard<std::recursive_mutex> guard(emu::device_lock());
+  emu::synchronize(stream); /* CUDA finishes a destroyed stream's work */
+  streams.erase(stream);
+  delete stream;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  emu::refused_while_capturing("cudaStreamSynchronize");
+  emu::synchronize(stream);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned flags) {
+  (void)flags;
+  std::lock_guard<std::recursive_mutex> guard(emu::device_lock());
+  if (emu::recording(stream) || capturing_streams)
+    emu::fatal("cudaStreamWaitEvent while a graph records: cross-stream capture is not emulated");
+  if (event->stream) push(stream_of(stream), pending{nullptr, event->stream, event->position});
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned flags) {
+  (void)flags;
+  *event = new emu_event{nullptr, 0};
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  delete event;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  std::lock_guard<std::recursive_mutex> guard(emu::device_lock());
+  if (emu::recording(stream)) emu::fatal("cudaEventRecord while a graph records: not emulated");
+  emu_stream *s = stream_of(stream);
+  *event = emu_event{s, s->queued};
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  emu::refused_while_capturing("cudaEventSynchronize");
+  std::lock_guard<std::recursive_mutex> guard(emu::device_lock());
+  if (event->stream) run_until(event->stream, event->position);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
+  std::lock_guard<std::recursive_mutex> guard(emu::device_lock());
+  emu_stream *s = stream_of(stream);
+  if (s == &legacy_stream || s->recording)
+    return emu::fail(cudaErrorIllegalState, "cudaStreamBeginCapture: legacy stream or recording");
+  if (mode != cudaStreamCaptureModeThreadLocal)
+    emu::fatal("cudaStreamBeginCapture: only the thread-local mode is emulated");
+  s->recording = new emu_graph{std::make_shared<std::vector<std::function<void()>>>()};
+  capturing_streams++;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
+  std::lock_guard<std::recursive_mutex> guard(emu::device_lock());
+  emu_stream *s = stream_of(stream);
+  if (!s->recording) return emu::fail(cudaErrorIllegalState, "cudaStreamEndCapture: not recording");
+  *graph = s->recording;
+  s->recording = nullptr;
+  capturing_streams--;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                 unsigned long long flags) {
+  (void)flags;
+  *exec = new emu_graph(*graph);
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete graph;
+  return cudaSuccess;
+}
+
+/* CUDA lets an executable graph be destroyed while a launch of it is queued: the launch holds
+ * the recorded work too */
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete exec;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+  std::lock_guard<std::recursive_mutex> guard(emu::device_lock());
+  if (emu::recording(stream)) emu::fatal("cudaGraphLaunch into a recording stream");
+  std::shared_ptr<std::vector<std::function<void()>>> ops = exec->ops;
+  emu::queue(stream, [ops]() {
+    for (const auto &op : *ops) op();
+  });
+  return cudaSuccess;
+}
+
+} /* extern "C" */
