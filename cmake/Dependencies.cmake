@@ -41,14 +41,15 @@ find_library(FP_CUBLAS_LIB cublas HINTS ${FP_CUDA_ROOT}/lib64 NO_DEFAULT_PATH)
 find_library(FP_NCCL_LIB nccl HINTS ${FP_CUDA_ROOT}/lib64 NO_DEFAULT_PATH)
 find_program(FP_NVCC nvcc HINTS ${FP_CUDA_ROOT}/bin NO_DEFAULT_PATH)
 # FP_CUDA_EMULATOR: the CUDA backend built against tests/cuda_emulator instead of a toolkit, its
-# kernels and libraries run on the host (tests/cuda_emulator/README.md); no NCCL.
+# kernels and libraries run on the host, NCCL over MPI (tests/cuda_emulator/README.md).
 option(FP_CUDA_EMULATOR "Build the CUDA backend on the host emulator (a test build)" OFF)
 set(FP_HAVE_NCCL OFF)
 if(FP_CUDA_EMULATOR)
   set(FP_HAVE_CUDA ON)
-  message(STATUS "CUDA backend on the host emulator (tests/cuda_emulator); no NCCL")
+  set(FP_HAVE_NCCL ON)
+  message(STATUS "CUDA backend on the host emulator (tests/cuda_emulator), NCCL over MPI")
   add_subdirectory(${CMAKE_SOURCE_DIR}/tests/cuda_emulator ${CMAKE_BINARY_DIR}/cuda_emulator)
-  foreach(library cudart cudnn cublas)
+  foreach(library cudart cudnn cublas nccl)
     add_library(fp_cuda::${library} ALIAS fp_cuda_emulator)
   endforeach()
 elseif(FP_CUDART_INCLUDE AND FP_CUDNN_INCLUDE AND FP_NCCL_INCLUDE AND FP_CUBLAS_INCLUDE AND FP_CUDART_LIB

@@ -141,20 +141,30 @@ cudaError_t cudaGetLastError(void) {
   return error;
 }
 
+/* FP_CUDA_EMULATOR_DEVICES (1 to 8, default 1) devices: one per rank for the multi-rank tests;
+ * each process emulates its own */
+static int device_count() {
+  const char *text = getenv("FP_CUDA_EMULATOR_DEVICES");
+  const int count = text ? atoi(text) : 1;
+  if (count < 1 || count > 8) emu::fatal("FP_CUDA_EMULATOR_DEVICES=%s: 1 to 8 expected", text);
+  return count;
+}
+
 cudaError_t cudaGetDeviceCount(int *count) {
-  *count = 1;
+  *count = device_count();
   return cudaSuccess;
 }
 
 cudaError_t cudaSetDevice(int device) {
-  return device == 0 ? cudaSuccess
-                     : emu::fail(cudaErrorInvalidValue, "cudaSetDevice: device 0 only");
+  return device >= 0 && device < device_count()
+             ? cudaSuccess
+             : emu::fail(cudaErrorInvalidValue, "cudaSetDevice: no such device");
 }
 
 /* an sm_90 device, so that every precision runs (bf16 from sm_80, f16 from sm_70) */
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device) {
-  if (device != 0)
-    return emu::fail(cudaErrorInvalidValue, "cudaGetDeviceProperties: device 0 only");
+  if (device < 0 || device >= device_count())
+    return emu::fail(cudaErrorInvalidValue, "cudaGetDeviceProperties: no such device");
   memset(prop, 0, sizeof *prop);
   snprintf(prop->name, sizeof prop->name, "CUDA emulator on the host");
   prop->major = 9;
@@ -239,6 +249,15 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
    * result is there only once the stream or an event after it has been waited for */
   emu::queue(stream, [dst, src, bytes]() { memmove(dst, src, bytes); });
   return cudaSuccess;
+}
+
+/* synchronous: after the legacy stream's earlier work, like CUDA's (the only blocking stream) */
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+  emu::refused_while_capturing("cudaMemcpy");
+  emu::synchronize_device();
+  cudaError_t status = cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
+  emu::synchronize(nullptr);
+  return status;
 }
 
 } /* extern "C" */

@@ -21,33 +21,33 @@ struct emu_graph {
 /* One queued item: work, or a wait for another stream's first `position` items. */
 struct pending {
   std::function<void()> op;
-  emu_stream *waits_for;
+  CUstream_st *waits_for;
   unsigned long long position;
 };
 
-struct emu_stream {
+struct CUstream_st {
   emu_graph *recording; /* the graph being captured on this stream, or NULL */
   std::deque<pending> queue;
   unsigned long long queued, executed; /* items ever queued, and run */
 };
 
-struct emu_event {
-  emu_stream *stream; /* where it was last recorded, or NULL */
+struct CUevent_st {
+  CUstream_st *stream; /* where it was last recorded, or NULL */
   unsigned long long position;
 };
 
 namespace {
 
-emu_stream legacy_stream;
-std::set<emu_stream *> streams = {&legacy_stream};
+CUstream_st legacy_stream;
+std::set<CUstream_st *> streams = {&legacy_stream};
 int capturing_streams;
 
-emu_stream *stream_of(cudaStream_t s) {
+CUstream_st *stream_of(cudaStream_t s) {
   return s ? s : &legacy_stream;
 }
 
 /* runs the stream's items until `position` of them have run */
-void run_until(emu_stream *s, unsigned long long position) {
+void run_until(CUstream_st *s, unsigned long long position) {
   while (s->executed < position) {
     pending item = std::move(s->queue.front());
     s->queue.pop_front();
@@ -59,7 +59,7 @@ void run_until(emu_stream *s, unsigned long long position) {
   }
 }
 
-void push(emu_stream *s, pending item) {
+void push(CUstream_st *s, pending item) {
   s->queue.push_back(std::move(item));
   s->queued++;
 }
@@ -70,7 +70,7 @@ namespace emu {
 
 void queue(cudaStream_t stream, std::function<void()> op) {
   std::lock_guard<std::recursive_mutex> guard(device_lock());
-  emu_stream *s = stream_of(stream);
+  CUstream_st *s = stream_of(stream);
   if (s->recording)
     s->recording->ops->push_back(std::move(op));
   else
@@ -87,13 +87,13 @@ bool capturing() {
 
 void synchronize(cudaStream_t stream) {
   std::lock_guard<std::recursive_mutex> guard(device_lock());
-  emu_stream *s = stream_of(stream);
+  CUstream_st *s = stream_of(stream);
   run_until(s, s->queued);
 }
 
 void synchronize_device() {
   std::lock_guard<std::recursive_mutex> guard(device_lock());
-  for (emu_stream *s : streams) run_until(s, s->queued);
+  for (CUstream_st *s : streams) run_until(s, s->queued);
 }
 
 } // namespace emu
@@ -109,7 +109,7 @@ cudaError_t cudaDeviceSynchronize(void) {
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned flags) {
   (void)flags;
   std::lock_guard<std::recursive_mutex> guard(emu::device_lock());
-  *stream = new emu_stream{};
+  *stream = new CUstream_st{};
   streams.insert(*stream);
   return cudaSuccess;
 }
@@ -139,7 +139,7 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned flags) {
   (void)flags;
-  *event = new emu_event{nullptr, 0};
+  *event = new CUevent_st{nullptr, 0};
   return cudaSuccess;
 }
 
@@ -151,8 +151,8 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   std::lock_guard<std::recursive_mutex> guard(emu::device_lock());
   if (emu::recording(stream)) emu::fatal("cudaEventRecord while a graph records: not emulated");
-  emu_stream *s = stream_of(stream);
-  *event = emu_event{s, s->queued};
+  CUstream_st *s = stream_of(stream);
+  *event = CUevent_st{s, s->queued};
   return cudaSuccess;
 }
 
@@ -165,7 +165,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event) {
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
   std::lock_guard<std::recursive_mutex> guard(emu::device_lock());
-  emu_stream *s = stream_of(stream);
+  CUstream_st *s = stream_of(stream);
   if (s == &legacy_stream || s->recording)
     return emu::fail(cudaErrorIllegalState, "cudaStreamBeginCapture: legacy stream or recording");
   if (mode != cudaStreamCaptureModeThreadLocal)
@@ -177,7 +177,7 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mo
 
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
   std::lock_guard<std::recursive_mutex> guard(emu::device_lock());
-  emu_stream *s = stream_of(stream);
+  CUstream_st *s = stream_of(stream);
   if (!s->recording) return emu::fail(cudaErrorIllegalState, "cudaStreamEndCapture: not recording");
   *graph = s->recording;
   s->recording = nullptr;

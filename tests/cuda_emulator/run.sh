@@ -3,8 +3,9 @@
 # again with FP_CUDA_EMULATOR into BUILD_DIR (the CUDA backend's C files and kernels, compiled
 # for the host against tests/cuda_emulator instead of the CUDA toolkit, README.md here) and runs
 # there the GPU tests of the suite on that backend: every op's gradient check in f32 and bf16,
-# the step ops, staged uploads, the class statistics, passes through (emulated) CUDA graphs, and
-# the PyTorch twins on CUDA in f32, bf16 and fp16. What this cannot check (the real libraries'
+# the step ops, staged uploads, the class statistics, passes through (emulated) CUDA graphs, the
+# PyTorch twins on CUDA in f32 and bf16, and the NCCL collective on 1 and 2 ranks (NCCL over
+# MPI). What this cannot check (the real libraries'
 # algorithms, concurrency between blocks and streams, speed) stays owed to a GPU run
 # (tests/gpu/run.sh).
 #   tests/cuda_emulator/run.sh SOURCE_DIR BUILD_DIR [ctest -R regex]
@@ -21,6 +22,8 @@ grep -q 'CUDA backend on the host emulator' "$build.configure.log" ||
 # shellcheck disable=SC2086
 cmake --build "$build" -j "$(nproc)" --target $targets
 cd "$build"
+# two emulated devices: the two-rank NCCL test runs a rank on each
+export FP_CUDA_EMULATOR_DEVICES=2
 # the GPU tests and the dumps their twins read; a skipped one (77) counts as a failure here:
 # the emulated device runs every precision
 status=0
