@@ -44,7 +44,10 @@ find_program(FP_NVCC nvcc HINTS ${FP_CUDA_ROOT}/bin NO_DEFAULT_PATH)
 # kernels and libraries run on the host, NCCL over MPI (tests/cuda_emulator/README.md).
 option(FP_CUDA_EMULATOR "Build the CUDA backend on the host emulator (a test build)" OFF)
 set(FP_HAVE_NCCL OFF)
-if(FP_CUDA_EMULATOR)
+if(FP_CUDA_EMULATOR AND FP_SANITIZE)
+  message(FATAL_ERROR "FP_CUDA_EMULATOR with FP_SANITIZE: the emulator's fibers switch stacks "
+    "without telling AddressSanitizer")
+elseif(FP_CUDA_EMULATOR)
   set(FP_HAVE_CUDA ON)
   set(FP_HAVE_NCCL ON)
   message(STATUS "CUDA backend on the host emulator (tests/cuda_emulator), NCCL over MPI")

@@ -120,8 +120,7 @@ int release_warps(int threads) {
       waiting += fibers[i].state == AT_WARP_BARRIER;
       other += fibers[i].state != AT_WARP_BARRIER;
     }
-    if (!waiting) continue;
-    if (other) continue;
+    if (!waiting || other) continue;
     for (int i = first; i < end; i++) fibers[i].state = READY;
     released = 1;
   }
