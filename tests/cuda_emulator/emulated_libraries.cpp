@@ -207,6 +207,30 @@ float scalar(const void *p) {
   return *(const float *)p;
 }
 
+/* an operand: its descriptor (by value: the call's) and its device memory */
+struct operand {
+  emu_tensor_desc desc;
+  const void *data;
+};
+
+typedef void (*direction_sums)(const conv_shape &, const float *, const float *, float *);
+
+/* Checks a direction's call and queues it: out = alpha * sums(first, second) + beta * out. */
+void queue_convolution(const char *call, cudnnHandle_t handle, const conv_shape &s, operand first,
+                       operand second, operand out, const void *alpha, const void *beta,
+                       const void *workspace, size_t workspace_bytes, direction_sums sums) {
+  check_workspace(workspace, workspace_bytes, call);
+  check_math(s.conv, first.desc.type, call);
+  const float a = scalar(alpha), b = scalar(beta);
+  emu::queue(handle->stream, [=]() {
+    std::vector<float> first_values = floats_of(first.data, first.desc, call);
+    std::vector<float> second_values = floats_of(second.data, second.desc, call);
+    std::vector<float> result(count_of(out.desc), 0.0f);
+    sums(s, first_values.data(), second_values.data(), result.data());
+    blend((void *)out.data, out.desc, result, a, b, call);
+  });
+}
+
 } // namespace
 
 extern "C" {
@@ -342,18 +366,9 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha,
                                       size_t workspace_bytes, const void *beta,
                                       cudnnTensorDescriptor_t y_desc, void *y) {
   (void)algo;
-  const emu_tensor_desc xd = *x_desc, wd = *w_desc, yd = *y_desc;
-  const conv_shape s = shape_of(xd, wd, *conv, yd);
-  check_workspace(workspace, workspace_bytes, "cudnnConvolutionForward");
-  check_math(*conv, xd.type, "cudnnConvolutionForward");
-  const float a = scalar(alpha), b = scalar(beta);
-  emu::queue(handle->stream, [=]() {
-    std::vector<float> xs = floats_of(x, xd, "cudnnConvolutionForward x");
-    std::vector<float> ws = floats_of(w, wd, "cudnnConvolutionForward w");
-    std::vector<float> ys(count_of(yd), 0.0f);
-    forward_sums(s, xs.data(), ws.data(), ys.data());
-    blend(y, yd, ys, a, b, "cudnnConvolutionForward y");
-  });
+  const conv_shape s = shape_of(*x_desc, *w_desc, *conv, *y_desc);
+  queue_convolution("cudnnConvolutionForward", handle, s, {*x_desc, x}, {*w_desc, w}, {*y_desc, y},
+                    alpha, beta, workspace, workspace_bytes, forward_sums);
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -365,18 +380,9 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void *alp
                                            size_t workspace_bytes, const void *beta,
                                            cudnnTensorDescriptor_t dx_desc, void *dx) {
   (void)algo;
-  const emu_tensor_desc wd = *w_desc, dyd = *dy_desc, dxd = *dx_desc;
-  const conv_shape s = shape_of(dxd, wd, *conv, dyd);
-  check_workspace(workspace, workspace_bytes, "cudnnConvolutionBackwardData");
-  check_math(*conv, dxd.type, "cudnnConvolutionBackwardData");
-  const float a = scalar(alpha), b = scalar(beta);
-  emu::queue(handle->stream, [=]() {
-    std::vector<float> ws = floats_of(w, wd, "cudnnConvolutionBackwardData w");
-    std::vector<float> dys = floats_of(dy, dyd, "cudnnConvolutionBackwardData dy");
-    std::vector<float> dxs(count_of(dxd), 0.0f);
-    backward_data_sums(s, dys.data(), ws.data(), dxs.data());
-    blend(dx, dxd, dxs, a, b, "cudnnConvolutionBackwardData dx");
-  });
+  const conv_shape s = shape_of(*dx_desc, *w_desc, *conv, *dy_desc);
+  queue_convolution("cudnnConvolutionBackwardData", handle, s, {*dy_desc, dy}, {*w_desc, w},
+                    {*dx_desc, dx}, alpha, beta, workspace, workspace_bytes, backward_data_sums);
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -388,18 +394,9 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void *a
                                              size_t workspace_bytes, const void *beta,
                                              cudnnFilterDescriptor_t dw_desc, void *dw) {
   (void)algo;
-  const emu_tensor_desc xd = *x_desc, dyd = *dy_desc, dwd = *dw_desc;
-  const conv_shape s = shape_of(xd, dwd, *conv, dyd);
-  check_workspace(workspace, workspace_bytes, "cudnnConvolutionBackwardFilter");
-  check_math(*conv, xd.type, "cudnnConvolutionBackwardFilter");
-  const float a = scalar(alpha), b = scalar(beta);
-  emu::queue(handle->stream, [=]() {
-    std::vector<float> xs = floats_of(x, xd, "cudnnConvolutionBackwardFilter x");
-    std::vector<float> dys = floats_of(dy, dyd, "cudnnConvolutionBackwardFilter dy");
-    std::vector<float> dws(count_of(dwd), 0.0f);
-    backward_filter_sums(s, xs.data(), dys.data(), dws.data());
-    blend(dw, dwd, dws, a, b, "cudnnConvolutionBackwardFilter dw");
-  });
+  const conv_shape s = shape_of(*x_desc, *dw_desc, *conv, *dy_desc);
+  queue_convolution("cudnnConvolutionBackwardFilter", handle, s, {*x_desc, x}, {*dy_desc, dy},
+                    {*dw_desc, dw}, alpha, beta, workspace, workspace_bytes, backward_filter_sums);
   return CUDNN_STATUS_SUCCESS;
 }
 
