@@ -397,17 +397,19 @@ static void judge_gradient_norm(comparison *gradients, float got, float want, co
                                 const float *grads, size_t count) {
   double sum = 0.0;
   for (size_t i = 0; i < count; i++) sum += (double)grads[i] * grads[i];
-  double own = fabs((double)got - sqrt(sum)) / fmax(sqrt(sum), 1e-20);
-  printf("grad_norm: C %.7g (its gradients' norm %.7g: rel %.1e, at most %.0e)", (double)got,
-         sqrt(sum), own, GRAD_NORM_SELF_TOLERANCE);
-  if (!(own <= GRAD_NORM_SELF_TOLERANCE)) gradients->failures++;
-  double error = fabs((double)got - want) / fmax(fabs((double)want), 1e-20);
+  const float own_norm = (float)sqrt(sum);
+  double own = relative_error(&got, &own_norm, 1);
+  int own_ok = own <= GRAD_NORM_SELF_TOLERANCE;
+  printf("grad_norm: C %.7g (its gradients' norm %.7g: rel %.1e, at most %.0e%s)", (double)got,
+         (double)own_norm, own, GRAD_NORM_SELF_TOLERANCE, own_ok ? "" : ": FAIL");
+  if (!own_ok) gradients->failures++;
+  double error = relative_error(&got, &want, 1);
   if (!peer) {
     printf("  reference %.7g\n", (double)want);
     judge(gradients, "grad_norm", error, 0.0);
     return;
   }
-  double peer_error = fabs((double)*peer - want) / fmax(fabs((double)want), 1e-20);
+  double peer_error = relative_error(peer, &want, 1);
   double distance = sqrt(gradients->peer_distance_sq / fmax(gradients->reference_sq, 1e-40));
   printf("  %s %.7g  reference %.7g; %s's gradients at L2 distance %.2e of the reference's\n",
          gradients->peer_name, (double)*peer, (double)want, gradients->peer_name, distance);

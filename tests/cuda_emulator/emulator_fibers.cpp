@@ -65,7 +65,8 @@ const std::function<void()> *running_body;
 const char *running_kernel;
 double shuffle_slots[MAX_THREADS];
 std::string dynamic_shared_memory;
-std::map<std::string, bool> kernels_without_barriers;
+/* by launch site: the kernel's name as the translator wrote it there, one literal per site */
+std::map<const char *, bool> kernels_without_barriers;
 
 void set_thread_index(unsigned linear) {
   threadIdx.x = linear % blockDim.x;
