@@ -99,10 +99,6 @@ void collective_broadcast(collective *c, void *buffer, size_t bytes, int root) {
   c->ops->broadcast(c, buffer, bytes, root);
 }
 
-void collective_allreduce_sum_host_floats(collective *c, float *values, size_t count) {
-  collective_mpi_allreduce_in_place(c->comm, values, count, MPI_FLOAT, MPI_SUM);
-}
-
 void collective_allreduce_sum_host_doubles(collective *c, double *values, size_t count) {
   collective_mpi_allreduce_in_place(c->comm, values, count, MPI_DOUBLE, MPI_SUM);
 }

@@ -49,11 +49,8 @@ void collective_set_device_stream(collective *c, void *cuda_stream);
 
 /* Root's bytes to every rank (host memory for MPI; device memory for NCCL). */
 void collective_broadcast(collective *c, void *buffer, size_t bytes, int root);
-/* Host-memory helpers that both implementations provide over MPI: sums of floats (synchronized
- * batch-norm statistics, which the model reduces on the host whatever its backend) and of
- * doubles (metrics, loss), and the all-ranks check that a value (e.g. a config hash) is
- * identical. */
-void collective_allreduce_sum_host_floats(collective *c, float *values, size_t count);
+/* Host-memory helpers that both implementations provide over MPI: sums of doubles (metrics,
+ * loss) and the all-ranks check that a value (e.g. a config hash) is identical. */
 void collective_allreduce_sum_host_doubles(collective *c, double *values, size_t count);
 int collective_all_equal_u64(collective *c, unsigned long long value);
 void collective_barrier(collective *c);

@@ -7,6 +7,7 @@
 #include "nccl_check.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct nccl_state {
   int device;
@@ -16,16 +17,43 @@ struct nccl_state {
   cudaEvent_t compute_done;
 };
 
-/* The rank's index among the ranks on its node, from the launcher or, failing that, from MPI. */
-static int local_rank(const collective *c) {
-  int from_launcher = launcher_local_rank();
-  if (from_launcher >= 0) return from_launcher;
+/* The ranks on this rank's node. */
+static MPI_Comm node_ranks(const collective *c) {
   MPI_Comm node;
   MPI_CHECK(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node));
+  return node;
+}
+
+/* The rank's index among the ranks on its node, from the launcher or, failing that, from MPI. */
+static int local_rank(MPI_Comm node) {
+  int from_launcher = launcher_local_rank();
+  if (from_launcher >= 0) return from_launcher;
   int rank_on_node = 0;
   MPI_CHECK(MPI_Comm_rank(node, &rank_on_node));
-  MPI_CHECK(MPI_Comm_free(&node));
   return rank_on_node;
+}
+
+/* Ranks that each see one GPU may still see the same one (a job step without --gpus-per-task, or
+ * one GPU for two ranks): NCCL would then refuse to start with "invalid usage". Compared by the
+ * devices' UUIDs over the node's ranks, so the message can say what happened. */
+static void check_gpu_of_its_own(const collective *c, MPI_Comm node, int device) {
+  struct cudaDeviceProp prop;
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  int rank_on_node = 0, on_node = 0;
+  MPI_CHECK(MPI_Comm_rank(node, &rank_on_node));
+  MPI_CHECK(MPI_Comm_size(node, &on_node));
+  enum { UUID_BYTES = sizeof prop.uuid.bytes };
+  char *uuids = fp_malloc((size_t)on_node * UUID_BYTES);
+  MPI_CHECK(
+      MPI_Allgather(prop.uuid.bytes, UUID_BYTES, MPI_BYTE, uuids, UUID_BYTES, MPI_BYTE, node));
+  for (int other = 0; other < on_node; other++)
+    FP_CHECK(other == rank_on_node ||
+                 memcmp(uuids + (size_t)other * UUID_BYTES, prop.uuid.bytes, UUID_BYTES) != 0,
+             "rank %d (rank %d of its node) uses the same GPU as rank %d of its node (%s, "
+             "device %d here): NCCL runs one rank per GPU; start at most as many ranks per node "
+             "as it has GPUs, each with its own (mpirun -np, srun --gpus-per-task=1)",
+             c->rank, rank_on_node, other, prop.name, device);
+  free(uuids);
 }
 
 static void after_compute(struct nccl_state *s) {
@@ -105,7 +133,8 @@ void collective_nccl_attach(collective *c) {
   /* Slurm's --gpus-per-task leaves each rank exactly its own GPU visible, as device 0. The CUDA
    * backend, opened first, chose its GPU from the launcher's local rank alone (GPU 0 without
    * one): the node-local rank found here through MPI must not choose another. */
-  int rank_on_node = local_rank(c);
+  MPI_Comm node = node_ranks(c);
+  int rank_on_node = local_rank(node);
   s->device = devices == 1 ? 0 : rank_on_node;
   FP_CHECK(s->device < devices,
            "local rank %d has no GPU of its own: %d visible (NCCL runs one rank per GPU)",
@@ -117,6 +146,8 @@ void collective_nccl_attach(collective *c) {
            "CUDA_VISIBLE_DEVICES) or launch with mpirun or srun",
            c->rank, rank_on_node, devices);
   CUDA_CHECK(cudaSetDevice(s->device));
+  check_gpu_of_its_own(c, node, s->device);
+  MPI_CHECK(MPI_Comm_free(&node));
   CUDA_CHECK(cudaStreamCreateWithFlags(&s->communication, cudaStreamNonBlocking));
   CUDA_CHECK(cudaEventCreateWithFlags(&s->compute_done, cudaEventDisableTiming));
   ncclUniqueId id;

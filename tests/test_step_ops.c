@@ -1,7 +1,8 @@
 /* The ops with no backward of their own, against plain host references in double: the loss value
  * and its weight sum, argmax and softmax over channels, the gradient norm with clipping and the
  * non-finite flag, and Adam/AdamW with clipping. test_gradcheck covers the loss gradient; the
- * twin covers these inside whole steps, but a backend's kernel is easier to locate here.
+ * twin covers these inside whole steps, but a backend's kernel is easier to locate here; the same
+ * for synchronized batch norm's per-channel steps, which train_equivalence.py covers in training.
  * Sizes are odd and large enough to span many GPU blocks (grid-stride loops, partial tiles).
  * Tolerances: f32 sums of ~1e6 terms in a different order differ by far less than 1e-5
  * relative; Adam's update is a handful of f32 operations per element, so each parameter agrees
@@ -272,6 +273,46 @@ static void check_async_download(rng *r) {
   free(want);
 }
 
+/* Synchronized batch norm's per-channel steps (the all-reduces between them are the model's). */
+static void check_sync_bn_ops(rng *r) {
+  enum { channels = 1031 };
+  const size_t count_per_channel = 4097;
+  const float eps = 1e-5f;
+  float host[8]
+            [channels]; /* mean, var, global mean, grad gamma, grad beta, mean grads (2), gamma */
+  for (int c = 0; c < channels; c++) {
+    host[0][c] = (float)rng_normal(r);
+    host[1][c] = (float)(0.5 + fabs(rng_normal(r)));
+    host[2][c] = host[0][c] + (float)(0.1 * rng_normal(r));
+    for (int k = 3; k < 8; k++) host[k][c] = (float)(100.0 * rng_normal(r));
+  }
+  float *device = device_floats(&host[0][0], 8 * (size_t)channels);
+  float *scale_shift = be->alloc(FP_F32, 2 * (size_t)channels);
+  float *d[8];
+  for (int k = 0; k < 8; k++) d[k] = device + (size_t)k * channels;
+  be->batchnorm_sync_moments(d[0], d[1], d[2], channels);
+  be->batchnorm_sync_backward_terms(d[3], d[4], d[5], d[7], d[1], eps, count_per_channel, channels,
+                                    scale_shift, scale_shift + channels);
+  float got[4][channels];
+  be->download(got[0], d[0], FP_F32, 2 * (size_t)channels);
+  be->download(got[2], scale_shift, FP_F32, 2 * (size_t)channels);
+  double worst[4] = {0};
+  for (int c = 0; c < channels; c++) {
+    double offset = (double)host[0][c] - host[2][c], variance = host[1][c] + offset * offset;
+    double gamma_over_sigma = host[7][c] / sqrt((double)got[1][c] + eps);
+    double want[4] = {host[2][c], variance,
+                      gamma_over_sigma * ((double)host[3][c] - host[5][c]) / count_per_channel,
+                      gamma_over_sigma * ((double)host[4][c] - host[6][c]) / count_per_channel};
+    for (int k = 0; k < 4; k++)
+      worst[k] = fmax(worst[k], fabs(got[k][c] - want[k]) / fmax(fabs(want[k]), 1e-30));
+  }
+  const char *names[4] = {"sync bn moments: mean (relative)", "sync bn moments: variance",
+                          "sync bn backward terms: scale", "sync bn backward terms: shift"};
+  for (int k = 0; k < 4; k++) expect(worst[k] <= 1e-6, names[k], worst[k], 0.0);
+  be->release(device);
+  be->release(scale_shift);
+}
+
 int main(void) {
   be = test_backend();
   printf("backend %s\n", be->name);
@@ -283,6 +324,7 @@ int main(void) {
   check_norm_and_adam(&r, 0);
   check_loss_scaling(&r);
   check_async_download(&r);
+  check_sync_bn_ops(&r);
   printf("step ops: %d failed\n", failures);
   return failures ? 1 : 0;
 }

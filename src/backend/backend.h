@@ -148,6 +148,21 @@ typedef struct backend {
   void (*batchnorm_update_running)(float *running_mean, float *running_var, const float *batch_mean,
                                    const float *batch_var, int channels, float momentum,
                                    size_t count_per_channel);
+  /* Synchronized batch norm, between the all-reduces of backend memory that the model queues
+   * (the values stay on the device). global_mean is the mean over ranks of every rank's
+   * batch_mean: batch_var += (batch_mean - global_mean)^2, then batch_mean = global_mean (the
+   * mean over ranks of the result is the global batch's variance). */
+  void (*batchnorm_sync_moments)(float *batch_mean, float *batch_var, const float *global_mean,
+                                 int channels);
+  /* batchnorm_backward subtracts this rank's means of dy (grad_beta / count) and of dy * xhat
+   * (grad_gamma / count); the global batch's differ by mean_grads (the means over ranks of
+   * grad_gamma, then grad_beta: 2 x channels). Per channel, with g = gamma / sqrt(batch_var +
+   * eps): scale = g * (grad_gamma - mean) / count, shift = g * (grad_beta - mean) / count, which
+   * the model adds to dx as scale * xhat + shift. */
+  void (*batchnorm_sync_backward_terms)(const float *grad_gamma, const float *grad_beta,
+                                        const float *mean_grads, const float *gamma,
+                                        const float *batch_var, float eps, size_t count_per_channel,
+                                        int channels, float *scale, float *shift);
 
   /* relu: y may alias x; backward reads the forward output y, dx may alias dy */
   void (*relu_forward)(const tensor *x, tensor *y);

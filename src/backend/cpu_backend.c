@@ -390,6 +390,8 @@ const backend *backend_cpu(void) {
         .batchnorm_forward_inference = cpu_batchnorm_forward_inference,
         .batchnorm_backward = cpu_batchnorm_backward,
         .batchnorm_update_running = cpu_batchnorm_update_running,
+        .batchnorm_sync_moments = cpu_batchnorm_sync_moments,
+        .batchnorm_sync_backward_terms = cpu_batchnorm_sync_backward_terms,
         .relu_forward = cpu_relu_forward,
         .relu_backward = cpu_relu_backward,
         .maxpool_forward = cpu_maxpool_forward,

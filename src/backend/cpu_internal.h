@@ -136,6 +136,12 @@ void cpu_batchnorm_backward(const tensor *x, const tensor *dy, const float *gamm
 void cpu_batchnorm_update_running(float *running_mean, float *running_var, const float *batch_mean,
                                   const float *batch_var, int channels, float momentum,
                                   size_t count_per_channel);
+void cpu_batchnorm_sync_moments(float *batch_mean, float *batch_var, const float *global_mean,
+                                int channels);
+void cpu_batchnorm_sync_backward_terms(const float *grad_gamma, const float *grad_beta,
+                                       const float *mean_grads, const float *gamma,
+                                       const float *batch_var, float eps, size_t count_per_channel,
+                                       int channels, float *scale, float *shift);
 
 void cpu_relu_forward(const tensor *x, tensor *y);
 void cpu_relu_backward(const tensor *y, const tensor *dy, tensor *dx);

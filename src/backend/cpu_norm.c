@@ -1,5 +1,7 @@
 /* CPU backend: batch normalisation (oneDNN). Data in f32 or bf16; scale, shift, mean, variance
  * and their gradients f32. */
+#include <math.h>
+
 #include "cpu_internal.h"
 
 typedef struct bn_entry {
@@ -96,5 +98,26 @@ void cpu_batchnorm_update_running(float *running_mean, float *running_var, const
   for (int c = 0; c < channels; c++) {
     running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * batch_mean[c];
     running_var[c] = (1.0f - momentum) * running_var[c] + momentum * batch_var[c] * unbias;
+  }
+}
+
+void cpu_batchnorm_sync_moments(float *batch_mean, float *batch_var, const float *global_mean,
+                                int channels) {
+  for (int c = 0; c < channels; c++) {
+    float offset = batch_mean[c] - global_mean[c];
+    batch_var[c] += offset * offset;
+    batch_mean[c] = global_mean[c];
+  }
+}
+
+void cpu_batchnorm_sync_backward_terms(const float *grad_gamma, const float *grad_beta,
+                                       const float *mean_grads, const float *gamma,
+                                       const float *batch_var, float eps, size_t count_per_channel,
+                                       int channels, float *scale, float *shift) {
+  float count = (float)count_per_channel;
+  for (int c = 0; c < channels; c++) {
+    float gamma_over_sigma = gamma[c] / sqrtf(batch_var[c] + eps);
+    scale[c] = gamma_over_sigma * ((grad_gamma[c] - mean_grads[c]) / count);
+    shift[c] = gamma_over_sigma * ((grad_beta[c] - mean_grads[channels + c]) / count);
   }
 }

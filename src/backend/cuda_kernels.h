@@ -71,6 +71,14 @@ void cuk_bn_backward(const void *x, const void *dy, int type, size_t pixels, int
 void cuk_bn_update_running(float *running_mean, float *running_var, const float *batch_mean,
                            const float *batch_var, int channels, float momentum,
                            size_t count_per_channel, cudaStream_t stream);
+/* synchronized batch norm's per-channel steps: as the op table's batchnorm_sync_moments and
+ * batchnorm_sync_backward_terms */
+void cuk_bn_sync_moments(float *batch_mean, float *batch_var, const float *global_mean,
+                         int channels, cudaStream_t stream);
+void cuk_bn_sync_backward_terms(const float *grad_gamma, const float *grad_beta,
+                                const float *mean_grads, const float *gamma, const float *batch_var,
+                                float eps, size_t count_per_channel, int channels, float *scale,
+                                float *shift, cudaStream_t stream);
 
 /* y = max(x, 0) (y may alias x); dx = y > 0 ? dy : 0 (dx may alias dy) */
 void cuk_relu_forward(const void *x, void *y, int type, size_t count, cudaStream_t stream);

@@ -207,6 +207,45 @@ void cuk_bn_update_running(float *running_mean, float *running_var, const float 
   CUDA_LAUNCH_CHECK();
 }
 
+/* as cpu_batchnorm_sync_moments */
+__global__ void bn_sync_moments_kernel(float *batch_mean, float *batch_var,
+                                       const float *global_mean, int channels) {
+  CUK_FOR(c, (size_t)channels) {
+    float offset = batch_mean[c] - global_mean[c];
+    batch_var[c] += offset * offset;
+    batch_mean[c] = global_mean[c];
+  }
+}
+
+void cuk_bn_sync_moments(float *batch_mean, float *batch_var, const float *global_mean,
+                         int channels, cudaStream_t stream) {
+  bn_sync_moments_kernel<<<cuk_blocks((size_t)channels), CUK_THREADS, 0, stream>>>(
+      batch_mean, batch_var, global_mean, channels);
+  CUDA_LAUNCH_CHECK();
+}
+
+/* as cpu_batchnorm_sync_backward_terms */
+__global__ void bn_sync_backward_terms_kernel(const float *grad_gamma, const float *grad_beta,
+                                              const float *mean_grads, const float *gamma,
+                                              const float *batch_var, float eps, float count,
+                                              int channels, float *scale, float *shift) {
+  CUK_FOR(c, (size_t)channels) {
+    float gamma_over_sigma = gamma[c] / sqrtf(batch_var[c] + eps);
+    scale[c] = gamma_over_sigma * ((grad_gamma[c] - mean_grads[c]) / count);
+    shift[c] = gamma_over_sigma * ((grad_beta[c] - mean_grads[channels + c]) / count);
+  }
+}
+
+void cuk_bn_sync_backward_terms(const float *grad_gamma, const float *grad_beta,
+                                const float *mean_grads, const float *gamma, const float *batch_var,
+                                float eps, size_t count_per_channel, int channels, float *scale,
+                                float *shift, cudaStream_t stream) {
+  bn_sync_backward_terms_kernel<<<cuk_blocks((size_t)channels), CUK_THREADS, 0, stream>>>(
+      grad_gamma, grad_beta, mean_grads, gamma, batch_var, eps, (float)count_per_channel, channels,
+      scale, shift);
+  CUDA_LAUNCH_CHECK();
+}
+
 /* ------------------------------------------------------------------ loss */
 
 /* The maximum logit of one pixel and the sum of exp(x - max), in float32 in the CPU backend's

@@ -47,6 +47,19 @@ static void bn_update_running(float *running_mean, float *running_var, const flo
                         count_per_channel, cuda.stream);
 }
 
+static void bn_sync_moments(float *batch_mean, float *batch_var, const float *global_mean,
+                            int channels) {
+  cuk_bn_sync_moments(batch_mean, batch_var, global_mean, channels, cuda.stream);
+}
+
+static void bn_sync_backward_terms(const float *grad_gamma, const float *grad_beta,
+                                   const float *mean_grads, const float *gamma,
+                                   const float *batch_var, float eps, size_t count_per_channel,
+                                   int channels, float *scale, float *shift) {
+  cuk_bn_sync_backward_terms(grad_gamma, grad_beta, mean_grads, gamma, batch_var, eps,
+                             count_per_channel, channels, scale, shift, cuda.stream);
+}
+
 static void relu_forward(const tensor *x, tensor *y) {
   check_same("relu", x, y);
   cuk_relu_forward(x->data, y->data, (int)x->dtype, tensor_count(x), cuda.stream);
@@ -238,6 +251,8 @@ void cuda_fill_op_table(backend *table) {
   table->batchnorm_forward_inference = bn_forward_inference;
   table->batchnorm_backward = bn_backward;
   table->batchnorm_update_running = bn_update_running;
+  table->batchnorm_sync_moments = bn_sync_moments;
+  table->batchnorm_sync_backward_terms = bn_sync_backward_terms;
   table->relu_forward = relu_forward;
   table->relu_backward = relu_backward;
   table->maxpool_forward = maxpool_forward;

@@ -29,10 +29,9 @@ static void start_ready_buckets(void *ctx, size_t final_from) {
     start_next_bucket(dp);
 }
 
-static void sum_across_ranks(void *ctx, float *host_values, size_t count) {
+static void mean_across_ranks(void *ctx, float *values, size_t count) {
   data_parallel *dp = ctx;
-  /* host memory whatever the backend: over MPI also when the gradients go over NCCL */
-  collective_allreduce_sum_host_floats(dp->comm, host_values, count);
+  collective_wait(dp->comm, collective_allreduce_mean_start(dp->comm, values, count));
 }
 
 data_parallel *data_parallel_attach(unet *m, collective *comm, size_t bucket_floats) {
@@ -48,7 +47,7 @@ data_parallel *data_parallel_attach(unet *m, collective *comm, size_t bucket_flo
     dp->buckets[i].end = end;
     dp->buckets[i].begin = end > bucket_floats ? end - bucket_floats : 0;
   }
-  m->parallel = (unet_parallel){dp, start_ready_buckets, sum_across_ranks, collective_size(comm)};
+  m->parallel = (unet_parallel){dp, start_ready_buckets, mean_across_ranks, collective_size(comm)};
   return dp;
 }
 

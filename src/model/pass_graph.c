@@ -10,7 +10,6 @@ static const char *graph_refusal(const unet *m) {
   if (!m->be->capture_begin) return "the backend has no device graphs";
   if (m->br.mode != BRANCHES_NONE)
     return "the Extended U-Net's branches upload per batch (dropout masks, injected presence)";
-  if (m->sync.enabled) return "synchronized batch norm sums its statistics on the host";
   if (m->parallel.grads_ready) return "data-parallel training all-reduces during backward";
   return NULL;
 }

@@ -1,7 +1,6 @@
 /* U-Net forward and backward, written out explicitly over the backend's op table: the
  * conv(+BN)(+ReLU) unit with synchronized batch norm, the decoder and head, and the order of the
  * whole pass. Building the model is in unet_build.c, the encoders in encoder_*.c. */
-#include <math.h>
 #include <string.h>
 
 #include "check.h"
@@ -9,30 +8,18 @@
 
 /* ---------------------------------------------------------------- forward */
 
-/* Replaces this rank's batch mean and (biased) variance by the global batch's. Every rank holds
- * the same number of values per channel, so the global mean is the mean of the rank means and
- * the global variance the mean of (rank variance + (rank mean - global mean)^2); the second sum
- * waits for the global mean rather than using E[x^2] - mean^2, which loses the variance to
- * cancellation when |mean| >> std. */
+/* Replaces this rank's batch mean and (biased) variance by the global batch's, on the backend.
+ * Every rank holds the same number of values per channel, so the global mean is the mean of the
+ * rank means and the global variance the mean of (rank variance + (rank mean - global mean)^2);
+ * the second all-reduce waits for the global mean rather than using E[x^2] - mean^2, which loses
+ * the variance to cancellation when |mean| >> std. */
 static void sync_batch_statistics(unet *m, bn_layer *bn) {
   const backend *be = m->be;
-  size_t c = (size_t)bn->channels;
-  float *mean = m->sync.host_stats, *variance = mean + c, *global_mean = mean + 2 * c;
-  float ranks = (float)m->parallel.world_size;
   float *batch_mean = m->batch_stats + bn->batch_mean, *batch_var = m->batch_stats + bn->batch_var;
-  be->download(mean, batch_mean, FP_F32, c);
-  be->download(variance, batch_var, FP_F32, c);
-  memcpy(global_mean, mean, c * sizeof *mean);
-  m->parallel.sum_across_ranks(m->parallel.ctx, global_mean, c);
-  for (size_t k = 0; k < c; k++) {
-    global_mean[k] /= ranks;
-    float offset = mean[k] - global_mean[k];
-    variance[k] += offset * offset;
-  }
-  m->parallel.sum_across_ranks(m->parallel.ctx, variance, c);
-  for (size_t k = 0; k < c; k++) variance[k] /= ranks;
-  be->upload(batch_mean, global_mean, FP_F32, c);
-  be->upload(batch_var, variance, FP_F32, c);
+  be->copy(m->sync.means, batch_mean, FP_F32, (size_t)bn->channels);
+  m->parallel.mean_across_ranks(m->parallel.ctx, m->sync.means, (size_t)bn->channels);
+  be->batchnorm_sync_moments(batch_mean, batch_var, m->sync.means, bn->channels);
+  m->parallel.mean_across_ranks(m->parallel.ctx, batch_var, (size_t)bn->channels);
 }
 
 void batch_norm_forward(unet *m, bn_layer *bn, const tensor *x, tensor *y, int training) {
@@ -102,35 +89,25 @@ void unet_forward(unet *m, int training) {
 /* --------------------------------------------------------------- backward */
 
 /* The backend's batch-norm backward subtracts this rank's means of dy and dy*xhat; synchronized
- * BN needs the global batch's. The difference is, per channel, gamma/sigma * (a + b * xhat), which
- * a batch-norm inference pass with scale gamma/sigma*b and shift gamma/sigma*a computes. */
+ * BN needs the global batch's. The difference is, per channel, scale * xhat + shift
+ * (batchnorm_sync_backward_terms), which a batch-norm inference pass computes. */
 static void sync_batchnorm_backward_correction(unet *m, bn_layer *bn, const tensor *x,
                                                tensor *grad_x) {
   const backend *be = m->be;
   size_t c = (size_t)bn->channels;
-  float *local = m->sync.host_stats, *global = local + 2 * c, *gamma = local + 4 * c,
-        *variance = local + 5 * c;
-  be->download(local, m->grads + bn->gamma, FP_F32, c);
-  be->download(local + c, m->grads + bn->beta, FP_F32, c);
-  memcpy(global, local, 2 * c * sizeof *local);
-  m->parallel.sum_across_ranks(m->parallel.ctx, global, 2 * c);
-  be->download(gamma, m->params + bn->gamma, FP_F32, c);
-  be->download(variance, m->batch_stats + bn->batch_var, FP_F32, c);
-  float local_count = (float)((size_t)x->n * x->h * x->w);
-  float global_count = local_count * (float)m->parallel.world_size;
-  for (size_t k = 0; k < c; k++) {
-    float gamma_over_sigma = gamma[k] / sqrtf(variance[k] + m->bn_eps);
-    float xhat_term = local[k] / local_count - global[k] / global_count;
-    float constant_term = local[c + k] / local_count - global[c + k] / global_count;
-    local[k] = gamma_over_sigma * xhat_term;
-    local[c + k] = gamma_over_sigma * constant_term;
-  }
-  be->upload(m->sync.scale, local, FP_F32, c);
-  be->upload(m->sync.shift, local + c, FP_F32, c);
+  const float *grad_gamma = m->grads + bn->gamma, *grad_beta = m->grads + bn->beta;
+  const float *batch_mean = m->batch_stats + bn->batch_mean,
+              *batch_var = m->batch_stats + bn->batch_var;
+  be->copy(m->sync.means, grad_gamma, FP_F32, c);
+  be->copy(m->sync.means + c, grad_beta, FP_F32, c);
+  m->parallel.mean_across_ranks(m->parallel.ctx, m->sync.means, 2 * c);
+  be->batchnorm_sync_backward_terms(grad_gamma, grad_beta, m->sync.means, m->params + bn->gamma,
+                                    batch_var, m->bn_eps, (size_t)x->n * x->h * x->w, bn->channels,
+                                    m->sync.scale, m->sync.shift);
   tensor correction = *x;
   correction.data = m->sync.scratch;
-  be->batchnorm_forward_inference(x, m->sync.scale, m->sync.shift, m->batch_stats + bn->batch_mean,
-                                  m->batch_stats + bn->batch_var, m->bn_eps, &correction);
+  be->batchnorm_forward_inference(x, m->sync.scale, m->sync.shift, batch_mean, batch_var, m->bn_eps,
+                                  &correction);
   be->add(grad_x, &correction, grad_x);
 }
 

@@ -213,8 +213,9 @@ typedef struct unet_parallel {
   /* Called during unet_backward whenever every gradient at offsets >= final_from has its final
    * value, so their all-reduce can start while the rest of backward runs. */
   void (*grads_ready)(void *ctx, size_t final_from);
-  /* Sums count host floats over all ranks, in place (synchronized batch norm). */
-  void (*sum_across_ranks)(void *ctx, float *host_values, size_t count);
+  /* Replaces count floats of backend memory by their mean over all ranks (synchronized batch
+   * norm): ops queued after it read the mean; the host need not have waited for it. */
+  void (*mean_across_ranks)(void *ctx, float *values, size_t count);
   int world_size;
 } unet_parallel;
 
@@ -263,7 +264,7 @@ typedef struct sync_bn_state {
   int enabled;
   void *scratch;        /* backend memory, activation_memory.scratch_bytes */
   float *scale, *shift; /* backend memory, per-channel correction terms */
-  float *host_stats;    /* host, 6 x widest floats */
+  float *means;         /* backend memory, 2 x widest: means over ranks */
   int widest;           /* channels of the widest batch-norm layer */
 } sync_bn_state;
 
@@ -323,7 +324,7 @@ void unet_destroy(unet *m);
 /* Backend bytes the model's activation and gradient tensors take (each buffer once). */
 size_t unet_activation_bytes(const unet *m);
 /* Batch norm in training mode normalises with the mean and variance of the global batch (all
- * ranks, through parallel.sum_across_ranks, which must be set), and its backward accounts for
+ * ranks, through parallel.mean_across_ranks, which must be set), and its backward accounts for
  * it, so N ranks with batch b compute what one rank with batch N*b computes. Every rank's
  * batch must have the same size. */
 void unet_enable_sync_bn(unet *m);

@@ -379,7 +379,7 @@ const void *unet_compute_weights(const unet *m, size_t offset) {
 }
 
 void unet_enable_sync_bn(unet *m) {
-  FP_CHECK(m->parallel.sum_across_ranks && m->parallel.world_size >= 1,
+  FP_CHECK(m->parallel.mean_across_ranks && m->parallel.world_size >= 1,
            "synchronized batch norm needs the model's parallel hooks");
   FP_CHECK(m->mode == UNET_TRAINING, "synchronized batch norm needs a training model");
   if (m->sync.enabled) return;
@@ -391,7 +391,7 @@ void unet_enable_sync_bn(unet *m) {
   m->sync.scratch = m->be->alloc(FP_U8, bytes);
   m->sync.scale = m->be->alloc(FP_F32, (size_t)m->sync.widest);
   m->sync.shift = m->be->alloc(FP_F32, (size_t)m->sync.widest);
-  m->sync.host_stats = fp_malloc(6 * (size_t)m->sync.widest * sizeof *m->sync.host_stats);
+  m->sync.means = m->be->alloc(FP_F32, 2 * (size_t)m->sync.widest);
 }
 
 /* ----------------------------------------------------------------- destroy */
@@ -406,13 +406,12 @@ void unet_destroy(unet *m) {
   branches_release(m);
   for (int s = 0; s < UNET_RING_SLOTS; s++)
     if (m->memory.ring[s]) be->release(m->memory.ring[s]);
-  void *buffers[] = {m->memory.scratch, m->grads,        m->batch_stats, m->buffers,
-                     m->scalars,        m->sync.scratch, m->sync.scale,  m->sync.shift};
+  void *buffers[] = {m->memory.scratch, m->grads,      m->batch_stats, m->buffers,   m->scalars,
+                     m->sync.scratch,   m->sync.scale, m->sync.shift,  m->sync.means};
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
     if (buffers[i]) be->release(buffers[i]);
   if (m->compute_params != m->params) be->release(m->compute_params);
   be->release(m->params);
-  free(m->sync.host_stats);
   free(m->grad_final);
   free(m->param_list.items);
   free(m->buffer_list.items);

@@ -167,6 +167,7 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device) {
     return emu::fail(cudaErrorInvalidValue, "cudaGetDeviceProperties: no such device");
   memset(prop, 0, sizeof *prop);
   snprintf(prop->name, sizeof prop->name, "CUDA emulator on the host");
+  prop->uuid.bytes[0] = (char)(device + 1); /* device i is the same one in every process */
   prop->major = 9;
   prop->minor = 0;
   prop->totalGlobalMem = (size_t)16 << 30;

@@ -46,7 +46,7 @@ def mpirun_prefix(ranks):
     prefix = ["mpirun", "--oversubscribe", "-np", str(ranks)]
     if os.geteuid() == 0:
         prefix.insert(1, "--allow-run-as-root")
-    for name in ("FP_CONV_ALGORITHM", "OMP_NUM_THREADS"):
+    for name in ("FP_CONV_ALGORITHM", "OMP_NUM_THREADS", "FP_CUDA_EMULATOR_DEVICES"):
         if name in os.environ:
             prefix += ["-x", name]
     return prefix

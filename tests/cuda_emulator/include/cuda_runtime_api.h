@@ -46,8 +46,13 @@ typedef struct CUevent_st *cudaEvent_t;
 typedef struct emu_graph *cudaGraph_t;
 typedef struct emu_graph *cudaGraphExec_t;
 
+typedef struct cudaUUID_t {
+  char bytes[16];
+} cudaUUID_t;
+
 struct cudaDeviceProp {
   char name[256];
+  cudaUUID_t uuid;
   int major, minor;
   size_t totalGlobalMem;
   int multiProcessorCount;
