@@ -103,6 +103,11 @@ void collective_allreduce_sum_host_doubles(collective *c, double *values, size_t
   collective_mpi_allreduce_in_place(c->comm, values, count, MPI_DOUBLE, MPI_SUM);
 }
 
+int collective_min_host_int(collective *c, int value) {
+  collective_mpi_allreduce_in_place(c->comm, &value, 1, MPI_INT, MPI_MIN);
+  return value;
+}
+
 int collective_all_equal_u64(collective *c, unsigned long long value) {
   /* One reduction instead of a min and a max: max(~v) is ~min(v). */
   unsigned long long max_and_inverted_min[2] = {value, ~value};

@@ -53,6 +53,7 @@ void collective_broadcast(collective *c, void *buffer, size_t bytes, int root);
  * loss) and the all-ranks check that a value (e.g. a config hash) is identical. */
 void collective_allreduce_sum_host_doubles(collective *c, double *values, size_t count);
 int collective_all_equal_u64(collective *c, unsigned long long value);
+int collective_min_host_int(collective *c, int value); /* the smallest value over the ranks */
 void collective_barrier(collective *c);
 
 #endif

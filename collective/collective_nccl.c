@@ -15,6 +15,10 @@ struct nccl_state {
   cudaStream_t communication;
   cudaStream_t compute; /* the caller's; 0 is the legacy default stream */
   cudaEvent_t compute_done;
+  /* the requests' events, reused: none is created or destroyed once a pass has run (a pass
+   * recorded as a CUDA graph then makes no such call) */
+  cudaEvent_t *spare_events;
+  int spare_count, spare_capacity;
 };
 
 /* The ranks on this rank's node. */
@@ -76,22 +80,34 @@ static void nccl_allreduce_mean(collective *c, float *buffer, size_t count) {
   nccl_allreduce(c, buffer, count, ncclAvg);
 }
 
+static cudaEvent_t take_event(struct nccl_state *s) {
+  cudaEvent_t event;
+  if (s->spare_count > 0) return s->spare_events[--s->spare_count];
+  CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  return event;
+}
+
 static collective_request *nccl_allreduce_mean_start(collective *c, float *buffer, size_t count) {
   struct nccl_state *s = c->nccl;
   collective_request *request = fp_calloc(1, sizeof *request);
   after_compute(s);
   NCCL_CHECK(ncclAllReduce(buffer, buffer, count, ncclFloat, ncclAvg, s->comm, s->communication));
-  CUDA_CHECK(cudaEventCreateWithFlags(&request->done, cudaEventDisableTiming));
+  request->done = take_event(s);
   CUDA_CHECK(cudaEventRecord(request->done, s->communication));
   return request;
 }
 
 /* The caller's stream waits for the reduction, the host does not: what it queues next (the
- * optimiser's update) is ordered after it and can be queued while the reduction still runs. An
- * event destroyed with a wait still pending is released once that wait is satisfied. */
+ * optimiser's update) is ordered after it and can be queued while the reduction still runs. The
+ * event may be recorded again at once: a wait already queued keeps the work it was given. */
 static void nccl_wait(collective *c, collective_request *request) {
-  CUDA_CHECK(cudaStreamWaitEvent(c->nccl->compute, request->done, 0));
-  CUDA_CHECK(cudaEventDestroy(request->done));
+  struct nccl_state *s = c->nccl;
+  CUDA_CHECK(cudaStreamWaitEvent(s->compute, request->done, 0));
+  if (s->spare_count == s->spare_capacity) {
+    s->spare_capacity = s->spare_capacity ? 2 * s->spare_capacity : 8;
+    s->spare_events = fp_realloc(s->spare_events, (size_t)s->spare_capacity * sizeof(cudaEvent_t));
+  }
+  s->spare_events[s->spare_count++] = request->done;
   free(request);
 }
 
@@ -111,6 +127,8 @@ static void nccl_destroy(collective *c) {
   CUDA_CHECK(cudaStreamSynchronize(s->communication));
   NCCL_CHECK(ncclCommDestroy(s->comm));
   CUDA_CHECK(cudaEventDestroy(s->compute_done));
+  for (int i = 0; i < s->spare_count; i++) CUDA_CHECK(cudaEventDestroy(s->spare_events[i]));
+  free(s->spare_events);
   CUDA_CHECK(cudaStreamDestroy(s->communication));
   free(s);
   c->nccl = NULL;

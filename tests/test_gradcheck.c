@@ -335,7 +335,7 @@ static void loss_inputs_release(loss_inputs *l) {
 static void ce_forward(const op_case *c, float **in, float *out) {
   tensor logits = upload(&c->x, in[0]);
   loss_inputs l = loss_inputs_upload(c);
-  be->softmax_cross_entropy(&logits, l.labels, l.class_weights, 255, 1.0f, NULL, l.scalars);
+  be->softmax_cross_entropy(&logits, l.labels, l.class_weights, 255, 1.0f, NULL, NULL, l.scalars);
   double scalars[SCALAR_COUNT];
   be->download(scalars, l.scalars, FP_F64, SCALAR_COUNT);
   out[0] = (float)scalars[SCALAR_LOSS];
@@ -347,7 +347,8 @@ static void ce_forward(const op_case *c, float **in, float *out) {
 static void ce_backward(const op_case *c, float **in, const float *dy_host, float **grads) {
   tensor logits = upload(&c->x, in[0]), grad = upload(&c->x, NULL);
   loss_inputs l = loss_inputs_upload(c);
-  be->softmax_cross_entropy(&logits, l.labels, l.class_weights, 255, dy_host[0], &grad, l.scalars);
+  be->softmax_cross_entropy(&logits, l.labels, l.class_weights, 255, dy_host[0], NULL, &grad,
+                            l.scalars);
   download(&grad, grads[0]);
   loss_inputs_release(&l);
   be->release(logits.data);

@@ -120,7 +120,7 @@ static void loss_run(const op_case *c, float **in, float grad_scale, float *out,
   double *scalars = be->alloc(FP_F64, SCALAR_COUNT), host[SCALAR_COUNT];
   int boxes = c->has_bias; /* the box loss case */
   if (boxes)
-    be->sigmoid_smooth_l1(&x, t, mask, grad_scale, grads ? &grad : NULL, scalars);
+    be->sigmoid_smooth_l1(&x, t, mask, grad_scale, NULL, grads ? &grad : NULL, scalars);
   else
     be->sigmoid_bce(&x, t, grad_scale, grads ? &grad : NULL, scalars);
   be->download(host, scalars, FP_F64, SCALAR_COUNT);

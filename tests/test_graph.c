@@ -11,9 +11,12 @@
  *    predictions (at most 0.1 % of pixels differing), and at the end the weights and Adam
  *    moments (1e-5), against a second model with the same seed run eagerly with the plain
  *    upload (bit for bit where the backend's reductions are deterministic).
+ * Both for the plain U-Net and the Extended U-Net (branches injected into two decoder blocks;
+ * training with the class branch's dropout, whose mask is drawn anew each step, and new branch
+ * targets each step; inference once with the ground truth injected, a new key).
  * On a backend with graphs the graph must have been used (else the test fails: a silent
  * fallback to eager would prove nothing); on the CPU the same comparisons check the eager
- * fallback. */
+ * fallback, for the plain U-Net only (the Extended U-Net's eager passes are the twins'). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,9 +46,8 @@ static void training_pass(unet *m, void *ctx) {
   loss_spec spec = {.labels = d->labels,
                     .class_weights = d->class_weights,
                     .ignore_label = 255,
-                    .segmentation_scale = 1.0f,
-                    .class_scale = 1.0f,
-                    .box_scale = 1.0f,
+                    .class_loss_weight = 1.0f,
+                    .box_loss_weight = 5.0f,
                     .loss_scale = (float)d->opt->scaler.scale};
   unet_forward(m, 1);
   unet_loss(m, &spec, 1);
@@ -81,6 +83,23 @@ static void random_batch(const unet *m, rng *r, float *input, uint8_t *labels) {
 }
 
 /* 0 when the graph was used where the backend has graphs, or the backend has none */
+/* The Extended U-Net's per-step inputs, uploaded outside the pass: targets and dropout draw. */
+static void branch_inputs(unet *m, rng *r, int step) {
+  if (m->br.mode == BRANCHES_NONE) return;
+  size_t k = (size_t)m->batch * m->classes;
+  float *presence = fp_malloc(k * sizeof *presence), *boxes = fp_malloc(4 * k * sizeof *boxes);
+  for (size_t i = 0; i < k; i++) presence[i] = (float)(rng_next(r) % 2);
+  for (size_t i = 0; i < 4 * k; i++) boxes[i] = (float)rng_uniform(r);
+  unet_set_branch_targets(m, presence, boxes, NULL);
+  unet_set_dropout_draw(m, (uint64_t)step, 0);
+  free(presence);
+  free(boxes);
+}
+
+static const char *model_name(const unet_config *config) {
+  return config->branches.mode == BRANCHES_NONE ? "U-Net" : "Extended U-Net";
+}
+
 static int graph_use_failures(const backend *be, const pass_graph *g) {
   if (!be->capture_begin) {
     printf("  (no device graphs on the %s backend: the eager fallback checked)\n", be->name);
@@ -101,14 +120,15 @@ static void grow_workspaces(const backend *be, const unet_config *config) {
   unet_destroy(m);
 }
 
-static int check_inference(const backend *be, fp_dtype compute) {
+static int check_inference(const backend *be, fp_dtype compute, branch_config branches) {
   unet_config config = {.arch = UNET_R18,
                         .classes = 7,
                         .batch = 2,
                         .height = 64,
                         .width = 96,
                         .compute = compute,
-                        .mode = UNET_INFERENCE};
+                        .mode = UNET_INFERENCE,
+                        .branches = branches};
   unet *m = unet_create(be, &config, 11);
   pass_data d = pass_data_create(be, m);
   size_t input_count = tensor_count(&m->input), logit_count = tensor_count(&m->logits);
@@ -125,9 +145,12 @@ static int check_inference(const backend *be, fp_dtype compute) {
   pass_graph_init(&graph, "test inference batch", m, 1);
   rng r;
   rng_seed(&r, 21);
-  int failures = 0;
-  for (int batch = 0; batch < 4; batch++) {
+  float presence[2 * 7];
+  for (int i = 0; i < 2 * 7; i++) presence[i] = (float)(i % 3 == 0);
+  int failures = 0, batches = branches.mode == BRANCHES_NONE ? 4 : 6;
+  for (int batch = 0; batch < batches; batch++) {
     if (batch == 2) grow_workspaces(be, &config);
+    if (batch == 4) unet_inject_ground_truth(m, presence); /* a new key, until the end */
     random_batch(m, &r, input, NULL);
     for (int v = 0; v < 2; v++) { /* v = 0: eager, 1: through the graph */
       be->tensor_from_nchw(&m->input, input);
@@ -142,7 +165,8 @@ static int check_inference(const backend *be, fp_dtype compute) {
     int same = !memcmp(logits[0], logits[1], logit_count * sizeof *logits[0]) &&
                !memcmp(predictions[0], predictions[1], pixels) &&
                !memcmp(confidence[0], confidence[1], pixels * sizeof *confidence[0]);
-    printf("  inference %s batch %d (%s): %s\n", fp_dtype_name(compute), batch,
+    printf("  %s inference %s batch %d%s (%s): %s\n", model_name(&config), fp_dtype_name(compute),
+           batch, batch >= 4 ? ", ground truth injected" : "",
            pass_graph_active(&graph) ? "graph" : "eager", same ? "identical" : "FAIL: differs");
     failures += !same;
   }
@@ -178,14 +202,15 @@ static int close_enough(double difference) {
   return difference <= 1e-5;
 }
 
-static int check_training(const backend *be, fp_dtype compute) {
+static int check_training(const backend *be, fp_dtype compute, branch_config branches) {
   unet_config config = {.arch = UNET_R18,
                         .classes = 5,
                         .batch = 2,
                         .height = 64,
                         .width = 64,
                         .compute = compute,
-                        .mode = UNET_TRAINING};
+                        .mode = UNET_TRAINING,
+                        .branches = branches};
   unet *models[2] = {unet_create(be, &config, 5), unet_create(be, &config, 5)};
   adam_config adam = {0.9f, 0.999f, 1e-2f, 1e-4f, 1};
   schedule_config schedule = {1e-3, 0.3, 7};
@@ -208,9 +233,13 @@ static int check_training(const backend *be, fp_dtype compute) {
   for (int step = 0; step < 7; step++) {
     be->stage_wait(0);
     random_batch(models[0], &r, input, labels);
+    rng branch_draw = r; /* both models get the same targets */
     double scalars[2][SCALAR_COUNT];
     for (int v = 0; v < 2; v++) { /* v = 0: eager, 1: staged input and through the graph */
       unet *m = models[v];
+      rng targets = branch_draw;
+      branch_inputs(m, &targets, step);
+      if (v == 1) r = targets;
       opts[v]->scaler.scale = step < 4 ? 1.0 : 4.0;
       if (v == 0) {
         be->tensor_from_nchw(&m->input, input);
@@ -234,9 +263,9 @@ static int check_training(const backend *be, fp_dtype compute) {
     size_t moved = 0; /* argmax near-ties may flip once the weights differ by rounding */
     for (size_t i = 0; i < pixels; i++) moved += predictions[0][i] != predictions[1][i];
     int ok = close_enough(loss) && close_enough(norm) && moved * 1000 <= pixels;
-    printf("  training %s step %d, loss scale %g (%s): loss %.6f, relative differences: loss "
-           "%.2e, gradient norm %.2e; predictions differing: %zu of %zu: %s\n",
-           fp_dtype_name(compute), step, opts[1]->scaler.scale,
+    printf("  %s training %s step %d, loss scale %g (%s): loss %.6f, relative differences: "
+           "loss %.2e, gradient norm %.2e; predictions differing: %zu of %zu: %s\n",
+           model_name(&config), fp_dtype_name(compute), step, opts[1]->scaler.scale,
            pass_graph_active(&graph) ? "graph" : "eager", scalars[0][SCALAR_LOSS], loss, norm,
            moved, pixels, ok ? "ok" : "FAIL");
     failures += !ok;
@@ -246,9 +275,9 @@ static int check_training(const backend *be, fp_dtype compute) {
   double first = relative_difference(be, opts[0]->exp_avg, opts[1]->exp_avg, n);
   double second = relative_difference(be, opts[0]->exp_avg_sq, opts[1]->exp_avg_sq, n);
   int ok = close_enough(params) && close_enough(first) && close_enough(second);
-  printf("  training %s after 7 steps, relative differences: weights %.2e, exp_avg %.2e, "
+  printf("  %s training %s after 7 steps, relative differences: weights %.2e, exp_avg %.2e, "
          "exp_avg_sq %.2e: %s\n",
-         fp_dtype_name(compute), params, first, second, ok ? "ok" : "FAIL");
+         model_name(&config), fp_dtype_name(compute), params, first, second, ok ? "ok" : "FAIL");
   failures += !ok + graph_use_failures(be, &graph);
   pass_graph_release(&graph, models[1]);
   be->stage_wait(0);
@@ -267,10 +296,13 @@ int main(void) {
   const backend *be = test_backend();
   int failures = 0;
   fp_dtype precisions[2] = {FP_F32, FP_BF16};
+  branch_config models[2] = {{BRANCHES_NONE, 0, 0.0f}, {BRANCHES_INJECTED, 0x5, 0.25f}};
   for (int p = 0; p < 2; p++) {
     if (!test_precision_runs(be, precisions[p])) continue;
-    failures += check_inference(be, precisions[p]);
-    failures += check_training(be, precisions[p]);
+    for (int k = 0; k < (be->capture_begin ? 2 : 1); k++) {
+      failures += check_inference(be, precisions[p], models[k]);
+      failures += check_training(be, precisions[p], models[k]);
+    }
   }
   printf("%s\n", failures ? "FAILED" : "all passes through graphs match the eager passes");
   return failures ? 1 : 0;

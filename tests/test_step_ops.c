@@ -56,7 +56,7 @@ static void check_loss_argmax_confidence(rng *r, fp_dtype type) {
   be->upload(device_labels, labels, FP_U8, pixels);
   float *device_weights = device_floats(weights, classes);
   double *scalars = be->alloc(FP_F64, SCALAR_COUNT), got[SCALAR_COUNT];
-  be->softmax_cross_entropy(&t, device_labels, device_weights, 255, 1.0f, NULL, scalars);
+  be->softmax_cross_entropy(&t, device_labels, device_weights, 255, 1.0f, NULL, NULL, scalars);
   float *device_confidence = be->alloc(FP_F32, pixels);
   be->argmax_channels(&t, device_predicted, device_confidence);
   read_scalars(got, scalars);
@@ -93,7 +93,7 @@ static void check_loss_argmax_confidence(rng *r, fp_dtype type) {
   if (be->device_memory) { /* counted, not stopped at (backend.h); a host backend stops */
     const uint8_t bad[3] = {7, 200, 254};
     for (int i = 0; i < 3; i++) be->upload(device_labels + 100 * i + 1, &bad[i], FP_U8, 1);
-    be->softmax_cross_entropy(&t, device_labels, device_weights, 255, 1.0f, NULL, scalars);
+    be->softmax_cross_entropy(&t, device_labels, device_weights, 255, 1.0f, NULL, NULL, scalars);
     double counted[SCALAR_COUNT];
     read_scalars(counted, scalars);
     snprintf(what, sizeof what, "%s loss: 3 labels made bad, counted", name);
@@ -273,6 +273,70 @@ static void check_async_download(rng *r) {
   free(want);
 }
 
+/* The per-step gradient factor of the cross-entropy and the box loss (backend memory, read when
+ * the op runs): grad_scale 2 with factor 0.75 gives bit for bit the gradient of grad_scale 1.5
+ * without one (the factor multiplies grad_scale first), the factor uploaded after a call that
+ * read another value. */
+static void check_grad_factor(rng *r) {
+  const int n = 2, classes = 5, h = 9, w = 11;
+  const size_t pixels = (size_t)n * h * w, count = pixels * classes, boxes = 4 * (size_t)n * 3;
+  float *host = fp_malloc((count + boxes) * sizeof *host), weights[5] = {1, 2, 0.5f, 1, 3};
+  uint8_t *labels = fp_malloc(pixels);
+  for (size_t i = 0; i < count + boxes; i++) host[i] = (float)rng_normal(r);
+  for (size_t p = 0; p < pixels; p++) labels[p] = (uint8_t)(rng_next(r) % (uint64_t)classes);
+  float targets[24], mask[6] = {1, 0, 1, 1, 1, 0};
+  for (size_t i = 0; i < boxes; i++) targets[i] = (float)rng_uniform(r);
+  tensor logits = tensor_shape(FP_F32, n, classes, h, w), x = tensor_shape(FP_F32, n, 12, 1, 1);
+  tensor grads[2] = {logits, logits}, box_grads[2] = {x, x};
+  be->tensor_alloc(&logits);
+  be->tensor_alloc(&x);
+  be->tensor_from_nchw(&logits, host);
+  be->tensor_from_nchw(&x, host + count);
+  uint8_t *device_labels = be->alloc(FP_U8, pixels);
+  be->upload(device_labels, labels, FP_U8, pixels);
+  float *device_weights = device_floats(weights, classes), one = 1.0f, factor = 0.75f;
+  float *device_targets = device_floats(targets, boxes), *device_mask = device_floats(mask, 6);
+  float *device_factor = device_floats(&one, 1);
+  double *scalars = be->alloc(FP_F64, SCALAR_COUNT);
+  for (int v = 0; v < 2; v++) {
+    be->tensor_alloc(&grads[v]);
+    be->tensor_alloc(&box_grads[v]);
+  }
+  be->softmax_cross_entropy(&logits, device_labels, device_weights, 255, 1.5f, device_factor,
+                            &grads[0], scalars);
+  be->sigmoid_smooth_l1(&x, device_targets, device_mask, 1.5f, device_factor, &box_grads[0],
+                        scalars);
+  be->upload(device_factor, &factor, FP_F32, 1); /* read by the ops before as 1 */
+  be->softmax_cross_entropy(&logits, device_labels, device_weights, 255, 2.0f, device_factor,
+                            &grads[1], scalars);
+  be->sigmoid_smooth_l1(&x, device_targets, device_mask, 2.0f, device_factor, &box_grads[1],
+                        scalars);
+  size_t sizes[2] = {count, boxes}, wrong[2] = {0, 0};
+  tensor *pairs[2][2] = {{&grads[0], &grads[1]}, {&box_grads[0], &box_grads[1]}};
+  for (int k = 0; k < 2; k++) {
+    float *got[2];
+    for (int v = 0; v < 2; v++) {
+      got[v] = fp_malloc(sizes[k] * sizeof *got[v]);
+      be->tensor_to_nchw(pairs[k][v], got[v]);
+    }
+    for (size_t i = 0; i < sizes[k]; i++) wrong[k] += got[1][i] != got[0][i];
+    for (int v = 0; v < 2; v++) free(got[v]);
+  }
+  expect(wrong[0] == 0, "cross-entropy gradient x device factor: elements differing", wrong[0], 0);
+  expect(wrong[1] == 0, "box loss gradient x device factor: elements differing", wrong[1], 0);
+  for (int v = 0; v < 2; v++) {
+    be->tensor_release(&grads[v]);
+    be->tensor_release(&box_grads[v]);
+  }
+  be->tensor_release(&logits);
+  be->tensor_release(&x);
+  void *buffers[] = {device_labels, device_weights, device_targets,
+                     device_mask,   device_factor,  scalars};
+  for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) be->release(buffers[i]);
+  free(host);
+  free(labels);
+}
+
 /* Synchronized batch norm's per-channel steps (the all-reduces between them are the model's). */
 static void check_sync_bn_ops(rng *r) {
   enum { channels = 1031 };
@@ -325,6 +389,7 @@ int main(void) {
   check_loss_scaling(&r);
   check_async_download(&r);
   check_sync_bn_ops(&r);
+  check_grad_factor(&r);
   printf("step ops: %d failed\n", failures);
   return failures ? 1 : 0;
 }

@@ -297,9 +297,6 @@ static batch upload_batch(const backend *be, const twin_file *f, const unet *m) 
                .ignore_label = 255,
                .class_loss_weight = (float)twin_dump_attr_double(f->dump, "class_loss_weight"),
                .box_loss_weight = (float)twin_dump_attr_double(f->dump, "box_loss_weight"),
-               .segmentation_scale = 1.0f,
-               .class_scale = 1.0f,
-               .box_scale = 1.0f,
                .loss_scale = (float)f->loss_scale}};
   be->upload((void *)b.spec.labels, labels, FP_U8, pixels);
   be->upload((void *)b.spec.class_weights, class_weights, FP_F32, (size_t)m->classes);

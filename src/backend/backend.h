@@ -215,13 +215,15 @@ typedef struct backend {
    * weights and an ignore label, reduced like PyTorch's mean: sum(w[t]*nll)/sum(w[t]) over
    * pixels whose label t != ignore_label. Writes scalars[SCALAR_LOSS],
    * scalars[SCALAR_LOSS_WEIGHT] and scalars[SCALAR_BAD_LABELS], and (if grad_logits is not NULL)
-   * grad_scale * d loss / d logits. A label >= C that is not ignore_label is an error: a host
-   * backend may stop at once; a device backend counts such labels in SCALAR_BAD_LABELS (and
-   * gives them weight 0) rather than wait for the device, and unet_read_scalars stops there.
-   * labels: u8 [N,H,W]; class_weights: f32 [C]. */
+   * grad_scale [* grad_factor] * d loss / d logits. A label >= C that is not ignore_label is an
+   * error: a host backend may stop at once; a device backend counts such labels in
+   * SCALAR_BAD_LABELS (and gives them weight 0) rather than wait for the device, and
+   * unet_read_scalars stops there. labels: u8 [N,H,W]; class_weights: f32 [C]. grad_factor: NULL,
+   * or one f32 of backend memory read when the op runs (a value that changes every step, which a
+   * device graph then replays without recording it anew). */
   void (*softmax_cross_entropy)(const tensor *logits, const uint8_t *labels,
                                 const float *class_weights, int ignore_label, float grad_scale,
-                                tensor *grad_logits, double *scalars);
+                                const float *grad_factor, tensor *grad_logits, double *scalars);
   /* Multilabel loss of logits [N,K,1,1] against targets f32 [N*K] in {0,1} (or soft):
    * scalars[SCALAR_CLASS_LOSS] = mean over the N*K entries of
    * max(x,0) - x*t + log(1 + exp(-|x|)) (torch's BCEWithLogitsLoss), in f32/f64 whatever the
@@ -232,10 +234,11 @@ typedef struct backend {
    * [0,1], counting only the classes whose mask f32 [N*K] is 1: with s = sigmoid(x), d = s - t,
    * smooth-L1 l(d) = d^2/2 for |d| < 1 else |d| - 1/2 (torch's SmoothL1Loss, beta 1);
    * scalars[SCALAR_BOX_COUNT] = 4 * the number of present (n, k), scalars[SCALAR_BOX_LOSS] =
-   * their sum of l / that count (0 when none); grad (if not NULL) = grad_scale * mask * l'(d) *
-   * s (1 - s) / that count. */
+   * their sum of l / that count (0 when none); grad (if not NULL) = grad_scale [* grad_factor,
+   * as in softmax_cross_entropy] * mask * l'(d) * s (1 - s) / that count. */
   void (*sigmoid_smooth_l1)(const tensor *x, const float *targets, const float *mask,
-                            float grad_scale, tensor *grad, double *scalars);
+                            float grad_scale, const float *grad_factor, tensor *grad,
+                            double *scalars);
   /* per-pixel argmax over channels (the first largest logit) -> u8 [N,H,W]; with confidence
    * (f32 [N,H,W], may be NULL) also the softmax probability of that class, 1 / sum_k
    * exp(x_k - x_max), computed in f32: what inference needs of the softmax, one value a pixel
@@ -278,13 +281,15 @@ typedef struct backend {
    * allocation, workspace growth, algorithm search, upload or download may happen while
    * recording, and a backend stops with an error naming what did). capture_end returns the
    * graph, or NULL with `why` filled when the device refused it (nothing recorded has run
-   * then). graph_replay queues the recorded ops again, with the pointers and host arguments
-   * they had when recorded, reading the memory's current contents; it returns 0, queueing
-   * nothing, when the graph is stale: the backend's own scratch memory has moved since (a
-   * larger shape run eagerly in between), and the pass must run eagerly and be recorded again. */
+   * then). graph_current returns 0 when the graph is stale: the backend's own scratch memory
+   * has moved since (a larger shape run eagerly in between), and the pass must run eagerly and
+   * be recorded again. graph_replay queues a current graph's ops again, with the pointers and
+   * host arguments they had when recorded, reading the memory's current contents (a stale one
+   * is an error). */
   void (*capture_begin)(void);
   void *(*capture_end)(char *why, size_t why_size);
-  int (*graph_replay)(void *graph);
+  int (*graph_current)(const void *graph);
+  void (*graph_replay)(void *graph);
   void (*graph_release)(void *graph);
 } backend;
 

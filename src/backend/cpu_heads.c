@@ -140,7 +140,8 @@ void cpu_sigmoid_bce(const tensor *logits, const float *targets, float grad_scal
 }
 
 void cpu_sigmoid_smooth_l1(const tensor *x, const float *targets, const float *mask,
-                           float grad_scale, tensor *grad, double *scalars) {
+                           float grad_scale, const float *grad_factor, tensor *grad,
+                           double *scalars) {
   FP_CHECK(x->h == 1 && x->w == 1 && x->c % 4 == 0, "box loss: x must be [N,4K,1,1]");
   const size_t count = tensor_count(x);
   const float *in = cpu_plain_input(x, CPU_WS_INPUT);
@@ -156,6 +157,7 @@ void cpu_sigmoid_smooth_l1(const tensor *x, const float *targets, const float *m
   if (!grad) return;
   FP_CHECK(FP_SAME_SHAPE(x, grad), "box loss: gradient and x differ in shape");
   float *g = cpu_plain_output(grad, CPU_WS_OUTPUT);
+  if (grad_factor) grad_scale *= *grad_factor;
   const float scale = present > 0.0 ? grad_scale / (float)present : 0.0f;
   for (size_t i = 0; i < count; i++) {
     float s = sigmoid(in[i]), d = s - targets[i];

@@ -164,11 +164,12 @@ void cpu_sigmoid_backward(const tensor *y, const tensor *dy, tensor *dx);
 void cpu_sigmoid_bce(const tensor *logits, const float *targets, float grad_scale, tensor *grad,
                      double *scalars);
 void cpu_sigmoid_smooth_l1(const tensor *x, const float *targets, const float *mask,
-                           float grad_scale, tensor *grad, double *scalars);
+                           float grad_scale, const float *grad_factor, tensor *grad,
+                           double *scalars);
 
 void cpu_softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
                                const float *class_weights, int ignore_label, float grad_scale,
-                               tensor *grad_logits, double *scalars);
+                               const float *grad_factor, tensor *grad_logits, double *scalars);
 void cpu_argmax_channels(const tensor *logits, uint8_t *predictions, float *confidence);
 void cpu_class_statistics(uint8_t *predictions, const float *confidence, const uint8_t *photos,
                           const float *boxes, const float *linear, int batch, int height, int width,

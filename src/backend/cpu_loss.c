@@ -49,7 +49,7 @@ static void scale_floats(float *x, size_t count, float factor) {
 
 void cpu_softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
                                const float *class_weights, int ignore_label, float grad_scale,
-                               tensor *grad_logits, double *scalars) {
+                               const float *grad_factor, tensor *grad_logits, double *scalars) {
   const int classes = logits->c;
   const size_t plane = (size_t)logits->h * logits->w;
   const size_t pixels = plane * logits->n;
@@ -85,6 +85,7 @@ void cpu_softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
      * existed when grad_scale is 1 */
     float factor = weight_sum > 0.0 ? (float)(1.0 / weight_sum) : 0.0f;
     scale_floats(grad, tensor_count(logits), factor);
+    if (grad_factor) grad_scale *= *grad_factor;
     if (grad_scale != 1.0f) scale_floats(grad, tensor_count(logits), grad_scale);
     if (grad != grad_logits->data) reorder(&plain, grad, &grad_stored, grad_logits->data);
   }

@@ -50,12 +50,16 @@ static void *cuda_capture_end(char *why, size_t why_size) {
   return recorded;
 }
 
-static int cuda_graph_replay(void *graph) {
-  cuda_not_capturing("a graph replay");
+static int cuda_graph_current(const void *graph) {
   const cuda_graph *recorded = graph;
-  if (recorded->workspace_generation != cuda.workspace_generation) return 0;
+  return recorded->workspace_generation == cuda.workspace_generation;
+}
+
+static void cuda_graph_replay(void *graph) {
+  cuda_not_capturing("a graph replay");
+  FP_CHECK(cuda_graph_current(graph), "CUDA graph replay: the graph is stale (a workspace moved)");
+  const cuda_graph *recorded = graph;
   CUDA_CHECK(cudaGraphLaunch(recorded->exec, cuda.stream));
-  return 1;
 }
 
 static void cuda_graph_release(void *graph) {
@@ -70,6 +74,7 @@ static void cuda_graph_release(void *graph) {
 void cuda_fill_graph_ops(backend *table) {
   table->capture_begin = cuda_capture_begin;
   table->capture_end = cuda_capture_end;
+  table->graph_current = cuda_graph_current;
   table->graph_replay = cuda_graph_replay;
   table->graph_release = cuda_graph_release;
 }

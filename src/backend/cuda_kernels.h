@@ -120,14 +120,15 @@ void cuk_global_avgpool_backward(const void *dy, void *dx, int type, int n, int 
  * double: scalars[SCALAR_LOSS] = sum(w[t] * nll) / sum(w[t]) (0 when the sum is 0),
  * scalars[SCALAR_LOSS_WEIGHT] = sum(w[t]) over pixels whose label t != ignore_label,
  * scalars[SCALAR_BAD_LABELS] = how many labels are >= classes and not ignore_label. If grad is
- * not NULL: grad = (float)(1 / sum w) * w[t] * (softmax - onehot(t)), then times grad_scale when
- * grad_scale != 1 (two float32 multiplies, as the CPU backend rounds), in grad's type (the
- * logits' type); such bad labels get weight 0. bad_labels: one int of device memory for their
- * count; scratch: at least 2 doubles. */
+ * not NULL: grad = (float)(1 / sum w) * w[t] * (softmax - onehot(t)), then times grad_scale (x
+ * *grad_factor when grad_factor, device memory, is not NULL) when that is not 1 (two float32
+ * multiplies, as the CPU backend rounds), in grad's type (the logits' type); such bad labels get
+ * weight 0. bad_labels: one int of device memory for their count; scratch: at least 2 doubles. */
 void cuk_softmax_cross_entropy(const void *logits, int type, size_t pixels, int classes,
                                const uint8_t *labels, const float *class_weights, int ignore_label,
-                               float grad_scale, void *grad, double *scalars, double *scratch,
-                               int *bad_labels, cudaStream_t stream);
+                               float grad_scale, const float *grad_factor, void *grad,
+                               double *scalars, double *scratch, int *bad_labels,
+                               cudaStream_t stream);
 /* predictions[p] = index of the first largest logit of pixel p; confidence (may be NULL)[p] =
  * its softmax probability, 1 / sum_k exp(x_k - x_max) (a -inf logit adds 0) */
 void cuk_argmax_channels(const void *logits, int type, size_t pixels, int classes,
@@ -155,8 +156,8 @@ void cuk_sigmoid_bce(const void *logits, int type, size_t count, const float *ta
                      float grad_scale, void *grad, double *scalars, double *scratch,
                      cudaStream_t stream);
 void cuk_sigmoid_smooth_l1(const void *x, int type, size_t count, const float *targets,
-                           const float *mask, float grad_scale, void *grad, double *scalars,
-                           double *scratch, cudaStream_t stream);
+                           const float *mask, float grad_scale, const float *grad_factor,
+                           void *grad, double *scalars, double *scratch, cudaStream_t stream);
 
 /* scalars[SCALAR_GRAD_NORM] = sqrt(sum g^2) / loss_scale (double), scalars[SCALAR_NONFINITE] =
  * 1 when not finite else 0, scalars[SCALAR_CLIP_FACTOR] = (double)(float)(clip_norm / (norm +

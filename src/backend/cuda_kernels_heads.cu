@@ -189,7 +189,9 @@ __global__ void smooth_l1_kernel(const T *x, size_t count, const float *t, const
 
 template <typename T>
 __global__ void smooth_l1_grad_kernel(const T *x, size_t count, const float *t, const float *mask,
-                                      float grad_scale, const double *scratch, T *grad) {
+                                      float grad_scale, const float *grad_factor,
+                                      const double *scratch, T *grad) {
+  if (grad_factor) grad_scale *= *grad_factor;
   const float scale = scratch[1] > 0.0 ? grad_scale / (float)scratch[1] : 0.0f;
   CUK_FOR(i, count) {
     const float s = sigmoid(load(x, i)), d = s - t[i];
@@ -204,15 +206,15 @@ __global__ void smooth_l1_finalise_kernel(const double *scratch, double *scalars
 }
 
 void cuk_sigmoid_smooth_l1(const void *x, int type, size_t count, const float *targets,
-                           const float *mask, float grad_scale, void *grad, double *scalars,
-                           double *scratch, cudaStream_t stream) {
+                           const float *mask, float grad_scale, const float *grad_factor,
+                           void *grad, double *scalars, double *scratch, cudaStream_t stream) {
   CUK_DISPATCH(
       type, T,
       smooth_l1_kernel<T><<<1, 1024, 0, stream>>>((const T *)x, count, targets, mask, scratch);
       CUDA_LAUNCH_CHECK(); smooth_l1_finalise_kernel<<<1, 1, 0, stream>>>(scratch, scalars);
       CUDA_LAUNCH_CHECK(); if (grad) {
         smooth_l1_grad_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
-            (const T *)x, count, targets, mask, grad_scale, scratch, (T *)grad);
+            (const T *)x, count, targets, mask, grad_scale, grad_factor, scratch, (T *)grad);
         CUDA_LAUNCH_CHECK();
       });
 }

@@ -305,12 +305,14 @@ __global__ void loss_finalise_kernel(const double *scratch, const int *bad_label
 }
 
 /* One thread per pixel: grad = w * softmax, minus w at the label, times the rounded 1 / sum w,
- * then times grad_scale, each step a float32 rounding as in cpu_softmax_cross_entropy. Ignored
+ * then times grad_scale (times *grad_factor, one float32 product, when given), each step a
+ * float32 rounding as in cpu_softmax_cross_entropy. Ignored
  * and bad labels have w = 0. grad may alias logits: each logit is read before its gradient is
  * written, by the same thread. */
 template <typename T>
 __global__ void loss_grad_kernel(const T *logits, loss_args a, float grad_scale,
-                                 const double *scratch, T *grad) {
+                                 const float *grad_factor, const double *scratch, T *grad) {
+  if (grad_factor) grad_scale *= *grad_factor;
   const double weight_sum = scratch[1];
   const float factor = weight_sum > 0.0 ? (float)(1.0 / weight_sum) : 0.0f;
   CUK_FOR(p, a.pixels) {
@@ -333,8 +335,9 @@ __global__ void loss_grad_kernel(const T *logits, loss_args a, float grad_scale,
 
 void cuk_softmax_cross_entropy(const void *logits, int type, size_t pixels, int classes,
                                const uint8_t *labels, const float *class_weights, int ignore_label,
-                               float grad_scale, void *grad, double *scalars, double *scratch,
-                               int *bad_labels, cudaStream_t stream) {
+                               float grad_scale, const float *grad_factor, void *grad,
+                               double *scalars, double *scratch, int *bad_labels,
+                               cudaStream_t stream) {
   CUDA_CALL(cudaMemsetAsync(scratch, 0, 2 * sizeof(double), stream));
   CUDA_CALL(cudaMemsetAsync(bad_labels, 0, sizeof(int), stream));
   const loss_args a = {labels, class_weights, pixels, classes, ignore_label};
@@ -345,7 +348,7 @@ void cuk_softmax_cross_entropy(const void *logits, int type, size_t pixels, int 
       CUDA_LAUNCH_CHECK(); loss_finalise_kernel<<<1, 1, 0, stream>>>(scratch, bad_labels, scalars);
       CUDA_LAUNCH_CHECK(); if (grad) {
         loss_grad_kernel<T><<<blocks, CUK_THREADS, 0, stream>>>((const T *)logits, a, grad_scale,
-                                                                scratch, (T *)grad);
+                                                                grad_factor, scratch, (T *)grad);
         CUDA_LAUNCH_CHECK();
       });
 }

@@ -150,10 +150,10 @@ static void global_avgpool_backward(const tensor *dy, tensor *dx) {
  * when it reads the step's scalars back: no wait for the device here. */
 static void softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
                                   const float *class_weights, int ignore_label, float grad_scale,
-                                  tensor *grad_logits, double *scalars) {
+                                  const float *grad_factor, tensor *grad_logits, double *scalars) {
   if (grad_logits) check_same("loss gradient", logits, grad_logits);
   cuk_softmax_cross_entropy(logits->data, (int)logits->dtype, tensor_pixels(logits), logits->c,
-                            labels, class_weights, ignore_label, grad_scale,
+                            labels, class_weights, ignore_label, grad_scale, grad_factor,
                             grad_logits ? grad_logits->data : NULL, scalars, cuda.reduce_scratch,
                             cuda.bad_labels, cuda.stream);
 }
@@ -230,11 +230,13 @@ static void sigmoid_bce(const tensor *logits, const float *targets, float grad_s
 }
 
 static void sigmoid_smooth_l1(const tensor *x, const float *targets, const float *mask,
-                              float grad_scale, tensor *grad, double *scalars) {
+                              float grad_scale, const float *grad_factor, tensor *grad,
+                              double *scalars) {
   FP_CHECK(x->h == 1 && x->w == 1 && x->c % 4 == 0, "box loss: x must be [N,4K,1,1]");
   if (grad) check_same("box loss gradient", x, grad);
   cuk_sigmoid_smooth_l1(x->data, (int)x->dtype, tensor_count(x), targets, mask, grad_scale,
-                        grad ? grad->data : NULL, scalars, cuda.reduce_scratch, cuda.stream);
+                        grad_factor, grad ? grad->data : NULL, scalars, cuda.reduce_scratch,
+                        cuda.stream);
 }
 
 void cuda_fill_op_table(backend *table) {

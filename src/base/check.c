@@ -47,6 +47,12 @@ void *fp_malloc_at(size_t bytes, const char *file, int line) {
   return p;
 }
 
+void *fp_realloc_at(void *p, size_t bytes, const char *file, int line) {
+  void *grown = realloc(p, bytes ? bytes : 1);
+  if (!grown) fp_fatal_at(file, line, "out of memory growing a buffer to %zu bytes", bytes);
+  return grown;
+}
+
 void *fp_calloc_at(size_t count, size_t size, const char *file, int line) {
   void *p = calloc(count ? count : 1, size ? size : 1);
   if (!p) fp_fatal_at(file, line, "out of memory allocating %zu x %zu bytes", count, size);

@@ -28,10 +28,12 @@ void fp_set_fatal_context(const char *context);
     if (!(cond)) FP_FATAL(__VA_ARGS__);                                                            \
   } while (0)
 
-/* malloc/calloc that never return NULL. */
+/* malloc/calloc/realloc that never return NULL. */
 void *fp_malloc_at(size_t bytes, const char *file, int line);
 void *fp_calloc_at(size_t count, size_t size, const char *file, int line);
 #define fp_malloc(bytes) fp_malloc_at((bytes), __FILE__, __LINE__)
 #define fp_calloc(count, size) fp_calloc_at((count), (size), __FILE__, __LINE__)
+void *fp_realloc_at(void *p, size_t bytes, const char *file, int line);
+#define fp_realloc(p, bytes) fp_realloc_at((p), (bytes), __FILE__, __LINE__)
 
 #endif

@@ -81,7 +81,7 @@ typedef struct bench_pass {
 static void training_pass(unet *m, void *ctx) {
   const bench_pass *p = ctx;
   unet_forward(m, 1);
-  m->be->softmax_cross_entropy(&m->logits, p->data->labels, p->data->class_weights, 255, 1.0f,
+  m->be->softmax_cross_entropy(&m->logits, p->data->labels, p->data->class_weights, 255, 1.0f, NULL,
                                &m->grad_logits, m->scalars);
   unet_backward(m);
   optimizer_apply(p->opt, m);

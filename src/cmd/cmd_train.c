@@ -143,7 +143,7 @@ static seg_metrics validate(trainer *t, confusion *conf, double *val_loss) {
     be->upload(s->labels, batch.masks, FP_U8, pixels);
     unet_forward(m, 0);
     be->softmax_cross_entropy(&m->logits, s->labels, t->class_weights, t->cfg.ignore_label, 1.0f,
-                              NULL, m->scalars);
+                              NULL, NULL, m->scalars);
     double scalars[SCALAR_COUNT];
     unet_read_scalars(m, scalars);
     sums[0] += scalars[SCALAR_LOSS] * batch.count;
@@ -518,9 +518,11 @@ static int train(trainer *t) {
     int status = end_epoch(t, epoch, first_batch, epoch_start_s);
     if (status) return status;
   }
-  if (t->rank == 0)
-    printf("done: %ld steps, best val_miou %.4f, checkpoints in %s\n", t->opt->step, t->best_miou,
-           t->cfg.checkpoint_dir);
+  if (t->rank != 0) return 0;
+  printf("done: %ld steps", t->opt->step);
+  if (t->model->be->capture_begin)
+    printf(" (%ld of this run's through device graphs)", t->step.graph_steps);
+  printf(", best val_miou %.4f, checkpoints in %s\n", t->best_miou, t->cfg.checkpoint_dir);
   return 0;
 }
 

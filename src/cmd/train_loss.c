@@ -6,9 +6,12 @@
 void train_loss_init(train_loss *l, const unet *m, loss_spec spec, const float *host_class_weights,
                      collective *comm, int world_size) {
   *l = (train_loss){.spec = spec,
+                    .be = m->be,
                     .host_class_weights = host_class_weights,
                     .comm = comm,
                     .world_size = world_size};
+  if (world_size > 1) l->term_scales = m->be->alloc(FP_F32, 2);
+  l->spec.term_scales = l->term_scales;
   if (m->br.mode == BRANCHES_NONE) return;
   size_t k = (size_t)m->batch * m->classes;
   l->presence = fp_malloc(k * sizeof *l->presence);
@@ -17,6 +20,7 @@ void train_loss_init(train_loss *l, const unet *m, loss_spec spec, const float *
 }
 
 void train_loss_free(train_loss *l) {
+  if (l->term_scales) l->be->release(l->term_scales);
   free(l->presence);
   free(l->boxes);
   free(l->box_mask);
@@ -43,14 +47,15 @@ int train_loss_prepare(train_loss *l, unet *m, const uint8_t *host_masks, const 
     unet_set_branch_targets(m, l->presence, l->boxes, l->box_mask);
   }
   double sums[3] = {l->local_weight, l->local_boxes, stop_requested ? 1.0 : 0.0};
-  if (l->world_size > 1) collective_allreduce_sum_host_doubles(l->comm, sums, 3);
+  if (l->world_size == 1) return stop_requested;
+  collective_allreduce_sum_host_doubles(l->comm, sums, 3);
   l->global_weight = sums[0];
   l->global_boxes = sums[1];
   double ranks = l->world_size;
   /* nothing labelled (or no box) anywhere: the term's gradient is zero whatever the scale */
-  l->spec.segmentation_scale = sums[0] > 0.0 ? (float)(ranks * l->local_weight / sums[0]) : 1.0f;
-  l->spec.class_scale = 1.0f;
-  l->spec.box_scale = sums[1] > 0.0 ? (float)(ranks * l->local_boxes / sums[1]) : 1.0f;
+  float scales[2] = {sums[0] > 0.0 ? (float)(ranks * l->local_weight / sums[0]) : 1.0f,
+                     sums[1] > 0.0 ? (float)(ranks * l->local_boxes / sums[1]) : 1.0f};
+  l->be->upload(l->term_scales, scales, FP_F32, 2);
   return sums[2] > 0.0;
 }
 

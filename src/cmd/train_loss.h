@@ -8,7 +8,9 @@
 #include "unet.h"
 
 typedef struct train_loss {
-  loss_spec spec; /* the scales are set per step */
+  loss_spec spec; /* spec.term_scales: term_scales on several ranks, else NULL */
+  const backend *be;
+  float *term_scales; /* backend memory, f32 [2], uploaded each step (several ranks) */
   const float *host_class_weights;
   collective *comm;
   int world_size;

@@ -48,12 +48,11 @@ static void training_pass(unet *m, void *ctx) {
 }
 
 /* Every host value the pass hands its ops: the optimiser's (clipping, loss scale, frozen
- * layers) and the loss's scales. */
+ * layers) and the loss's loss scale (the per-step term scales are read from device memory). */
 static uint64_t pass_key(const train_step *s) {
-  const loss_spec *spec = &s->loss->spec;
-  float scales[4] = {spec->segmentation_scale, spec->class_scale, spec->box_scale,
-                     spec->loss_scale};
-  uint64_t parts[2] = {optimizer_graph_key(s->opt, s->model), fnv1a64(scales, sizeof scales)};
+  float loss_scale = s->loss->spec.loss_scale;
+  uint64_t parts[2] = {optimizer_graph_key(s->opt, s->model),
+                       fnv1a64(&loss_scale, sizeof loss_scale)};
   return fnv1a64(parts, sizeof parts);
 }
 
@@ -71,6 +70,7 @@ int train_step_queue(train_step *s, const loader_batch *batch, int slot, int sto
   s->loss->spec.loss_scale = (float)s->opt->scaler.scale;
   *lr = optimizer_prepare_step(s->opt, m);
   unet_run_pass(m, &s->graph, pass_key(s), training_pass, s);
+  s->graph_steps += pass_graph_active(&s->graph);
   be->download_async(s->host_predictions, s->predictions, FP_U8, s->pixels, 0);
   return stop;
 }

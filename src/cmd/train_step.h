@@ -30,6 +30,7 @@ typedef struct train_step {
   uint8_t *host_masks;           /* host_alloc: the queued batch's masks, for the confusion */
   uint8_t *host_predictions;     /* host_alloc */
   pass_graph graph;
+  long graph_steps; /* steps of this run that replayed (or recorded) a device graph */
 } train_step;
 
 /* The step's buffers (labels, the loss spec's, among them); train_step_bind completes it. */

@@ -111,10 +111,7 @@ static void class_branch_forward(unet *m, class_branch *cls, int training) {
   be->relu_forward(&cls->hidden, &cls->hidden);
   batch_norm_forward(m, &cls->bn, &cls->hidden, &cls->normed, training);
   const tensor *features = &cls->normed;
-  if (dropout_active(b, training)) {
-    dropout_keep_mask(b->dropout_seed, b->dropout_step, b->dropout_first_sample, m->batch,
-                      BRANCH_HIDDEN, b->dropout, b->host_keep_mask);
-    be->tensor_from_nchw(&cls->keep_mask, b->host_keep_mask);
+  if (dropout_active(b, training)) { /* the mask unet_set_dropout_draw uploaded */
     be->mul(&cls->normed, &cls->keep_mask, &cls->dropped);
     features = &cls->dropped;
   }
@@ -204,8 +201,11 @@ void branches_backward(unet *m) {
 /* ---------------------------------------------------------------- inputs */
 
 void unet_set_dropout_draw(unet *m, uint64_t step, long first_sample) {
-  m->br.dropout_step = step;
-  m->br.dropout_first_sample = first_sample;
+  branches *b = &m->br;
+  if (b->mode == BRANCHES_NONE || m->mode != UNET_TRAINING || !(b->dropout > 0.0f)) return;
+  dropout_keep_mask(b->dropout_seed, step, first_sample, m->batch, BRANCH_HIDDEN, b->dropout,
+                    b->host_keep_mask);
+  m->be->tensor_from_nchw(&b->cls.keep_mask, b->host_keep_mask);
 }
 
 void unet_inject_ground_truth(unet *m, const float *host_presence) {

@@ -34,6 +34,11 @@ static void mean_across_ranks(void *ctx, float *values, size_t count) {
   collective_wait(dp->comm, collective_allreduce_mean_start(dp->comm, values, count));
 }
 
+static int smallest_across_ranks(void *ctx, int value) {
+  data_parallel *dp = ctx;
+  return collective_min_host_int(dp->comm, value);
+}
+
 data_parallel *data_parallel_attach(unet *m, collective *comm, size_t bucket_floats) {
   FP_CHECK(bucket_floats > 0, "data parallel: bucket size 0");
   data_parallel *dp = fp_calloc(1, sizeof *dp);
@@ -47,7 +52,8 @@ data_parallel *data_parallel_attach(unet *m, collective *comm, size_t bucket_flo
     dp->buckets[i].end = end;
     dp->buckets[i].begin = end > bucket_floats ? end - bucket_floats : 0;
   }
-  m->parallel = (unet_parallel){dp, start_ready_buckets, mean_across_ranks, collective_size(comm)};
+  m->parallel = (unet_parallel){dp, start_ready_buckets, mean_across_ranks, smallest_across_ranks,
+                                collective_size(comm)};
   return dp;
 }
 

@@ -12,16 +12,15 @@ void unet_loss(unet *m, const loss_spec *spec, int gradients) {
   const float scale = spec->loss_scale;
   FP_CHECK(loss_scale_valid(scale), "unet_loss: loss scale %g is not a power of two in [%g, %g]",
            (double)scale, LOSS_SCALE_MIN, LOSS_SCALE_MAX);
+  const float *term_scales = spec->term_scales;
   be->softmax_cross_entropy(&m->logits, spec->labels, spec->class_weights, spec->ignore_label,
-                            spec->segmentation_scale * scale, gradients ? &m->grad_logits : NULL,
-                            m->scalars);
+                            scale, term_scales, gradients ? &m->grad_logits : NULL, m->scalars);
   branches *b = &m->br;
   if (b->mode == BRANCHES_NONE) return;
-  be->sigmoid_bce(&b->cls.logits, b->target_presence,
-                  spec->class_loss_weight * spec->class_scale * scale,
+  be->sigmoid_bce(&b->cls.logits, b->target_presence, spec->class_loss_weight * scale,
                   gradients ? &b->cls.grad_logits : NULL, m->scalars);
   be->sigmoid_smooth_l1(&b->box.logits, b->target_boxes, b->target_box_mask,
-                        spec->box_loss_weight * spec->box_scale * scale,
+                        spec->box_loss_weight * scale, term_scales ? term_scales + 1 : NULL,
                         gradients ? &b->box.grad_logits : NULL, m->scalars);
 }
 

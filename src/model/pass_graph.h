@@ -5,12 +5,20 @@
  * for a key (allocations, workspace growth and cuDNN's algorithm searches happen then), records
  * it the second time and replays it from then on while the key stays the same. The key stands
  * for every host value the pass hands its ops (a loss scale, which layers are frozen): a new key
- * records it again. Pointers stay valid between runs because the model's buffers never move.
+ * records it again; unet_run_pass adds the model's own (ground-truth injection on or off).
+ * Inputs that change per batch are uploaded before the pass into buffers it reads (the input,
+ * labels, branch targets, the dropout mask). Pointers stay valid between runs because the
+ * model's buffers never move.
  *
- * It runs eagerly, every time, where the backend has no graphs, the model holds something a
- * graph cannot (pass_graph_init says what), the caller turned graphs off, or the device refused
- * the recording (said once on stderr). A call that fails inside a recording stops the program
- * like any failed call, its message followed by the setting that runs without graphs. */
+ * With several ranks (the model's parallel hooks set), every rank makes the same choice each
+ * time (eager, record or replay; the most cautious one any rank needs, over one small host
+ * all-reduce), because NCCL requires a collective captured in a graph (the gradient buckets'
+ * all-reduces, synchronized batch norm's means) to be captured and replayed on every rank.
+ *
+ * It runs eagerly, every time, where the backend has no graphs, the caller turned graphs off,
+ * or the device refused the recording on any rank (said once on stderr). A call that fails
+ * inside a recording stops the program like any failed call, its message followed by the
+ * setting that runs without graphs. */
 #ifndef FP_PASS_GRAPH_H
 #define FP_PASS_GRAPH_H
 

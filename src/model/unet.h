@@ -190,8 +190,7 @@ typedef struct branches {
   branch_mode mode;
   unsigned inject_blocks; /* bit i: decoder block i's input gets the planes */
   float dropout;
-  uint64_t dropout_seed, dropout_step;
-  long dropout_first_sample; /* this rank's first image in the global batch */
+  uint64_t dropout_seed;
   float *host_keep_mask;
   tensor average, maximum, pooled;
   tensor grad_pooled, grad_average, grad_maximum, grad_from_average, grad_from_maximum;
@@ -216,6 +215,9 @@ typedef struct unet_parallel {
   /* Replaces count floats of backend memory by their mean over all ranks (synchronized batch
    * norm): ops queued after it read the mean; the host need not have waited for it. */
   void (*mean_across_ranks)(void *ctx, float *values, size_t count);
+  /* The smallest of value over all ranks (host; every rank calls it at the same point): how
+   * the ranks agree whether a pass replays, records or runs eagerly (pass_graph.h). */
+  int (*smallest_across_ranks)(void *ctx, int value);
   int world_size;
 } unet_parallel;
 
@@ -343,8 +345,10 @@ const named_tensor *tensor_list_find(const tensor_list *list, const char *name);
 
 /* ------------------------------------------------------------ branches */
 
-/* The dropout draw of the next training forward: optimiser step `step`, this rank's images
- * being those from first_sample of the global batch (branch_targets.h). */
+/* Draws the class branch's dropout mask of the next training forwards (optimiser step `step`,
+ * this rank's images being those from first_sample of the global batch: branch_targets.h) and
+ * uploads it, outside any pass, so that a device graph replays with the new mask. unet_create
+ * draws step 0's, first_sample 0. */
 void unet_set_dropout_draw(unet *m, uint64_t step, long first_sample);
 /* Inject presence (host f32 [batch*classes], 0/1) instead of the class branch's output in the
  * next forwards (ground-truth injection); NULL goes back to the branch's output. */
@@ -354,20 +358,23 @@ void unet_inject_ground_truth(unet *m, const float *host_presence);
 void unet_set_branch_targets(unet *m, const float *presence, const float *boxes,
                              const float *box_mask);
 
-/* How a training step's loss is made (the compound loss of the Extended U-Net). The scales
- * normalise each term over the global batch across ranks (1 on one rank). */
+/* How a training step's loss is made (the compound loss of the Extended U-Net). */
 typedef struct loss_spec {
   const uint8_t *labels;      /* backend memory, u8 [batch,H,W] */
   const float *class_weights; /* backend memory, f32 [classes] */
   int ignore_label;
   float class_loss_weight, box_loss_weight; /* w_cls, w_box */
-  float segmentation_scale, class_scale, box_scale;
+  /* Backend memory, f32 [2], or NULL for 1 and 1: the scales of the cross-entropy's and the box
+   * loss's gradients that normalise them over the global batch across ranks, read when the loss
+   * runs (they change every step; a device graph replays with the values uploaded before it).
+   * The class-presence BCE, a mean over the same count on every rank, needs none. */
+  const float *term_scales;
   float loss_scale; /* loss scaling: every term's gradient times this power of two (1 = none) */
 } loss_spec;
 /* Queues the losses on the backend: the weighted cross-entropy (SCALAR_LOSS), and with branches
  * the class-presence BCE (SCALAR_CLASS_LOSS) and box smooth-L1 (SCALAR_BOX_LOSS, BOX_COUNT)
  * against the targets unet_set_branch_targets gave. With gradients (training) each term's
- * gradient is its weight x its scale x the loss scale x d term; without, only the scalars. */
+ * gradient is its weight x the loss scale x its term scale x d term; without, the scalars. */
 void unet_loss(unet *m, const loss_spec *spec, int gradients);
 /* The compound loss: cross-entropy + w_cls x BCE + w_box x box loss. */
 double unet_total_loss(const loss_spec *spec, double segmentation, double class_loss,

@@ -345,6 +345,7 @@ unet *unet_create(const backend *be, const unet_config *config, uint64_t seed) {
   m->scalars = be->alloc(FP_F64, SCALAR_COUNT);
   m->grad_final = fp_calloc((size_t)m->param_list.count, 1);
   init_parameters(m, seed);
+  unet_set_dropout_draw(m, 0, 0);
   return m;
 }
 

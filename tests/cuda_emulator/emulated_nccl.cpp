@@ -2,7 +2,7 @@
  * it, done over MPI on a communicator of its own (the emulated device memory is host memory).
  * Every rank runs the same calls in the same order and its streams run only when waited for,
  * at the same points of the program on every rank, so the ranks meet in the same collectives.
- * Checked as NCCL would: the ranks are MPI_COMM_WORLD's, in its order. */
+ * Checked as NCCL would: the ranks are MPI_COMM_WORLD's, in its order; graph capture uniform. */
 #include <mpi.h>
 
 #include <cstring>
@@ -21,6 +21,18 @@ const char *const unique_id_text = "cuda emulator nccl";
 
 void mpi_check(int status, const char *call) {
   if (status != MPI_SUCCESS) emu::fatal("NCCL over MPI: %s failed (%d)", call, status);
+}
+
+/* NCCL requires an operation to be captured in a graph on every rank or on none (and a graph
+ * holding one to be launched on every rank): checked as each runs, where the ranks meet in
+ * order, so that a rank replaying while another runs eagerly stops here rather than hanging. */
+void check_uniform_capture(MPI_Comm mpi, int captured, const char *call) {
+  int flags[2] = {captured, -captured};
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_INT, MPI_MAX, mpi), "MPI_Allreduce");
+  if (flags[0] != -flags[1])
+    emu::fatal("%s: captured in a graph on some ranks and run eagerly on others (NCCL requires "
+               "the same on every rank)",
+               call);
 }
 
 } // namespace
@@ -71,8 +83,9 @@ ncclResult_t ncclAllReduce(const void *send, void *receive, size_t count, ncclDa
   emu::check_device_range(send, count * sizeof(float), "ncclAllReduce send buffer");
   emu::check_device_range(receive, count * sizeof(float), "ncclAllReduce receive buffer");
   const MPI_Comm mpi = comm->mpi;
-  const int ranks = comm->ranks;
+  const int ranks = comm->ranks, captured = emu::recording(stream);
   emu::queue(stream, [=]() {
+    check_uniform_capture(mpi, captured, "ncclAllReduce");
     float *out = (float *)receive;
     mpi_check(MPI_Allreduce(send == receive ? MPI_IN_PLACE : send, out, (int)count, MPI_FLOAT,
                             MPI_SUM, mpi),
@@ -89,7 +102,9 @@ ncclResult_t ncclBroadcast(const void *send, void *receive, size_t count, ncclDa
     return ncclInvalidArgument;
   emu::check_device_range(receive, count, "ncclBroadcast receive buffer");
   const MPI_Comm mpi = comm->mpi;
+  const int captured = emu::recording(stream);
   emu::queue(stream, [=]() {
+    check_uniform_capture(mpi, captured, "ncclBroadcast");
     if (send != receive) memmove(receive, send, count);
     mpi_check(MPI_Bcast(receive, (int)count, MPI_BYTE, root, mpi), "MPI_Bcast");
   });

@@ -106,6 +106,8 @@ const char *cudaGetErrorString(cudaError_t error) {
     return "operation not permitted when stream is capturing";
   case cudaErrorStreamCaptureInvalidated:
     return "operation failed due to a previous error during capture";
+  case cudaErrorStreamCaptureUnjoined:
+    return "capture was not joined";
   case cudaErrorIllegalState:
     return "the operation cannot be performed in the present state";
   }
@@ -128,6 +130,8 @@ const char *cudaGetErrorName(cudaError_t error) {
     return "cudaErrorStreamCaptureUnsupported";
   case cudaErrorStreamCaptureInvalidated:
     return "cudaErrorStreamCaptureInvalidated";
+  case cudaErrorStreamCaptureUnjoined:
+    return "cudaErrorStreamCaptureUnjoined";
   case cudaErrorIllegalState:
     return "cudaErrorIllegalState";
   }

@@ -5,7 +5,11 @@
  * stream runs as late as its ordering allows: a host buffer changed before the copy that reads
  * it has been waited for, a result read before its event, or a stream that reads what another
  * writes without an event between them, gives wrong numbers here as it may on a GPU. A stream
- * that records a graph keeps its work in the graph instead; a graph launch queues all of it. */
+ * that records a graph keeps its work in the graph instead; a graph launch queues all of it.
+ * Another stream joins a capture by waiting for an event recorded inside it, and adds its work
+ * to the same graph, in the order it is queued (a valid order of the captured dependencies);
+ * the capture ends only when every joined stream has been waited for again from inside it, as
+ * CUDA requires. */
 #include <deque>
 #include <memory>
 #include <set>
@@ -26,7 +30,10 @@ struct pending {
 };
 
 struct CUstream_st {
-  emu_graph *recording; /* the graph being captured on this stream, or NULL */
+  emu_graph *recording;           /* the graph being captured on this stream, or NULL */
+  unsigned long long capture;     /* that capture's number, 0 when none */
+  unsigned long long capture_ops; /* what this stream added to it (joining it counts as one) */
+  unsigned long long joined_ops;  /* how many of those another stream of the capture waited for */
   std::deque<pending> queue;
   unsigned long long queued, executed; /* items ever queued, and run */
 };
@@ -34,6 +41,7 @@ struct CUstream_st {
 struct CUevent_st {
   CUstream_st *stream; /* where it was last recorded, or NULL */
   unsigned long long position;
+  unsigned long long capture, capture_ops; /* recorded inside that capture, after those ops */
 };
 
 namespace {
@@ -41,6 +49,7 @@ namespace {
 CUstream_st legacy_stream;
 std::set<CUstream_st *> streams = {&legacy_stream};
 int capturing_streams;
+unsigned long long captures_begun;
 
 CUstream_st *stream_of(cudaStream_t s) {
   return s ? s : &legacy_stream;
@@ -64,6 +73,30 @@ void push(CUstream_st *s, pending item) {
   s->queued++;
 }
 
+/* s waits for an event recorded inside a capture: s joins it (if it was not in it), and the
+ * recording stream's work up to the event counts as waited for */
+void join_capture(CUstream_st *s, const CUevent_st *event) {
+  CUstream_st *from = event->stream;
+  if (from->capture != event->capture)
+    emu::fatal("cudaStreamWaitEvent: the event was recorded in a capture that has ended");
+  if (s->recording && s->capture != event->capture)
+    emu::fatal("cudaStreamWaitEvent: joins two captures");
+  if (!s->recording) {
+    s->recording = from->recording;
+    s->capture = event->capture;
+    s->capture_ops = 1;
+    s->joined_ops = 0;
+    capturing_streams++;
+  }
+  if (from != s && event->capture_ops > from->joined_ops) from->joined_ops = event->capture_ops;
+}
+
+void leave_capture(CUstream_st *s) {
+  s->recording = nullptr;
+  s->capture = s->capture_ops = s->joined_ops = 0;
+  capturing_streams--;
+}
+
 } // namespace
 
 namespace emu {
@@ -71,9 +104,10 @@ namespace emu {
 void queue(cudaStream_t stream, std::function<void()> op) {
   std::lock_guard<std::recursive_mutex> guard(device_lock());
   CUstream_st *s = stream_of(stream);
-  if (s->recording)
+  if (s->recording) {
     s->recording->ops->push_back(std::move(op));
-  else
+    s->capture_ops++;
+  } else
     push(s, pending{std::move(op), nullptr, 0});
 }
 
@@ -131,15 +165,21 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned flags) {
   (void)flags;
   std::lock_guard<std::recursive_mutex> guard(emu::device_lock());
-  if (emu::recording(stream) || capturing_streams)
-    emu::fatal("cudaStreamWaitEvent while a graph records: cross-stream capture is not emulated");
-  if (event->stream) push(stream_of(stream), pending{nullptr, event->stream, event->position});
+  CUstream_st *s = stream_of(stream);
+  if (event->capture) {
+    join_capture(s, event);
+    return cudaSuccess;
+  }
+  if (s->recording)
+    emu::fatal("cudaStreamWaitEvent: a stream recording a graph waits for an event recorded "
+               "outside the capture (CUDA refuses it)");
+  if (event->stream) push(s, pending{nullptr, event->stream, event->position});
   return cudaSuccess;
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned flags) {
   (void)flags;
-  *event = new CUevent_st{nullptr, 0};
+  *event = new CUevent_st{nullptr, 0, 0, 0};
   return cudaSuccess;
 }
 
@@ -150,15 +190,18 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   std::lock_guard<std::recursive_mutex> guard(emu::device_lock());
-  if (emu::recording(stream)) emu::fatal("cudaEventRecord while a graph records: not emulated");
   CUstream_st *s = stream_of(stream);
-  *event = CUevent_st{s, s->queued};
+  if (s->recording)
+    *event = CUevent_st{s, 0, s->capture, s->capture_ops};
+  else
+    *event = CUevent_st{s, s->queued, 0, 0};
   return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   emu::refused_while_capturing("cudaEventSynchronize");
   std::lock_guard<std::recursive_mutex> guard(emu::device_lock());
+  if (event->capture) emu::fatal("cudaEventSynchronize on an event recorded in a capture");
   if (event->stream) run_until(event->stream, event->position);
   return cudaSuccess;
 }
@@ -171,6 +214,8 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mo
   if (mode != cudaStreamCaptureModeThreadLocal)
     emu::fatal("cudaStreamBeginCapture: only the thread-local mode is emulated");
   s->recording = new emu_graph{std::make_shared<std::vector<std::function<void()>>>()};
+  s->capture = ++captures_begun;
+  s->capture_ops = s->joined_ops = 0;
   capturing_streams++;
   return cudaSuccess;
 }
@@ -179,9 +224,21 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
   std::lock_guard<std::recursive_mutex> guard(emu::device_lock());
   CUstream_st *s = stream_of(stream);
   if (!s->recording) return emu::fail(cudaErrorIllegalState, "cudaStreamEndCapture: not recording");
-  *graph = s->recording;
-  s->recording = nullptr;
-  capturing_streams--;
+  bool unjoined = false;
+  for (CUstream_st *joined : streams)
+    if (joined != s && joined->capture == s->capture) {
+      unjoined |= joined->joined_ops != joined->capture_ops;
+      leave_capture(joined);
+    }
+  emu_graph *recorded = s->recording;
+  leave_capture(s);
+  if (unjoined) {
+    delete recorded;
+    *graph = nullptr;
+    return emu::fail(cudaErrorStreamCaptureUnjoined,
+                     "cudaStreamEndCapture: a stream joined the capture and was not waited for");
+  }
+  *graph = recorded;
   return cudaSuccess;
 }
 

@@ -26,8 +26,9 @@ so rounding noise in near-zero gradients flips whole updates (tests/twin/README.
 eps 1e-2 keeps each update a smooth function of its gradient.
 
 With `cuda` the same runs go on the CUDA backend, one rank per GPU, gradients and synchronized
-batch norm's means over NCCL on device buffers (the plain U-Net, 2 ranks: it needs two GPUs and
-exits 77 with fewer). The tolerances stay the float32 ones above: cuDNN's (or the emulator's)
+batch norm's means over NCCL on device buffers, and every step after the first through a CUDA
+graph, its collectives captured on every rank (checked from train's last line; the plain U-Net,
+2 ranks: it needs two GPUs and exits 77 with fewer). The tolerances stay the float32 ones above: cuDNN's (or the emulator's)
 convolutions sum in yet another order, so the flips differ, not their size. Measured on the host
 CUDA emulator (tests/cuda_emulator, two emulated GPUs, seed 1): 2 synchronized ranks, step
 losses 3.7e-8, 8.0e-8, 1.3e-5, first gradient norm 1.3e-5, weights 1.6e-5; the per-rank-BN
@@ -36,6 +37,7 @@ control 9.0e-4, 3.6e-4, 2.6e-3, 2.1e-1, 6.0e-4. Not yet run on GPUs.
 usage: train_equivalence.py BUILD_DIR WORK_DIR [cuda]   (CCP_DIR: the CCP copy; exit 77 if absent)
 """
 import os
+import re
 import subprocess
 import sys
 
@@ -64,6 +66,18 @@ def run_or_skip(command):
         sys.exit(77)
     if result.returncode != 0:
         sys.exit(f"FAIL: {command[0]} exited with {result.returncode}")
+    return result.stdout
+
+
+def check_graph_steps(output, label):
+    """On the CUDA backend every step after the first goes through a device graph (recorded,
+    then replayed), with several ranks too: a silent fallback to eager steps would leave the
+    graphs' collectives unchecked."""
+    match = re.search(r"\((\d+) of this run's through device graphs\)", output)
+    used = int(match.group(1)) if match else -1
+    ok = used == STEPS - 1
+    print(f"{label}: {used} of {STEPS} steps through device graphs -> {'ok' if ok else 'FAIL'}")
+    return 0 if ok else 1
 
 
 def train(build, work, dataset, ranks, sync_bn, branches="none", backend="cpu"):
@@ -77,8 +91,9 @@ def train(build, work, dataset, ranks, sync_bn, branches="none", backend="cpu"):
     command = lib.train_command(build, job, ranks, f"checkpoint.dir={run_dir}",
                                 f"model.branches={branches}", "model.inject_blocks=0,2",
                                 f"model.backend={backend}")
-    run_or_skip(command)
-    return lib.steps_table(os.path.join(run_dir, "steps.csv")), lib.read_params(
+    output = run_or_skip(command)
+    graph_failures = check_graph_steps(output, f"{ranks} rank(s)") if backend == "cuda" else 0
+    return graph_failures, lib.steps_table(os.path.join(run_dir, "steps.csv")), lib.read_params(
         os.path.join(run_dir, "last.h5"))
 
 
@@ -106,12 +121,14 @@ def main():
 
 
 def compare(build, work, dataset, branches, cases, backend):
-    reference_steps, reference_params = train(build, work, dataset, 1, True, branches, backend)
+    failures, reference_steps, reference_params = train(build, work, dataset, 1, True, branches,
+                                                        backend)
     if len(reference_steps) != STEPS:
         sys.exit(f"FAIL: the 1-rank run took {len(reference_steps)} steps, expected {STEPS}")
-    failures = 0
     for ranks, sync_bn in cases:
-        steps, params = train(build, work, dataset, ranks, sync_bn, branches, backend)
+        graph_failures, steps, params = train(build, work, dataset, ranks, sync_bn, branches,
+                                              backend)
+        failures += graph_failures
         loss_errors = [abs(steps[s][0] - reference_steps[s][0]) / reference_steps[s][0]
                        for s in sorted(reference_steps)]
         grad_norm_error = abs(steps[1][1] - reference_steps[1][1]) / reference_steps[1][1]

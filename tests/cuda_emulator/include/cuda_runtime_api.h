@@ -18,6 +18,7 @@ typedef enum cudaError {
   cudaErrorNoDevice = 100,
   cudaErrorStreamCaptureUnsupported = 900,
   cudaErrorStreamCaptureInvalidated = 901,
+  cudaErrorStreamCaptureUnjoined = 904,
   cudaErrorIllegalState = 401
 } cudaError_t;
 
