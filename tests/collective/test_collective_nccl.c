@@ -90,6 +90,53 @@ static int check_wait_orders_stream(collective *c) {
                            "collective_wait and a copy on the caller's stream");
 }
 
+/* Two all-reduces started and waited for, as backward's buckets are. */
+static void mean_two_buckets(collective *c, stream_buffers *b) {
+  size_t half = b->count / 2;
+  collective_request *first = collective_allreduce_mean_start(c, b->device + half, half);
+  collective_request *second = collective_allreduce_mean_start(c, b->device, half);
+  collective_wait(c, first);
+  collective_wait(c, second);
+}
+
+/* The same recorded in a CUDA graph on the caller's stream (after one eager run, as a training
+ * step is), then the graph replayed twice over new values uploaded before each replay: the
+ * communication stream must join the capture and be joined back by the waits (else the capture
+ * fails), and each replay must reduce the values there at the time. NCCL requires every rank to
+ * capture and replay alike, as all do here. */
+static int check_graph_capture(collective *c) {
+  stream_buffers b = stream_buffers_upload(c, 1.0f);
+  mean_two_buckets(c, &b);
+  cudaGraph_t graph = NULL;
+  cudaGraphExec_t exec = NULL;
+  CUDA_CHECK(cudaStreamBeginCapture(b.stream, cudaStreamCaptureModeThreadLocal));
+  mean_two_buckets(c, &b);
+  CUDA_CHECK(cudaStreamEndCapture(b.stream, &graph));
+  CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  CUDA_CHECK(cudaGraphDestroy(graph));
+  int failures = 0;
+  for (int replay = 1; replay <= 2; replay++) {
+    for (size_t i = 0; i < b.count; i++) b.pinned[i] = (float)((collective_rank(c) + 1) * replay);
+    CUDA_CHECK(cudaMemcpyAsync(b.device, b.pinned, b.count * sizeof(float), cudaMemcpyHostToDevice,
+                               b.stream));
+    CUDA_CHECK(cudaGraphLaunch(exec, b.stream));
+    CUDA_CHECK(cudaMemcpyAsync(b.pinned, b.device, b.count * sizeof(float), cudaMemcpyDeviceToHost,
+                               b.stream));
+    CUDA_CHECK(cudaStreamSynchronize(b.stream));
+    float want = (float)replay * (float)(collective_size(c) + 1) / 2.0f;
+    if (replay == 2) failures += expect_everywhere(c, &b, want, "the second graph replay");
+    for (size_t i = 0; replay == 1 && i < b.count; i++)
+      if (b.pinned[i] != want) {
+        printf("rank %d: FAIL element %zu is %g after the first graph replay, expected %g\n",
+               collective_rank(c), i, (double)b.pinned[i], (double)want);
+        failures++;
+        break;
+      }
+  }
+  CUDA_CHECK(cudaGraphExecDestroy(exec));
+  return failures;
+}
+
 static long local_rank_count(void) {
   const char *text = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
   if (!text) text = getenv("SLURM_NTASKS_PER_NODE");
@@ -124,6 +171,7 @@ int main(int argc, char **argv) {
   failures += run_collective_checks(c, &device_memory);
   failures += check_stream_ordering(c);
   failures += check_wait_orders_stream(c);
+  failures += check_graph_capture(c);
   printf("rank %d of %d on GPU: %d failures\n", collective_rank(c), collective_size(c), failures);
   collective_destroy(c);
   return failures ? 1 : 0;
