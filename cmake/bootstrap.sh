@@ -3,7 +3,7 @@
 # project needs (cmake/debian-packages.txt) if any is missing, configures and
 # builds into build/ (or $BUILD_DIR), then
 #   --demo  ingests a small part of CCP and trains and evaluates jobs/demo.ini
-#   --test  runs the whole test suite with ctest
+#   --test  runs the whole test suite with ctest, a test per core at a time
 # Extra arguments after the mode go to ctest (--test) or are ignored.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -39,7 +39,8 @@ case "$mode" in
   --test)
     shift
     cd "$build_dir"
-    ctest --output-on-failure --timeout 1500 "$@"
+    # as many tests at once as there are cores: tests that share files hold a RESOURCE_LOCK
+    ctest --output-on-failure --timeout 1500 -j "$(nproc)" "$@"
     ;;
   --demo)
     bash "$root/jobs/demo.sh" "$build_dir"
