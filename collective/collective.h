@@ -37,7 +37,9 @@ void collective_allreduce_mean(collective *c, float *buffer, size_t count);
  * MPI (host memory): buffer stays untouched until collective_wait returns, which is when the mean
  * is there. NCCL (device memory): collective_wait returns at once, having ordered the device
  * stream (collective_set_device_stream) after the reduction: device work queued on that stream
- * from then on sees the mean; work queued on it before the wait must not touch the buffer. */
+ * from then on sees the mean; work queued on it before the wait must not touch the buffer. Both
+ * may be called while that stream records a CUDA graph (the communication stream joins the
+ * capture; the wait joins it back), on every rank alike, as NCCL requires. */
 collective_request *collective_allreduce_mean_start(collective *c, float *buffer, size_t count);
 void collective_wait(collective *c, collective_request *request);
 

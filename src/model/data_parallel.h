@@ -11,7 +11,8 @@
 
 typedef struct data_parallel data_parallel;
 
-/* Installs the hooks in m->parallel (gradient buckets, and the means synchronized BN takes).
+/* Installs the hooks in m->parallel (gradient buckets, the means synchronized BN takes, and the
+ * ranks' agreement on device graphs).
  * bucket_floats: gradient floats per all-reduce. */
 data_parallel *data_parallel_attach(unet *m, collective *comm, size_t bucket_floats);
 void data_parallel_detach(data_parallel *dp);
