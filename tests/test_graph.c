@@ -82,24 +82,24 @@ static void random_batch(const unet *m, rng *r, float *input, uint8_t *labels) {
     labels[i] = (uint8_t)(rng_next(r) % (uint64_t)m->classes);
 }
 
-/* 0 when the graph was used where the backend has graphs, or the backend has none */
-/* The Extended U-Net's per-step inputs, uploaded outside the pass: targets and dropout draw. */
-static void branch_inputs(unet *m, rng *r, int step) {
-  if (m->br.mode == BRANCHES_NONE) return;
-  size_t k = (size_t)m->batch * m->classes;
-  float *presence = fp_malloc(k * sizeof *presence), *boxes = fp_malloc(4 * k * sizeof *boxes);
+/* The Extended U-Net's per-step targets, drawn on the host once for both models (presence [k],
+ * boxes [4k]); branch_inputs uploads them and the step's dropout draw, outside the pass. */
+static void draw_branch_targets(rng *r, float *presence, float *boxes, size_t k) {
   for (size_t i = 0; i < k; i++) presence[i] = (float)(rng_next(r) % 2);
   for (size_t i = 0; i < 4 * k; i++) boxes[i] = (float)rng_uniform(r);
+}
+
+static void branch_inputs(unet *m, const float *presence, const float *boxes, int step) {
+  if (m->br.mode == BRANCHES_NONE) return;
   unet_set_branch_targets(m, presence, boxes, NULL);
   unet_set_dropout_draw(m, (uint64_t)step, 0);
-  free(presence);
-  free(boxes);
 }
 
 static const char *model_name(const unet_config *config) {
   return config->branches.mode == BRANCHES_NONE ? "U-Net" : "Extended U-Net";
 }
 
+/* 0 when the graph was used where the backend has graphs, or the backend has none */
 static int graph_use_failures(const backend *be, const pass_graph *g) {
   if (!be->capture_begin) {
     printf("  (no device graphs on the %s backend: the eager fallback checked)\n", be->name);
@@ -227,19 +227,19 @@ static int check_training(const backend *be, fp_dtype compute, branch_config bra
   size_t input_count = tensor_count(&models[0]->input);
   float *input = be->host_alloc(input_count * sizeof *input);
   uint8_t *labels = fp_malloc(pixels), *predictions[2] = {fp_malloc(pixels), fp_malloc(pixels)};
+  size_t k = (size_t)config.batch * config.classes;
+  float *presence = fp_malloc(k * sizeof *presence), *boxes = fp_malloc(4 * k * sizeof *boxes);
   rng r;
   rng_seed(&r, 8);
   int failures = 0;
   for (int step = 0; step < 7; step++) {
     be->stage_wait(0);
     random_batch(models[0], &r, input, labels);
-    rng branch_draw = r; /* both models get the same targets */
+    if (branches.mode != BRANCHES_NONE) draw_branch_targets(&r, presence, boxes, k);
     double scalars[2][SCALAR_COUNT];
     for (int v = 0; v < 2; v++) { /* v = 0: eager, 1: staged input and through the graph */
       unet *m = models[v];
-      rng targets = branch_draw;
-      branch_inputs(m, &targets, step);
-      if (v == 1) r = targets;
+      branch_inputs(m, presence, boxes, step);
       opts[v]->scaler.scale = step < 4 ? 1.0 : 4.0;
       if (v == 0) {
         be->tensor_from_nchw(&m->input, input);
@@ -283,6 +283,8 @@ static int check_training(const backend *be, fp_dtype compute, branch_config bra
   be->stage_wait(0);
   be->host_release(input);
   free(labels);
+  free(presence);
+  free(boxes);
   for (int v = 0; v < 2; v++) {
     free(predictions[v]);
     pass_data_free(be, &data[v]);

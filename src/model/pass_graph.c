@@ -6,16 +6,12 @@
 #include "check.h"
 #include "hash.h"
 
-/* What a recorded graph cannot hold. NULL when nothing. */
-static const char *graph_refusal(const unet *m) {
-  if (!m->be->capture_begin) return "the backend has no device graphs";
-  return NULL;
-}
-
 void pass_graph_init(pass_graph *g, const char *name, const unet *m, int enabled) {
   memset(g, 0, sizeof *g);
   g->name = name;
-  const char *refusal = enabled ? graph_refusal(m) : "graphs turned off";
+  const char *refusal = !enabled                ? "graphs turned off"
+                        : !m->be->capture_begin ? "the backend has no device graphs"
+                                                : NULL;
   if (refusal) {
     g->off = 1;
     snprintf(g->why, sizeof g->why, "%s", refusal);

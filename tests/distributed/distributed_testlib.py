@@ -10,12 +10,14 @@ import numpy as np
 
 
 def run(cmd, check=True):
+    """Runs cmd, its output printed; returns the CompletedProcess (stdout and stderr together in
+    .stdout). check: exit on a non-zero status."""
     print("+", " ".join(cmd), flush=True)
     result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     print(result.stdout, flush=True)
     if check and result.returncode != 0:
         sys.exit(f"FAIL: {cmd[0]} exited with {result.returncode}")
-    return result.returncode
+    return result
 
 
 def tiny_ccp_dataset(build, work):

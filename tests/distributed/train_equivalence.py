@@ -39,7 +39,6 @@ usage: train_equivalence.py BUILD_DIR WORK_DIR [cuda]   (CCP_DIR: the CCP copy; 
 """
 import os
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -59,9 +58,7 @@ TOO_FEW_GPUS = ("no CUDA device visible", "has no GPU of its own", "uses the sam
 
 
 def run_or_skip(command):
-    print("+", " ".join(command), flush=True)
-    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    print(result.stdout, flush=True)
+    result = lib.run(command, check=False)
     if result.returncode != 0 and any(m in result.stdout for m in TOO_FEW_GPUS):
         print("too few GPUs for the ranks: skipped")
         sys.exit(77)

@@ -53,7 +53,7 @@ def main():
             sys.exit(f"FAIL: a stopped run exited {status}, expected 75")
         stops += 1
     while status == 75:
-        status = lib.run(train, check=False)
+        status = lib.run(train, check=False).returncode
     if status != 0:
         sys.exit(f"FAIL: the resumed run exited {status}")
     if stops == 0:
