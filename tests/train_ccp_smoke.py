@@ -6,7 +6,8 @@ Ingests the first 160 annotated CCP photos at 192x128 with the 4-class label map
 64 training images) cut to 5 epochs as jobs/demo.ini is (loss and mIoU are well past the
 thresholds by then: 1.16 -> 0.28 and 0.06 -> 0.31 in fp32 on 2026-12-03), then runs
 `evaluate` on the last checkpoint and checks that it reports the same validation mIoU as the
-last epoch of `train`. Both with model.precision=fp32 and =bf16; bf16's last training loss
+last epoch of `train` (to 1e-3: evaluate's inference model folds batch norm into the
+convolutions, which in bf16 moves a few pixels' argmax; seen: 0.3191 against 0.3192). Both with model.precision=fp32 and =bf16; bf16's last training loss
 must be within 15% of fp32's.
 On a CPU without native bf16 the bf16 run must be refused with a clear error instead.
 

@@ -42,6 +42,15 @@ static inline int conv_out_size(const conv_desc *d, int in) {
   return (in + 2 * d->pad - d->kernel) / d->stride + 1;
 }
 
+/* What conv2d_forward_fused does after the convolution and bias: adds `residual` (NULL: none;
+ * y's shape and dtype, never y itself), then ReLU when `relu` is set, in f32, rounding to y's
+ * dtype at the end (the CPU backend's oneDNN post-ops round once; the CUDA backend's cuDNN
+ * rounds the convolution's result first, then its epilogue kernel rounds again). */
+typedef struct conv_epilogue {
+  const tensor *residual;
+  int relu;
+} conv_epilogue;
+
 typedef struct pool_desc {
   int kernel, stride, pad;
 } pool_desc;
@@ -133,6 +142,18 @@ typedef struct backend {
                                tensor *dx);
   void (*conv2d_backward_weights)(const conv_desc *d, const tensor *x, const tensor *dy,
                                   float *grad_weights, float *grad_bias);
+
+  /* Inference: y = relu?(conv(x) + bias + residual) in one op (the epilogue's fields); bias may
+   * be NULL. */
+  void (*conv2d_forward_fused)(const conv_desc *d, const tensor *x, const void *weights,
+                               const float *bias, const conv_epilogue *epilogue, tensor *y);
+  /* Folds an inference batch norm into the convolution before it. Per output channel o, with
+   * s = gamma[o] / sqrt(var[o] + eps): folded_weights = weights x s (f32 OIHW master weights in,
+   * OIHW in `type` out, rounded once) and folded_bias[o] = beta[o] + (conv_bias[o] - mean[o]) x s
+   * (conv_bias NULL: 0). conv(x, folded) + folded_bias is then the batch norm of conv(x). */
+  void (*batchnorm_fold)(const conv_desc *d, const float *weights, const float *conv_bias,
+                         const float *gamma, const float *beta, const float *mean, const float *var,
+                         float eps, void *folded_weights, fp_dtype type, float *folded_bias);
 
   /* batch norm over N,H,W per channel; batch_var is the biased variance; y may alias x */
   void (*batchnorm_forward_training)(const tensor *x, const float *gamma, const float *beta,

@@ -138,8 +138,14 @@ dnnl_memory_desc_t query_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what) {
 
 dnnl_primitive_t make_primitive(const void *op_desc, const_dnnl_primitive_desc_t hint,
                                 dnnl_primitive_desc_t *pd_out) {
+  return make_primitive_with_attr(op_desc, NULL, hint, pd_out);
+}
+
+dnnl_primitive_t make_primitive_with_attr(const void *op_desc, const_dnnl_primitive_attr_t attr,
+                                          const_dnnl_primitive_desc_t hint,
+                                          dnnl_primitive_desc_t *pd_out) {
   dnnl_primitive_desc_t pd;
-  DNNL_CHECK(dnnl_primitive_desc_create(&pd, op_desc, NULL, cpu.engine, hint));
+  DNNL_CHECK(dnnl_primitive_desc_create(&pd, op_desc, attr, cpu.engine, hint));
   const char *impl = NULL;
   DNNL_CHECK(dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl));
   if (impl && strncmp(impl, "ref", 3) == 0) cpu.reference_primitives++;
@@ -384,11 +390,13 @@ const backend *backend_cpu(void) {
         .tensor_from_nchw = cpu_tensor_from_nchw,
         .tensor_to_nchw = cpu_tensor_to_nchw,
         .conv2d_forward = cpu_conv2d_forward,
+        .conv2d_forward_fused = cpu_conv2d_forward_fused,
         .conv2d_backward_data = cpu_conv2d_backward_data,
         .conv2d_backward_weights = cpu_conv2d_backward_weights,
         .batchnorm_forward_training = cpu_batchnorm_forward_training,
         .batchnorm_forward_inference = cpu_batchnorm_forward_inference,
         .batchnorm_backward = cpu_batchnorm_backward,
+        .batchnorm_fold = cpu_batchnorm_fold,
         .batchnorm_update_running = cpu_batchnorm_update_running,
         .batchnorm_sync_moments = cpu_batchnorm_sync_moments,
         .batchnorm_sync_backward_terms = cpu_batchnorm_sync_backward_terms,

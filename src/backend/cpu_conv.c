@@ -104,7 +104,7 @@ static void conv_entry_create(conv_entry *e, const conv_desc *d, const tensor *x
   DNNL_CHECK(dnnl_primitive_desc_destroy(fwd_pd));
 }
 
-static conv_entry *conv_lookup(const conv_desc *d, const tensor *x, const tensor *y, int has_bias) {
+static void check_conv_shapes(const conv_desc *d, const tensor *x, const tensor *y) {
   FP_CHECK(x->c == d->in_channels, "conv: input has %d channels, layer expects %d", x->c,
            d->in_channels);
   FP_CHECK(y->n == x->n && y->c == d->out_channels && y->h == conv_out_size(d, x->h) &&
@@ -112,6 +112,10 @@ static conv_entry *conv_lookup(const conv_desc *d, const tensor *x, const tensor
            "conv: output tensor %dx%dx%dx%d does not match the layer", y->n, y->c, y->h, y->w);
   FP_CHECK(x->dtype == y->dtype, "conv: input is %s but output is %s", fp_dtype_name(x->dtype),
            fp_dtype_name(y->dtype));
+}
+
+static conv_entry *conv_lookup(const conv_desc *d, const tensor *x, const tensor *y, int has_bias) {
+  check_conv_shapes(d, x, y);
   conv_key key = {OP_CONV,         (int)x->dtype, x->n,      x->c,   x->h,    x->w,
                   d->out_channels, d->kernel,     d->stride, d->pad, has_bias};
   conv_entry *e = primitive_cache_find(&cpu.cache, &key, sizeof key);
@@ -162,6 +166,98 @@ void cpu_conv2d_backward_weights(const conv_desc *d, const tensor *x, const tens
   };
   execute(e->backward_weights, grad_bias ? 4 : 3, args);
   staging_out_done(&e->bwd_weights_diff_weights, grad_weights);
+}
+
+/* ------------------------------------------------ convolution + epilogue */
+
+/* The epilogue as oneDNN post-ops: a sum (the residual, which oneDNN adds from the destination's
+ * contents before the call), then an eltwise ReLU. */
+typedef struct fused_conv_key {
+  int kind, dtype, n, c, h, w, out_channels, kernel, stride, pad, has_bias, residual, relu;
+} fused_conv_key;
+
+typedef struct fused_conv_entry {
+  dnnl_primitive_t forward;
+  dnnl_memory_desc_t bias_md;
+  staging src, weights, dst;
+} fused_conv_entry;
+
+static dnnl_primitive_attr_t epilogue_attr(int residual, int relu) {
+  dnnl_post_ops_t post_ops;
+  DNNL_CHECK(dnnl_post_ops_create(&post_ops));
+  if (residual) DNNL_CHECK(dnnl_post_ops_append_sum(post_ops, 1.0f));
+  if (relu) DNNL_CHECK(dnnl_post_ops_append_eltwise(post_ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
+  dnnl_primitive_attr_t attr;
+  DNNL_CHECK(dnnl_primitive_attr_create(&attr));
+  DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, post_ops));
+  DNNL_CHECK(dnnl_post_ops_destroy(post_ops));
+  return attr;
+}
+
+static void fused_conv_create(fused_conv_entry *e, const conv_desc *d, const tensor *x,
+                              const tensor *y, const fused_conv_key *key) {
+  dnnl_dims_t strides = {d->stride, d->stride}, padding = {d->pad, d->pad};
+  dnnl_memory_desc_t src_any = any_md(x), dst_any = any_md(y);
+  int o = d->out_channels, i = d->in_channels, k = d->kernel;
+  dnnl_memory_desc_t weights_any = md_4d(x->dtype, o, i, k, k, dnnl_format_tag_any);
+  e->bias_md = vector_md(o);
+  const dnnl_memory_desc_t *bias = key->has_bias ? &e->bias_md : NULL;
+  dnnl_primitive_attr_t attr = epilogue_attr(key->residual, key->relu);
+  dnnl_convolution_desc_t desc;
+  DNNL_CHECK(dnnl_convolution_forward_desc_init(
+      &desc, dnnl_forward_inference,
+      winograd_suits(d, y) ? dnnl_convolution_winograd : dnnl_convolution_direct, &src_any,
+      &weights_any, bias, &dst_any, strides, padding, padding));
+  dnnl_primitive_desc_t probe;
+  dnnl_status_t status = dnnl_primitive_desc_create(&probe, &desc, attr, cpu.engine, NULL);
+  if (status == dnnl_unimplemented) /* Winograd without these post-ops */
+    DNNL_CHECK(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference,
+                                                  dnnl_convolution_direct, &src_any, &weights_any,
+                                                  bias, &dst_any, strides, padding, padding));
+  else
+    DNNL_CHECK(status == dnnl_success ? dnnl_primitive_desc_destroy(probe) : status);
+  dnnl_primitive_desc_t pd;
+  e->forward = make_primitive_with_attr(&desc, attr, NULL, &pd);
+  DNNL_CHECK(dnnl_primitive_attr_destroy(attr));
+  staging_init(&e->src, activation_md(x), query_md(pd, dnnl_query_src_md));
+  staging_init(&e->weights, md_4d(x->dtype, o, i, k, k, dnnl_oihw),
+               query_md(pd, dnnl_query_weights_md));
+  staging_init(&e->dst, activation_md(y), query_md(pd, dnnl_query_dst_md));
+  DNNL_CHECK(dnnl_primitive_desc_destroy(pd));
+}
+
+void cpu_conv2d_forward_fused(const conv_desc *d, const tensor *x, const void *weights,
+                              const float *bias, const conv_epilogue *epilogue, tensor *y) {
+  check_conv_shapes(d, x, y);
+  const tensor *residual = epilogue->residual;
+  if (residual)
+    FP_CHECK(FP_SAME_SHAPE(residual, y) && residual->dtype == y->dtype && residual->data != y->data,
+             "fused conv: the residual %dx%dx%dx%d %s is not a tensor of the output's shape",
+             residual->n, residual->c, residual->h, residual->w, fp_dtype_name(residual->dtype));
+  fused_conv_key key = {
+      OP_CONV_FUSED,      (int)x->dtype, x->n,      x->c,   x->h,         x->w,
+      d->out_channels,    d->kernel,     d->stride, d->pad, bias != NULL, residual != NULL,
+      epilogue->relu != 0};
+  fused_conv_entry *e = primitive_cache_find(&cpu.cache, &key, sizeof key);
+  if (!e) {
+    e = fp_calloc(1, sizeof *e);
+    fused_conv_create(e, d, x, y, &key);
+    primitive_cache_insert(&cpu.cache, &key, sizeof key, e);
+  }
+  void *dst = staging_out(&e->dst, y->data);
+  if (residual) { /* the sum post-op adds what the destination holds */
+    dnnl_memory_desc_t stored = activation_md(y);
+    memcpy(y->data, residual->data, dnnl_memory_desc_get_size(&stored));
+    dst = (void *)staging_in(&e->dst, y->data);
+  }
+  exec_arg args[4] = {
+      {DNNL_ARG_SRC, &e->src.wanted, staging_in(&e->src, x->data)},
+      {DNNL_ARG_WEIGHTS, &e->weights.wanted, staging_in(&e->weights, weights)},
+      {DNNL_ARG_DST, &e->dst.wanted, dst},
+      {DNNL_ARG_BIAS, &e->bias_md, bias},
+  };
+  execute(e->forward, bias ? 4 : 3, args);
+  staging_out_done(&e->dst, y->data);
 }
 
 /* --------------------------------------------------------- inner product */

@@ -52,6 +52,7 @@ enum op_kind {
   OP_ADD,
   OP_AVGPOOL,
   OP_INNER_PRODUCT,
+  OP_CONV_FUSED,
 };
 
 typedef struct shape_key {
@@ -78,6 +79,10 @@ dnnl_memory_desc_t query_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what);
 /* Creates the primitive and records whether oneDNN picked reference code. */
 dnnl_primitive_t make_primitive(const void *op_desc, const_dnnl_primitive_desc_t hint,
                                 dnnl_primitive_desc_t *pd_out);
+/* The same, with attributes (post-ops); attr may be NULL. */
+dnnl_primitive_t make_primitive_with_attr(const void *op_desc, const_dnnl_primitive_attr_t attr,
+                                          const_dnnl_primitive_desc_t hint,
+                                          dnnl_primitive_desc_t *pd_out);
 
 typedef struct exec_arg {
   int arg;
@@ -117,6 +122,8 @@ void cpu_plain_done(tensor *t, float *plain);
 /* The op implementations, one file per concern; cpu_backend.c puts them in the table. */
 void cpu_conv2d_forward(const conv_desc *d, const tensor *x, const void *weights, const float *bias,
                         tensor *y);
+void cpu_conv2d_forward_fused(const conv_desc *d, const tensor *x, const void *weights,
+                              const float *bias, const conv_epilogue *epilogue, tensor *y);
 void cpu_conv2d_backward_data(const conv_desc *d, const tensor *dy, const void *weights,
                               tensor *dx);
 void cpu_conv2d_backward_weights(const conv_desc *d, const tensor *x, const tensor *dy,
@@ -133,6 +140,9 @@ void cpu_batchnorm_forward_inference(const tensor *x, const float *gamma, const 
 void cpu_batchnorm_backward(const tensor *x, const tensor *dy, const float *gamma,
                             const float *batch_mean, const float *batch_var, float eps, tensor *dx,
                             float *grad_gamma, float *grad_beta);
+void cpu_batchnorm_fold(const conv_desc *d, const float *weights, const float *conv_bias,
+                        const float *gamma, const float *beta, const float *mean, const float *var,
+                        float eps, void *folded_weights, fp_dtype type, float *folded_bias);
 void cpu_batchnorm_update_running(float *running_mean, float *running_var, const float *batch_mean,
                                   const float *batch_var, int channels, float momentum,
                                   size_t count_per_channel);

@@ -101,6 +101,25 @@ void cpu_batchnorm_update_running(float *running_mean, float *running_var, const
   }
 }
 
+void cpu_batchnorm_fold(const conv_desc *d, const float *weights, const float *conv_bias,
+                        const float *gamma, const float *beta, const float *mean, const float *var,
+                        float eps, void *folded_weights, fp_dtype type, float *folded_bias) {
+  size_t per_output = (size_t)d->in_channels * d->kernel * d->kernel;
+  size_t count = per_output * (size_t)d->out_channels;
+  float *folded = type == FP_F32 ? folded_weights : cpu_workspace(CPU_WS_OUTPUT, count * 4);
+  for (int o = 0; o < d->out_channels; o++) {
+    float scale = gamma[o] / sqrtf(var[o] + eps);
+    for (size_t k = 0; k < per_output; k++)
+      folded[(size_t)o * per_output + k] = weights[(size_t)o * per_output + k] * scale;
+    folded_bias[o] = beta[o] + ((conv_bias ? conv_bias[o] : 0.0f) - mean[o]) * scale;
+  }
+  if (type == FP_F32) return;
+  dnnl_dim_t dims[1] = {(dnnl_dim_t)count};
+  dnnl_memory_desc_t from = md_by_tag(1, dims, dnnl_f32, dnnl_a);
+  dnnl_memory_desc_t to = md_by_tag(1, dims, dnnl_type(type), dnnl_a);
+  reorder(&from, folded, &to, folded_weights);
+}
+
 void cpu_batchnorm_sync_moments(float *batch_mean, float *batch_var, const float *global_mean,
                                 int channels) {
   for (int c = 0; c < channels; c++) {

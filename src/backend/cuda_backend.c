@@ -252,6 +252,7 @@ const backend *backend_cuda(char *why, size_t why_size) {
           .tensor_from_nchw = cuda_tensor_from_nchw,
           .tensor_to_nchw = cuda_tensor_to_nchw,
           .conv2d_forward = cuda_conv2d_forward,
+          .conv2d_forward_fused = cuda_conv2d_forward_fused,
           .conv2d_backward_data = cuda_conv2d_backward_data,
           .conv2d_backward_weights = cuda_conv2d_backward_weights,
           .inner_product_forward = cuda_inner_product_forward,

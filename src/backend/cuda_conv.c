@@ -256,8 +256,7 @@ static void check_shapes(const conv_desc *d, const tensor *x, const tensor *y) {
 
 static const float one = 1.0f, zero = 0.0f;
 
-void cuda_conv2d_forward(const conv_desc *d, const tensor *x, const void *weights,
-                         const float *bias, tensor *y) {
+static void convolve(const conv_desc *d, const tensor *x, const void *weights, tensor *y) {
   check_shapes(d, x, y);
   conv_plan *p = plan_for(d, x);
   void *workspace = NULL;
@@ -266,7 +265,28 @@ void cuda_conv2d_forward(const conv_desc *d, const tensor *x, const void *weight
   CUDNN_CHECK(cudnnConvolutionForward(cuda.cudnn, &one, p->x, x->data, p->w, w, p->conv,
                                       (cudnnConvolutionFwdAlgo_t)a->algo, workspace,
                                       a->workspace_bytes, &zero, p->y, y->data));
-  if (bias) cuk_add_bias(y->data, (int)y->dtype, bias, tensor_pixels(y), y->c, cuda.stream);
+}
+
+void cuda_conv2d_forward(const conv_desc *d, const tensor *x, const void *weights,
+                         const float *bias, tensor *y) {
+  convolve(d, x, weights, y);
+  if (bias)
+    cuk_epilogue(y->data, (int)y->dtype, bias, NULL, 0, tensor_pixels(y), y->c, cuda.stream);
+}
+
+/* cuDNN's convolution, then bias, residual and ReLU in one pass over its output. */
+void cuda_conv2d_forward_fused(const conv_desc *d, const tensor *x, const void *weights,
+                               const float *bias, const conv_epilogue *epilogue, tensor *y) {
+  const tensor *residual = epilogue->residual;
+  if (residual)
+    FP_CHECK(CUDA_SAME_SHAPE(residual, y) && residual->dtype == y->dtype &&
+                 residual->data != y->data,
+             "fused conv: the residual %dx%dx%dx%d %s is not a tensor of the output's shape",
+             residual->n, residual->c, residual->h, residual->w, fp_dtype_name(residual->dtype));
+  convolve(d, x, weights, y);
+  if (bias || residual || epilogue->relu)
+    cuk_epilogue(y->data, (int)y->dtype, bias, residual ? residual->data : NULL, epilogue->relu,
+                 tensor_pixels(y), y->c, cuda.stream);
 }
 
 void cuda_conv2d_backward_data(const conv_desc *d, const tensor *dy, const void *weights,

@@ -43,7 +43,7 @@ void cuda_inner_product_forward(const tensor *x, const void *weights, const floa
   /* y' [out, N] = W'^T [out, in] x' [in, N] */
   gemm(CUBLAS_OP_T, CUBLAS_OP_N, outputs, x->n, inputs, weights, type, inputs, rows_of(x), type,
        inputs, y->data, type, outputs);
-  if (bias) cuk_add_bias(y->data, (int)y->dtype, bias, (size_t)y->n, outputs, cuda.stream);
+  if (bias) cuk_epilogue(y->data, (int)y->dtype, bias, NULL, 0, (size_t)y->n, outputs, cuda.stream);
 }
 
 void cuda_inner_product_backward(const tensor *x, const tensor *dy, const void *weights, tensor *dx,

@@ -83,6 +83,8 @@ static inline size_t tensor_pixels(const tensor *t) {
 /* cuda_conv.c: cuDNN convolutions (the only file that uses cuDNN's legacy convolution API) */
 void cuda_conv2d_forward(const conv_desc *d, const tensor *x, const void *weights,
                          const float *bias, tensor *y);
+void cuda_conv2d_forward_fused(const conv_desc *d, const tensor *x, const void *weights,
+                               const float *bias, const conv_epilogue *epilogue, tensor *y);
 void cuda_conv2d_backward_data(const conv_desc *d, const tensor *dy, const void *weights,
                                tensor *dx);
 void cuda_conv2d_backward_weights(const conv_desc *d, const tensor *x, const tensor *dy,

@@ -182,24 +182,63 @@ void cuk_add(const void *a, const void *b, void *y, int type, size_t count, cuda
   CUDA_LAUNCH_CHECK();
 }
 
-/* y[p, c] += bias[c], over channel tiles (channel_grid) */
+/* y[p, c] = relu?(y[p, c] + bias[c] + residual[p, c]) over channel tiles (channel_grid); bias and
+ * residual may be NULL. A NaN passes the ReLU, as in relu_forward_kernel. */
 template <typename T>
 __global__ void __launch_bounds__(TILE_C *TILE_ROWS)
-    add_bias_kernel(T *y, const float *bias, size_t pixels, int channels) {
+    epilogue_kernel(T *y, const float *bias, const T *residual, int relu, size_t pixels,
+                    int channels) {
   const int c = blockIdx.x * TILE_C + threadIdx.x;
   if (c >= channels) return;
-  const float b = bias[c];
+  const float b = bias ? bias[c] : 0.0f;
   CHANNEL_TILE_FOR(p, pixels) {
     const size_t i = p * channels + c;
-    store(y, i, load(y, i) + b);
+    float v = load(y, i) + b;
+    if (residual) v += load(residual, i);
+    store(y, i, !relu || v > 0.0f || isnan(v) ? v : 0.0f);
   }
 }
 
-void cuk_add_bias(void *y, int type, const float *bias, size_t pixels, int channels,
-                  cudaStream_t stream) {
+void cuk_epilogue(void *y, int type, const float *bias, const void *residual, int relu,
+                  size_t pixels, int channels, cudaStream_t stream) {
   const dim3 grid = channel_grid(pixels, channels), block(TILE_C, TILE_ROWS);
   CUK_DISPATCH(type, T,
-               add_bias_kernel<T><<<grid, block, 0, stream>>>((T *)y, bias, pixels, channels));
+               epilogue_kernel<T><<<grid, block, 0, stream>>>((T *)y, bias, (const T *)residual,
+                                                              relu, pixels, channels));
+  CUDA_LAUNCH_CHECK();
+}
+
+/* folded[i] = weights[i] * gamma[o] / sqrt(var[o] + eps), o = i / per_output */
+template <typename T>
+__global__ void bn_fold_weights_kernel(T *folded, const float *weights, const float *gamma,
+                                       const float *var, float eps, size_t per_output,
+                                       size_t count) {
+  CUK_FOR(i, count) {
+    const size_t o = i / per_output;
+    store(folded, i, weights[i] * (gamma[o] / sqrtf(var[o] + eps)));
+  }
+}
+
+__global__ void bn_fold_bias_kernel(float *folded_bias, const float *conv_bias, const float *gamma,
+                                    const float *beta, const float *mean, const float *var,
+                                    float eps, int channels) {
+  CUK_FOR(o, (size_t)channels) {
+    const float scale = gamma[o] / sqrtf(var[o] + eps);
+    folded_bias[o] = beta[o] + ((conv_bias ? conv_bias[o] : 0.0f) - mean[o]) * scale;
+  }
+}
+
+void cuk_bn_fold(void *folded_weights, int type, float *folded_bias, const float *weights,
+                 const float *conv_bias, const float *gamma, const float *beta, const float *mean,
+                 const float *var, float eps, int out_channels, size_t per_output,
+                 cudaStream_t stream) {
+  const size_t count = per_output * (size_t)out_channels;
+  CUK_DISPATCH(type, T,
+               bn_fold_weights_kernel<T><<<cuk_blocks(count), CUK_THREADS, 0, stream>>>(
+                   (T *)folded_weights, weights, gamma, var, eps, per_output, count));
+  CUDA_LAUNCH_CHECK();
+  bn_fold_bias_kernel<<<cuk_blocks((size_t)out_channels), CUK_THREADS, 0, stream>>>(
+      folded_bias, conv_bias, gamma, beta, mean, var, eps, out_channels);
   CUDA_LAUNCH_CHECK();
 }
 

@@ -41,9 +41,17 @@ void cuk_nhwc_to_nchw(void *dst, const void *src, int type, int n, int c, int h,
                       cudaStream_t stream);
 void cuk_nchw_to_nhwc(void *dst, const void *src, int type, int n, int c, int h, int w,
                       cudaStream_t stream);
-/* y[p, c] += bias[c] for rows p < pixels (conv and inner-product bias) */
-void cuk_add_bias(void *y, int type, const float *bias, size_t pixels, int channels,
-                  cudaStream_t stream);
+/* y[p, c] = relu?(y[p, c] + bias[c] + residual[p, c]) for rows p < pixels, in f32 with one
+ * rounding; bias and residual (y's type) may be NULL (conv and inner-product bias, and the
+ * fused convolution's epilogue) */
+void cuk_epilogue(void *y, int type, const float *bias, const void *residual, int relu,
+                  size_t pixels, int channels, cudaStream_t stream);
+/* batch norm folded into the convolution before it (backend.h, batchnorm_fold): weights
+ * [out_channels, per_output] f32 -> folded_weights in `type`, and folded_bias */
+void cuk_bn_fold(void *folded_weights, int type, float *folded_bias, const float *weights,
+                 const float *conv_bias, const float *gamma, const float *beta, const float *mean,
+                 const float *var, float eps, int out_channels, size_t per_output,
+                 cudaStream_t stream);
 
 /* sums[c] = sum over pixels of x[p, c] (float32 result; conv and inner-product bias gradients) */
 void cuk_channel_sum(float *sums, const void *x, int type, size_t pixels, int channels,

@@ -40,6 +40,13 @@ static void bn_backward(const tensor *x, const tensor *dy, const float *gamma,
                   cuda.stream);
 }
 
+static void bn_fold(const conv_desc *d, const float *weights, const float *conv_bias,
+                    const float *gamma, const float *beta, const float *mean, const float *var,
+                    float eps, void *folded_weights, fp_dtype type, float *folded_bias) {
+  cuk_bn_fold(folded_weights, (int)type, folded_bias, weights, conv_bias, gamma, beta, mean, var,
+              eps, d->out_channels, (size_t)d->in_channels * d->kernel * d->kernel, cuda.stream);
+}
+
 static void bn_update_running(float *running_mean, float *running_var, const float *batch_mean,
                               const float *batch_var, int channels, float momentum,
                               size_t count_per_channel) {
@@ -251,6 +258,7 @@ void cuda_fill_op_table(backend *table) {
   table->sigmoid_smooth_l1 = sigmoid_smooth_l1;
   table->batchnorm_forward_training = bn_forward_training;
   table->batchnorm_forward_inference = bn_forward_inference;
+  table->batchnorm_fold = bn_fold;
   table->batchnorm_backward = bn_backward;
   table->batchnorm_update_running = bn_update_running;
   table->batchnorm_sync_moments = bn_sync_moments;

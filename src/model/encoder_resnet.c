@@ -74,7 +74,21 @@ void resnet_encoder_build(unet *m, encoder *enc) {
   }
 }
 
+/* The downsample runs before conv2, whose epilogue adds it: the ring's four slots still hold
+ * the block's input, conv1's output and the downsample's while conv2 writes the fourth. */
+static const tensor *basic_block_forward_folded(unet *m, basic_block *b, const tensor *x) {
+  conv_bn_forward_fused(m, &b->conv1, x, NULL, 1);
+  const tensor *identity = x;
+  if (b->has_downsample) {
+    conv_bn_forward_fused(m, &b->downsample, x, NULL, 0);
+    identity = &b->downsample.out;
+  }
+  conv_bn_forward_fused(m, &b->conv2, &b->conv1.out, identity, 1);
+  return &b->conv2.out;
+}
+
 static const tensor *basic_block_forward(unet *m, basic_block *b, const tensor *x, int training) {
+  if (m->folded.enabled) return basic_block_forward_folded(m, b, x);
   conv_bn_forward(m, &b->conv1, x, training);
   conv_bn_forward(m, &b->conv2, &b->conv1.out, training);
   const tensor *identity = x;

@@ -42,7 +42,25 @@ void batch_norm_forward(unet *m, bn_layer *bn, const tensor *x, tensor *y, int t
                                m->bn_momentum, count);
 }
 
+void conv_bn_forward_fused(unet *m, conv_bn *u, const tensor *x, const tensor *residual, int relu) {
+  const void *weights;
+  const float *bias;
+  if (u->has_bn) {
+    weights = (const char *)m->folded.weights + u->folded_weight * fp_dtype_size(m->compute);
+    bias = m->folded.biases + u->folded_bias;
+  } else {
+    weights = unet_compute_weights(m, u->conv.weight);
+    bias = u->conv.has_bias ? m->params + u->conv.bias : NULL;
+  }
+  conv_epilogue epilogue = {residual, relu};
+  m->be->conv2d_forward_fused(&u->conv.desc, x, weights, bias, &epilogue, &u->out);
+}
+
 void conv_bn_forward(unet *m, conv_bn *u, const tensor *x, int training) {
+  if (m->folded.enabled) { /* an inference model, which never trains */
+    conv_bn_forward_fused(m, u, x, NULL, u->relu);
+    return;
+  }
   const float *bias = u->conv.has_bias ? m->params + u->conv.bias : NULL;
   const void *weights = unet_compute_weights(m, u->conv.weight);
   tensor *conv_out = u->has_bn ? &u->conv_out : &u->out;

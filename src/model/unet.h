@@ -66,7 +66,8 @@ typedef struct bn_layer {
 } bn_layer;
 
 /* conv -> optional BN -> optional ReLU (in place on `out`). Without BN the convolution writes
- * `out` itself (conv_out and grad_conv_out unused). */
+ * `out` itself (conv_out and grad_conv_out unused). An inference model runs the unit as one
+ * fused op writing `out` (unet.folded). */
 typedef struct conv_bn {
   conv_layer conv;
   int has_bn;
@@ -74,7 +75,22 @@ typedef struct conv_bn {
   int relu;
   tensor conv_out, out;
   tensor grad_conv_out;
+  size_t folded_weight, folded_bias; /* with BN, inferring: offsets into folded_convs' buffers */
 } conv_bn;
+
+/* Inference mode: every batch norm that follows a convolution is folded into it (backend.h,
+ * batchnorm_fold), and each conv(+BN)(+residual add)(+ReLU) runs as one fused op
+ * (conv2d_forward_fused). The folded weights are remade from the master weights and running
+ * statistics before the first forward after unet_weights_changed. */
+typedef struct folded_convs {
+  int enabled; /* inference mode */
+  int stale;
+  conv_bn **units; /* the units with batch norm, in build order */
+  int count, capacity;
+  void *weights; /* backend memory, the compute precision, OIHW per unit */
+  float *biases; /* backend memory, f32 */
+  size_t weight_total, bias_total;
+} folded_convs;
 
 typedef struct basic_block {
   conv_bn conv1, conv2;
@@ -284,6 +300,7 @@ typedef struct unet {
   size_t batch_stat_count;
   void *compute_params; /* params in `compute`; == params when that is f32 */
   int compute_params_stale;
+  folded_convs folded;
   double *scalars; /* backend memory, SCALAR_COUNT (backend.h) */
 
   activation_memory memory;
@@ -313,10 +330,12 @@ typedef struct unet {
  * images of height x width (multiples of 32). Parameters are initialised from
  * seed as the twin does (kaiming/xavier, BN 1/0). */
 unet *unet_create(const backend *be, const unet_config *config, uint64_t seed);
-/* Call after anything writes m->params (optimiser step, checkpoint load, broadcast, a test):
- * the next forward remakes the compute-precision copy. */
+/* Call after anything writes m->params or m->buffers (optimiser step, checkpoint load,
+ * broadcast, a test): the next forward remakes the compute-precision copy (and an inference
+ * model's folded convolutions). */
 void unet_weights_changed(unet *m);
-/* Remakes the compute-precision copy now (queued on the backend) if a change was marked. */
+/* Remakes the compute-precision copy and the folded convolutions now (queued on the backend) if
+ * a change was marked. */
 void unet_refresh_compute_weights(unet *m);
 /* The step's scalars (backend.h, SCALAR_*), read back from the backend: once per step. */
 void unet_read_scalars(const unet *m, double scalars[SCALAR_COUNT]);

@@ -116,6 +116,21 @@ void bn_layer_init(unet *m, bn_layer *bn, const char *name, int channels) {
   m->batch_stat_count += 2 * (size_t)channels;
 }
 
+/* Room for the unit's folded weights (aligned to 8 elements, 16 bytes in bf16, as Tensor Core
+ * kernels like their operands) and bias. */
+static void folded_unit_add(folded_convs *f, conv_bn *u) {
+  const conv_desc *d = &u->conv.desc;
+  u->folded_weight = f->weight_total;
+  f->weight_total += ((size_t)d->out_channels * d->in_channels * d->kernel * d->kernel + 7) / 8 * 8;
+  u->folded_bias = f->bias_total;
+  f->bias_total += (size_t)d->out_channels;
+  if (f->count == f->capacity) {
+    f->capacity = f->capacity ? 2 * f->capacity : 32;
+    f->units = fp_realloc(f->units, (size_t)f->capacity * sizeof *f->units);
+  }
+  f->units[f->count++] = u;
+}
+
 /* Inferring, batch norm runs in place, so out shares conv_out's buffer unless kept. */
 void conv_bn_init(unet *m, conv_bn *u, const char *conv_name, const char *bn_name, const tensor *x,
                   conv_bn_spec spec) {
@@ -129,6 +144,7 @@ void conv_bn_init(unet *m, conv_bn *u, const char *conv_name, const char *bn_nam
     return;
   }
   bn_layer_init(m, &u->bn, bn_name, c);
+  if (m->mode == UNET_INFERENCE) folded_unit_add(&m->folded, u);
   add_activation(m, &u->conv_out, ACTIVATION_TRANSIENT, NULL, c, h, w);
   if (spec.kept)
     add_activation(m, &u->out, ACTIVATION_KEPT, NULL, c, h, w);
@@ -344,6 +360,11 @@ unet *unet_create(const backend *be, const unet_config *config, uint64_t seed) {
       m->compute == FP_F32 ? (void *)m->params : be->alloc(m->compute, m->param_list.total);
   m->scalars = be->alloc(FP_F64, SCALAR_COUNT);
   m->grad_final = fp_calloc((size_t)m->param_list.count, 1);
+  m->folded.enabled = m->mode == UNET_INFERENCE;
+  if (m->folded.count) {
+    m->folded.weights = be->alloc(m->compute, m->folded.weight_total);
+    m->folded.biases = be->alloc(FP_F32, m->folded.bias_total);
+  }
   init_parameters(m, seed);
   unet_set_dropout_draw(m, 0, 0);
   return m;
@@ -359,12 +380,29 @@ size_t unet_trained_from(const unet *m) {
 
 void unet_weights_changed(unet *m) {
   m->compute_params_stale = m->compute != FP_F32;
+  m->folded.stale = m->folded.enabled;
+}
+
+static void fold_batch_norms(unet *m) {
+  const float *p = m->params, *b = m->buffers;
+  size_t element = fp_dtype_size(m->compute);
+  for (int i = 0; i < m->folded.count; i++) {
+    const conv_bn *u = m->folded.units[i];
+    m->be->batchnorm_fold(&u->conv.desc, p + u->conv.weight,
+                          u->conv.has_bias ? p + u->conv.bias : NULL, p + u->bn.gamma,
+                          p + u->bn.beta, b + u->bn.running_mean, b + u->bn.running_var, m->bn_eps,
+                          (char *)m->folded.weights + u->folded_weight * element, m->compute,
+                          m->folded.biases + u->folded_bias);
+  }
+  m->folded.stale = 0;
 }
 
 void unet_refresh_compute_weights(unet *m) {
-  if (!m->compute_params_stale) return;
-  m->be->convert(m->compute_params, m->compute, m->params, FP_F32, m->param_list.total);
-  m->compute_params_stale = 0;
+  if (m->compute_params_stale) {
+    m->be->convert(m->compute_params, m->compute, m->params, FP_F32, m->param_list.total);
+    m->compute_params_stale = 0;
+  }
+  if (m->folded.stale) fold_batch_norms(m);
 }
 
 void unet_read_scalars(const unet *m, double scalars[SCALAR_COUNT]) {
@@ -407,13 +445,15 @@ void unet_destroy(unet *m) {
   branches_release(m);
   for (int s = 0; s < UNET_RING_SLOTS; s++)
     if (m->memory.ring[s]) be->release(m->memory.ring[s]);
-  void *buffers[] = {m->memory.scratch, m->grads,      m->batch_stats, m->buffers,   m->scalars,
-                     m->sync.scratch,   m->sync.scale, m->sync.shift,  m->sync.means};
+  void *buffers[] = {m->memory.scratch, m->grads,          m->batch_stats,  m->buffers,
+                     m->scalars,        m->sync.scratch,   m->sync.scale,   m->sync.shift,
+                     m->sync.means,     m->folded.weights, m->folded.biases};
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
     if (buffers[i]) be->release(buffers[i]);
   if (m->compute_params != m->params) be->release(m->compute_params);
   be->release(m->params);
   free(m->grad_final);
+  free(m->folded.units);
   free(m->param_list.items);
   free(m->buffer_list.items);
   free(m);

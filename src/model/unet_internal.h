@@ -35,6 +35,9 @@ void conv_bn_init(unet *m, conv_bn *u, const char *conv_name, const char *bn_nam
                   conv_bn_spec spec);
 
 void conv_bn_forward(unet *m, conv_bn *u, const tensor *x, int training);
+/* Inference models (unet.folded): u->out = relu?(conv(x) with the BN folded in + residual);
+ * residual may be NULL. */
+void conv_bn_forward_fused(unet *m, conv_bn *u, const tensor *x, const tensor *residual, int relu);
 /* grad_out is consumed (ReLU backward runs in place on it); grad_x may be NULL when the input
  * needs no gradient. Marks the unit's parameter gradients final. */
 void conv_bn_backward(unet *m, conv_bn *u, const tensor *x, tensor *grad_out, tensor *grad_x);

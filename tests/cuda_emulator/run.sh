@@ -13,8 +13,8 @@ set -eu
 source_dir=${1:?usage: run.sh SOURCE_DIR BUILD_DIR [REGEX]}
 build=${2:?usage: run.sh SOURCE_DIR BUILD_DIR [REGEX]}
 tests=${3:-.}
-targets="test_gradcheck test_gradcheck_heads test_step_ops test_inference test_graph test_staging
-  test_class_statistics test_twin test_collective_nccl"
+targets="test_gradcheck test_gradcheck_heads test_step_ops test_inference test_fused_conv test_graph
+  test_staging test_class_statistics test_twin test_collective_nccl"
 cmake -S "$source_dir" -B "$build" -DFP_CUDA_EMULATOR=ON -DCMAKE_BUILD_TYPE=Release \
   >"$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
 grep -q 'CUDA backend on the host emulator' "$build.configure.log" ||
