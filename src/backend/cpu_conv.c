@@ -205,13 +205,13 @@ static void fused_conv_create(fused_conv_entry *e, const conv_desc *d, const ten
   dnnl_primitive_attr_t attr = epilogue_attr(key->residual, key->relu);
   dnnl_convolution_desc_t desc;
   DNNL_CHECK(dnnl_convolution_forward_desc_init(
-      &desc, dnnl_forward_inference,
+      &desc, dnnl_forward_training,
       winograd_suits(d, y) ? dnnl_convolution_winograd : dnnl_convolution_direct, &src_any,
       &weights_any, bias, &dst_any, strides, padding, padding));
   dnnl_primitive_desc_t probe;
   dnnl_status_t status = dnnl_primitive_desc_create(&probe, &desc, attr, cpu.engine, NULL);
   if (status == dnnl_unimplemented) /* Winograd without these post-ops */
-    DNNL_CHECK(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference,
+    DNNL_CHECK(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_training,
                                                   dnnl_convolution_direct, &src_any, &weights_any,
                                                   bias, &dst_any, strides, padding, padding));
   else
