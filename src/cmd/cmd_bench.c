@@ -18,7 +18,7 @@ static void usage(FILE *out) {
                "] [--height H] [--width W] [--batch B] [--threads T]\n"
                "             [--classes K] [--warmup N] [--steps N] [--infer-batches N]\n"
                "             [--backend auto|cpu|cuda] [--precision auto|fp32|bf16|fp16]\n"
-               "             [--graphs 0|1]\n"
+               "             [--graphs 0|1] [--fold 0|1]\n"
                "Times training steps (forward, weighted cross-entropy, backward, AdamW) of a\n"
                "training model and inference batches (forward, argmax) of an inference-only model\n"
                "of the U-Net on synthetic data and prints one line:\n"
@@ -31,7 +31,10 @@ static void usage(FILE *out) {
                "as train and parse_catalog do, so device backends are timed to completion.\n"
                "--graphs 1 (default): on a device backend, each step and each batch after the\n"
                "first is replayed as a device graph (CUDA graph); graphs=T/I in the line says\n"
-               "whether the timed training steps / inference batches were (0 on the CPU).\n");
+               "whether the timed training steps / inference batches were (0 on the CPU).\n"
+               "--fold 1 (default): the inference model folds batch norm into the convolutions\n"
+               "and fuses bias, residual add and ReLU into them, as evaluate and parse_catalog\n"
+               "do; 0 runs them as separate ops (fold=<0|1> in the line).\n");
 }
 
 typedef struct bench_data {
@@ -152,7 +155,7 @@ static double time_inference(const backend *be, unet_config config, int batches,
 int main(int argc, char **argv) {
   const char *arch_name = "r34", *backend_name = "auto", *precision_name = "auto";
   int height = 288, width = 192, batch = 8, threads = 0, classes = 59;
-  int warmup = 2, steps = 5, infer_batches = 5, graphs = 1;
+  int warmup = 2, steps = 5, infer_batches = 5, graphs = 1, fold = 1;
   cli_option options[] = {
       {"--arch", CLI_STRING, &arch_name, 0, 0},
       {"--height", CLI_INT, &height, 32, 8192},
@@ -166,6 +169,7 @@ int main(int argc, char **argv) {
       {"--backend", CLI_STRING, &backend_name, 0, 0},
       {"--precision", CLI_STRING, &precision_name, 0, 0},
       {"--graphs", CLI_INT, &graphs, 0, 1},
+      {"--fold", CLI_INT, &fold, 0, 1},
   };
   if (cli_parse(argc, argv, options, sizeof options / sizeof options[0], usage) != argc) {
     usage(stderr);
@@ -188,15 +192,16 @@ int main(int argc, char **argv) {
                         .height = height,
                         .width = width,
                         .compute = rt.compute,
-                        .mode = UNET_TRAINING};
+                        .mode = UNET_TRAINING,
+                        .unfolded = !fold};
   int train_graphed = 0, infer_graphed = 0;
   double step_s = time_training(rt.be, config, warmup, steps, graphs, &train_graphed);
   double batch_s = time_inference(rt.be, config, infer_batches, graphs, &infer_graphed);
   printf("engine=c arch=%s height=%d width=%d batch=%d threads=%d backend=%s precision=%s "
          "train_img_s=%.3f infer_img_s=%.3f train_step_s=%.3f infer_batch_s=%.3f "
-         "reference_primitives=%d graphs=%d/%d\n",
+         "reference_primitives=%d graphs=%d/%d fold=%d\n",
          arch_name, height, width, batch, omp_get_max_threads(), rt.be->name,
          runtime_precision_name(rt.compute), batch / step_s, batch / batch_s, step_s, batch_s,
-         rt.be->reference_primitive_count(), train_graphed, infer_graphed);
+         rt.be->reference_primitive_count(), train_graphed, infer_graphed, fold);
   return 0;
 }

@@ -83,7 +83,7 @@ typedef struct conv_bn {
  * (conv2d_forward_fused). The folded weights are remade from the master weights and running
  * statistics before the first forward after unet_weights_changed. */
 typedef struct folded_convs {
-  int enabled; /* inference mode */
+  int enabled; /* inference mode, unless unet_config.unfolded */
   int stale;
   conv_bn **units; /* the units with batch norm, in build order */
   int count, capacity;
@@ -245,6 +245,9 @@ typedef struct unet_config {
   fp_dtype compute; /* FP_F32 or FP_BF16 */
   unet_mode mode;
   branch_config branches; /* mode BRANCHES_NONE (zero): the plain U-Net */
+  /* inference mode: batch norm, residual add and ReLU as ops of their own, as a training model
+   * runs its eval passes (bench --fold 0, and the reference in tests), not folded (unet.folded) */
+  int unfolded;
 } unet_config;
 
 /* Inference mode: how many buffers the transient activations take turns in. Four is what the

@@ -144,7 +144,7 @@ void conv_bn_init(unet *m, conv_bn *u, const char *conv_name, const char *bn_nam
     return;
   }
   bn_layer_init(m, &u->bn, bn_name, c);
-  if (m->mode == UNET_INFERENCE) folded_unit_add(&m->folded, u);
+  if (m->folded.enabled) folded_unit_add(&m->folded, u);
   add_activation(m, &u->conv_out, ACTIVATION_TRANSIENT, NULL, c, h, w);
   if (spec.kept)
     add_activation(m, &u->out, ACTIVATION_KEPT, NULL, c, h, w);
@@ -348,6 +348,7 @@ unet *unet_create(const backend *be, const unet_config *config, uint64_t seed) {
   m->bn_momentum = 0.1f;
   m->bn_eps = 1e-5f;
   m->br.dropout_seed = seed;
+  m->folded.enabled = m->mode == UNET_INFERENCE && !config->unfolded;
   build_layers(m, config);
   allocate_activations(m);
   m->params = be->alloc(FP_F32, m->param_list.total);
@@ -360,7 +361,6 @@ unet *unet_create(const backend *be, const unet_config *config, uint64_t seed) {
       m->compute == FP_F32 ? (void *)m->params : be->alloc(m->compute, m->param_list.total);
   m->scalars = be->alloc(FP_F64, SCALAR_COUNT);
   m->grad_final = fp_calloc((size_t)m->param_list.count, 1);
-  m->folded.enabled = m->mode == UNET_INFERENCE;
   if (m->folded.count) {
     m->folded.weights = be->alloc(m->compute, m->folded.weight_total);
     m->folded.biases = be->alloc(FP_F32, m->folded.bias_total);
