@@ -1,8 +1,7 @@
 #!/bin/bash
 # bench_gpu.sh BUILD BATCH PYTHON [COMPILE_MODE]: ResNet34 U-Net 288x192, bf16, train and
 # inference at one batch size. Without COMPILE_MODE: the engines alternated in one run, C without
-# CUDA graphs and C without folded batch norm once each (batch 64), then two rounds of C and
-# PyTorch eager AMP channels_last. With it:
+# CUDA graphs once (batch 64), then two rounds of C and PyTorch eager AMP channels_last. With it:
 # PyTorch under torch.compile(mode=COMPILE_MODE) once, compiled in its untimed warm-up (its
 # warmup_s), the inductor cache kept in BUILD for the next batch size; its log in BUILD. One line
 # per run, as bench and tests/twin/bench_torch.py print them.
@@ -19,11 +18,9 @@ if [ -n "$COMPILE_MODE" ]; then
   exit 1
 fi
 status=0
-# the C engine without CUDA graphs, and inference without batch norm folded into the
-# convolutions, once each (at batch 64 only, for time), to show what they bring
+# the C engine without CUDA graphs once (at batch 64 only, for time), to show what they bring
 if [ "$BATCH" = 64 ]; then
   "$BUILD/bench" $COMMON --backend cuda --precision bf16 --graphs 0 || status=1
-  "$BUILD/bench" $COMMON --backend cuda --precision bf16 --fold 0 || status=1
 fi
 for round in 1 2; do
   "$BUILD/bench" $COMMON --backend cuda --precision bf16 || status=1

@@ -10,8 +10,8 @@
 #      train and parse_catalog end to end from the bundle (tests/gpu/pipeline.sh): parse_catalog
 #      on the GPU against the CPU, and its throughput from JPEG to HDF5;
 #   4. benchmarks ResNet34 U-Net 288x192, batch 64 and 128, train and inference, bf16: C against
-#      PyTorch eager AMP channels_last (cudnn.benchmark), alternated in one run, then with the
-#      time left torch.compile, modes default and max-autotune (batch 64, then batch 128 in the
+#      PyTorch eager AMP channels_last (cudnn.benchmark), alternated in one run, C's inference
+#      with batch norm unfolded (bench --fold 0) once, then with the time left torch.compile, modes default and max-autotune (batch 64, then batch 128 in the
 #      last that finished: one failing is reported, both failing counted); and the GPU's bf16
 #      matrix-product rate;
 #   5. writes everything to one report, $OUT/gpu_report.md (else build-gpu/gpu_report.md), to be
@@ -201,6 +201,11 @@ print('bf16_matmul_tflops=%.1f' % (2 * 8192**3 / s / 1e12))" || failures=$((fail
     step "benchmark r34 288x192 batch $batch bf16: C and PyTorch eager AMP channels_last" 200 \
       "$ROOT/tests/gpu/bench_gpu.sh" "$BUILD" "$batch" "$PYTHON" || failures=$((failures + 1))
   done
+  # what folding batch norm into the convolutions brings to inference (bench's inference model
+  # folds it, as parse_catalog's does): the same batches unfolded, training cut to one step
+  step "inference r34 288x192 batch 64 bf16 with batch norm unfolded (bench --fold 0)" 90 \
+    "$BUILD/bench" --arch r34 --height 288 --width 192 --batch 64 --warmup 0 --steps 1 \
+    --infer-batches 10 --backend cuda --precision bf16 --fold 0 || failures=$((failures + 1))
   # torch.compile last, with what is left, at batch 64 first: mode default (compiles faster),
   # then max-autotune (every convolution and matrix product tuned: its compilation has never
   # been timed on this model), then batch 128 in the last mode that finished
