@@ -27,7 +27,7 @@ static void usage(FILE *out) {
   fprintf(out,
           "usage: evaluate --checkpoint FILE.h5 --data DATASET.h5 [--split val|test|train|all]\n"
           "                [--batch N] [--limit N] [--threads T]\n"
-          "                [--backend auto|cpu] [--precision auto|fp32|bf16|fp16]\n"
+          "                [--backend auto|cpu|cuda] [--precision auto|fp32|bf16|fp16]\n"
           "                [--prior-csv FILE --prior-table FILE] [--confusion OUT.csv|OUT.h5]\n"
           "                [--ground-truth-injection]\n"
           "Runs the checkpoint's model in inference mode over a split of an HDF5 dataset\n"
@@ -44,7 +44,8 @@ static void usage(FILE *out) {
           "CSV, OUT.h5 (or .hdf5) HDF5 datasets /counts, /row_percent, /column_percent and\n"
           "/class_names; written to OUT.tmp, then renamed. docs/evaluate.md: every field.\n"
           "Defaults: --split val, --batch 8, --limit 0 (all), threads = all cores,\n"
-          "--backend auto, --precision auto (bf16 where the CPU has AMX-BF16, else fp32).\n"
+          "--backend auto, --precision auto (bf16 where the CPU has AMX-BF16 or is an AMD\n"
+          "one with AVX512-BF16, or the GPU has bf16 Tensor Cores, else fp32).\n"
           "With --prior-csv (id,product_type per image) and --prior-table (product type ->\n"
           "allowed classes, jobs/category_prior/README.md) it also reports the same metrics\n"
           "with the category prior applied to the logits, and each class's IoU without and\n"

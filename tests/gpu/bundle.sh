@@ -2,8 +2,8 @@
 # Makes the pipeline bundle that lets tests/gpu/run.sh run `train` and `parse_catalog` end to end
 # on the GPU machine, which has no HDF5, MPI, oneDNN or image libraries and no installer: on a
 # machine with our Debian packages and the CUDA toolkit (nvcc, cuDNN, cuBLAS, NCCL), it
-#   1. builds train, parse_catalog, compare_masters and the NCCL collective test (Release, sm_90
-#      and sm_80; and ingest, run here for the data);
+#   1. builds train, evaluate, parse_catalog, compare_masters and the NCCL collective test
+#      (Release, sm_90 and sm_80; and ingest, run here for the data);
 #   2. collects every shared library they load except glibc's and CUDA's own (cudart, cuDNN,
 #      cuBLAS, NCCL: the GPU machine's wheels and toolkit provide those), the gcc runtime apart
 #      (used only where the machine has none), Open MPI's component plugins (a singleton
@@ -28,14 +28,14 @@ grep -q 'CUDA toolkit with cuDNN, cuBLAS and NCCL found' "$BUILD/configure.log" 
   echo "bundle.sh: this machine's build has no CUDA backend (see $BUILD/configure.log)" >&2
   exit 1
 }
-cmake --build "$BUILD" -j "$(nproc)" --target train parse_catalog compare_masters \
+cmake --build "$BUILD" -j "$(nproc)" --target train evaluate parse_catalog compare_masters \
   test_collective_nccl ingest \
   >"$BUILD/build.log" 2>&1 || { grep -m 10 -A 5 -E 'error|Error' "$BUILD/build.log"; exit 1; }
 
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/bin" "$STAGE/lib" "$STAGE/gcc-runtime" "$STAGE/data/photos"
-cp "$BUILD/train" "$BUILD/parse_catalog" "$BUILD/compare_masters" \
+cp "$BUILD/train" "$BUILD/evaluate" "$BUILD/parse_catalog" "$BUILD/compare_masters" \
   "$BUILD/tests/collective/test_collective_nccl" "$STAGE/bin/"
 MPI_LIB=$(ldd "$BUILD/parse_catalog" | awk '/libmpi\.so/ {print $3}')
 MPI_PLUGINS=$(dirname "$MPI_LIB")/openmpi/lib/openmpi3

@@ -1,10 +1,13 @@
 #!/bin/bash
-# The pipeline part of the GPU check: `train` and `parse_catalog` end to end from the bundle of
-# tests/gpu/bundle.sh (programs built elsewhere, with their HDF5, Open MPI, oneDNN and image
-# libraries and the data), on a machine that has none of those libraries:
+# The pipeline part of the GPU check: `train`, `evaluate` and `parse_catalog` end to end from the
+# bundle of tests/gpu/bundle.sh (programs built elsewhere, with their HDF5, Open MPI, oneDNN and
+# image libraries and the data), on a machine that has none of those libraries:
 #   0. the NCCL collective test (tests/collective) with one rank, on the GPU's memory;
 #   1. train: ResNet34 U-Net 288x192 on the bundle's 64 CCP images, bf16, CUDA graphs, 3 epochs;
-#   2. parse_catalog of 64 photos with that checkpoint on the CPU (fp32) and on the GPU (fp32,
+#   2. evaluate of that checkpoint over the 64 images on the CPU (fp32) and on the GPU (fp32,
+#      bf16): the confusion matrices must count the same labelled pixels and show at least
+#      99.9 % (fp32) and 95 % (bf16) of them predicted as on the CPU, the bounds of 3 below;
+#   3. parse_catalog of 64 photos with that checkpoint on the CPU (fp32) and on the GPU (fp32,
 #      then bf16); compare_masters holds the GPU's masks against the CPU's: fp32 must agree on
 #      at least 99.9 % of the photo pixels, bf16 on at least 95 %. Why: only near-ties of the top
 #      two classes can flip. Measured on the CPU with this bundle (train 1 epoch on 2 cores),
@@ -12,9 +15,9 @@
 #      two backends differs by summation order only (~1e-6 relative, the twins' bound is 1e-3),
 #      which flips ~1e-5 of them: 99.9 % leaves two orders of magnitude, and 95 % leaves a GPU's
 #      bf16 seven times the CPU's flips while a wrong layout or normalisation agrees on far less;
-#   3. parse_catalog's throughput from JPEG to HDF5: 10,240 photos (the 256, linked 40 times
+#   4. parse_catalog's throughput from JPEG to HDF5: 10,240 photos (the 256, linked 40 times
 #      under other names), bf16, batch 128, with all the CPU cores and with half of them.
-# Without a GPU (the rehearsal) it runs 1 and 2 on the CPU only: the bundle's self-containment.
+# Without a GPU (the rehearsal) it runs 1 to 3 on the CPU only: the bundle's self-containment.
 # A GPU run that fails with CUDA graphs counts as a failure and is run again without them, so
 # that one fault there leaves the rest measured.
 # Usage: tests/gpu/pipeline.sh BUNDLE.tar.xz WORK_DIR
@@ -128,6 +131,51 @@ parse_gpu() { # as parse; a failure with CUDA graphs is counted and run again wi
   GRAPHS=false
   parse "$@"
 }
+
+# evaluate_on NAME BACKEND PRECISION: the checkpoint over all 64 images, its confusion matrix to
+# confusion_NAME.csv; prints the summary
+evaluate_on() {
+  bundled "$BIN/evaluate" --checkpoint "$CHECKPOINT" --data "$WORK/data/ccp_288x192.h5" \
+    --split all --batch 16 --threads "$CORES" --backend "$2" --precision "$3" \
+    --confusion "$WORK/confusion_$1.csv" >"$WORK/evaluate_$1.log" 2>&1 ||
+    { tail -20 "$WORK/evaluate_$1.log"; return 1; }
+  grep -E '^evaluate:|^pixel_accuracy|^miou_|^labelled_pixels' "$WORK/evaluate_$1.log"
+}
+# predictions_agree BASE OTHER MINIMUM: both confusion matrices count the same labelled pixels,
+# and at least MINIMUM of them kept their predicted class. A pixel predicted differently moves
+# one count within its row, so half the L1 distance of the two count matrices is a lower bound
+# on such pixels. MINIMUM as for parse_catalog's masks below: 0.999 fp32, 0.95 bf16.
+predictions_agree() {
+  awk -F, -v minimum="$3" '
+    FNR == 1 {file++; row = 0; in_counts = 1; next}
+    in_counts && $0 == "" {in_counts = 0}
+    in_counts {row++; for (k = 2; k <= NF; k++) {count[file, row, k] = $k; total[file] += $k}}
+    END {
+      for (key in count) {split(key, at, SUBSEP); if (at[1] == 1) {
+        d = count[key] - count[2, at[2], at[3]]; moved += d < 0 ? -d : d}}
+      moved /= 2
+      kept = total[1] > 0 ? 1 - moved / total[1] : 0
+      printf "confusion counts: %d and %d labelled pixels, at least %d predicted differently: " \
+        "kept %.6f (at least %s)\n", total[1], total[2], moved, kept, minimum
+      exit !(total[1] > 0 && total[1] == total[2] && kept >= minimum)
+    }' "$WORK/confusion_$1.csv" "$WORK/confusion_$2.csv"
+}
+
+section "evaluate: the checkpoint on the CPU (fp32) and the GPU (fp32, bf16), predictions compared"
+evaluate_on cpu_fp32 cpu fp32 || fail "evaluate on the CPU"
+if [ $GPU = 1 ]; then
+  for precision in fp32 bf16; do
+    minimum=0.999
+    [ $precision = bf16 ] && minimum=0.95
+    evaluate_on gpu_$precision cuda $precision ||
+      { fail "evaluate on the GPU ($precision)"; continue; }
+    predictions_agree cpu_fp32 gpu_$precision $minimum ||
+      fail "evaluate: GPU $precision against the CPU"
+  done
+else
+  evaluate_on cpu_fp32_again cpu fp32 && predictions_agree cpu_fp32 cpu_fp32_again 1 ||
+    fail "evaluate: the CPU against itself"
+fi
 
 section "parse_catalog: 64 photos on the CPU (fp32) and the GPU (fp32, bf16), masks compared"
 PHOTOS=$WORK/data/photos

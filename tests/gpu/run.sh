@@ -7,12 +7,14 @@
 #   3. runs the GPU tests: every op's gradient check on CUDA (also under compute-sanitizer when it
 #      works there), the inference-model check, and the C engine on the GPU against the PyTorch
 #      twin in f32 (TF32 off), bf16 and fp16 (loss scale 2^10), and an fp16 bench run; then
-#      train and parse_catalog end to end from the bundle (tests/gpu/pipeline.sh): parse_catalog
-#      on the GPU against the CPU, and its throughput from JPEG to HDF5;
+#      train, evaluate and parse_catalog end to end from the bundle (tests/gpu/pipeline.sh):
+#      evaluate's and parse_catalog's predictions on the GPU against the CPU's, and
+#      parse_catalog's throughput from JPEG to HDF5;
 #   4. benchmarks ResNet34 U-Net 288x192, batch 64 and 128, train and inference, bf16: C against
 #      PyTorch eager AMP channels_last (cudnn.benchmark), alternated in one run, C's inference
-#      with batch norm unfolded (bench --fold 0) once, then with the time left torch.compile, modes default and max-autotune (batch 64, then batch 128 in the
-#      last that finished: one failing is reported, both failing counted); and the GPU's bf16
+#      with batch norm unfolded (bench --fold 0) once, then with the time left torch.compile,
+#      modes default and max-autotune (batch 64, then batch 128 in the last that finished: one
+#      failing is reported, both failing counted); and the GPU's bf16
 #      matrix-product rate;
 #   5. writes everything to one report, $OUT/gpu_report.md (else build-gpu/gpu_report.md), to be
 #      committed as results/gpu_<date>_<gpu>.md.
@@ -66,7 +68,13 @@ step() {
   timeout "$limit" "$@" >"$BUILD/step.log" 2>&1 || rc=$?
   tail -c 12000 "$BUILD/step.log" | tee -a "$REPORT"
   say '```'
-  if [ $rc -eq 0 ]; then say "result: ok"; elif [ $rc -eq 124 ]; then say "result: TIMED OUT after $limit s"; else say "result: FAILED (exit $rc)"; fi
+  if [ $rc -eq 0 ]; then
+    say "result: ok"
+  elif [ $rc -eq 124 ]; then
+    say "result: TIMED OUT after $limit s"
+  else
+    say "result: FAILED (exit $rc)"
+  fi
   return $rc
 }
 
@@ -77,15 +85,17 @@ say "# GPU check report ($(date -u +%Y-%m-%dT%H:%MZ), commit $COMMIT)"
 say ""
 say "## Machine"
 say '```'
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | tee -a "$REPORT"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 |
+  tee -a "$REPORT"
 NVCC=$(command -v nvcc || echo "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc")
 "$NVCC" --version 2>&1 | tail -2 | tee -a "$REPORT"
 cmake --version | head -1 | tee -a "$REPORT"
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) x $(nproc)" | tee -a "$REPORT"
 "$PYTHON" - <<'PY' 2>&1 | tee -a "$REPORT"
 import torch
-print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(),
-      "nccl", ".".join(map(str, torch.cuda.nccl.version())) if torch.cuda.is_available() else "-")
+nccl = ".".join(map(str, torch.cuda.nccl.version())) if torch.cuda.is_available() else "-"
+print("torch", torch.__version__, "cuda", torch.version.cuda,
+      "cudnn", torch.backends.cudnn.version(), "nccl", nccl)
 print("device", torch.cuda.get_device_name() if torch.cuda.is_available() else "none")
 import os, sysconfig  # torch.compile's Triton builds C stubs against Python.h
 print("Python.h", "found" if os.path.exists(os.path.join(sysconfig.get_paths()["include"],
@@ -155,11 +165,11 @@ if [ $TESTS -eq 1 ]; then
   step "fp16 mixed precision runs (bench r18 64x64)" 60 "$BUILD/bench" \
     --backend cuda --precision fp16 --arch r18 --height 64 --width 64 --batch 4 --warmup 1 \
     --steps 2 --infer-batches 2 || failures=$((failures + 1))
-  # train and parse_catalog end to end, from the bundle of tests/gpu/bundle.sh (this machine has
-  # no HDF5, MPI or image libraries to build them with)
+  # train, evaluate and parse_catalog end to end, from the bundle of tests/gpu/bundle.sh (this
+  # machine has no HDF5, MPI or image libraries to build them with)
   BUNDLE=${FP_GPU_BUNDLE:-$ROOT/.gpu-bundle/pipeline.tar.xz}
   if [ -f "$BUNDLE" ]; then
-    step "pipeline: train and parse_catalog from the bundle (tests/gpu/pipeline.sh)" 180 \
+    step "pipeline: train, evaluate, parse_catalog from the bundle (tests/gpu/pipeline.sh)" 180 \
       env PYTHON="$PYTHON" "$ROOT/tests/gpu/pipeline.sh" "$BUNDLE" "$BUILD/pipeline" ||
       failures=$((failures + 1))
     made_at=$(sed -n 's/^commit \([^ ]*\).*/\1/p' "$BUILD/step.log" | head -1)
