@@ -11,15 +11,15 @@ static const float *logits_as_nchw(const tensor *logits) {
   return cpu_plain_input(logits, CPU_WS_INPUT);
 }
 
-enum { LOSS_TILE = 64 };
+enum { PIXEL_TILE = 64 };
 
-/* One tile of up to LOSS_TILE neighbouring pixels of one image, so that every
+/* One tile of up to PIXEL_TILE neighbouring pixels of one image, so that every
  * inner loop runs over contiguous pixels and vectorises. grad (may be NULL)
  * receives weight * (softmax - onehot), unnormalised. */
 static void loss_tile(const float *x, const uint8_t *labels, size_t plane, int classes, int count,
                       const float *class_weights, int ignore_label, float *grad,
                       double *weighted_nll, double *weight_sum) {
-  float max_logit[LOSS_TILE], sum[LOSS_TILE], weight[LOSS_TILE];
+  float max_logit[PIXEL_TILE], sum[PIXEL_TILE], weight[PIXEL_TILE];
   for (int i = 0; i < count; i++) max_logit[i] = x[i];
   for (int k = 1; k < classes; k++)
     for (int i = 0; i < count; i++) max_logit[i] = fmaxf(max_logit[i], x[k * plane + i]);
@@ -40,6 +40,23 @@ static void loss_tile(const float *x, const uint8_t *labels, size_t plane, int c
       grad[k * plane + i] = weight[i] * (expf(x[k * plane + i] - max_logit[i]) / sum[i]);
   for (int i = 0; i < count; i++)
     if (labels[i] != ignore_label) grad[labels[i] * plane + i] -= weight[i];
+}
+
+/* Tile t of images whose planes hold `plane` pixels each: its image, first pixel in the plane
+ * and pixel count (the last tile of a plane may be partial). */
+typedef struct pixel_tile {
+  size_t image, first;
+  int count;
+} pixel_tile;
+
+static size_t tiles_per_plane(size_t plane) {
+  return (plane + PIXEL_TILE - 1) / PIXEL_TILE;
+}
+
+static pixel_tile tile_at(size_t t, size_t plane) {
+  pixel_tile tile = {t / tiles_per_plane(plane), (t % tiles_per_plane(plane)) * PIXEL_TILE, 0};
+  tile.count = (int)(plane - tile.first < PIXEL_TILE ? plane - tile.first : PIXEL_TILE);
+  return tile;
 }
 
 static void scale_floats(float *x, size_t count, float factor) {
@@ -66,16 +83,14 @@ void cpu_softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
                ? grad_logits->data
                : cpu_workspace(CPU_WS_OUTPUT, tensor_count(logits) * sizeof(float));
   }
-  const size_t tiles_per_image = (plane + LOSS_TILE - 1) / LOSS_TILE;
-  const size_t tiles = tiles_per_image * logits->n;
+  const size_t tiles = tiles_per_plane(plane) * logits->n;
   double weighted_nll = 0.0, weight_sum = 0.0;
 #pragma omp parallel for reduction(+ : weighted_nll, weight_sum) schedule(static)
   for (size_t t = 0; t < tiles; t++) {
-    size_t n = t / tiles_per_image, first = (t % tiles_per_image) * LOSS_TILE;
-    int count = (int)(plane - first < LOSS_TILE ? plane - first : LOSS_TILE);
-    size_t offset = n * classes * plane + first;
-    loss_tile(x + offset, labels + n * plane + first, plane, classes, count, class_weights,
-              ignore_label, grad ? grad + offset : NULL, &weighted_nll, &weight_sum);
+    pixel_tile tile = tile_at(t, plane);
+    size_t offset = tile.image * classes * plane + tile.first;
+    loss_tile(x + offset, labels + tile.image * plane + tile.first, plane, classes, tile.count,
+              class_weights, ignore_label, grad ? grad + offset : NULL, &weighted_nll, &weight_sum);
   }
   scalars[SCALAR_LOSS] = weight_sum > 0.0 ? weighted_nll / weight_sum : 0.0;
   scalars[SCALAR_LOSS_WEIGHT] = weight_sum;
@@ -91,23 +106,45 @@ void cpu_softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
   }
 }
 
+/* The argmax over the channels of one tile of up to PIXEL_TILE neighbouring pixels (the first
+ * channel wins ties) and, when confidence is not NULL, the softmax probability of that channel,
+ * summed over the channels in order. Every inner loop runs over contiguous pixels: walking one
+ * pixel through its channels, `plane` floats apart, took 1.7x as long (perf, r34 inference). */
+static void argmax_tile(const float *x, size_t plane, int classes, int count, uint8_t *predictions,
+                        float *confidence) {
+  float largest[PIXEL_TILE], sum[PIXEL_TILE];
+  int best[PIXEL_TILE];
+  for (int i = 0; i < count; i++) {
+    largest[i] = x[i];
+    best[i] = 0;
+  }
+  for (int k = 1; k < classes; k++) {
+    const float *row = x + k * plane;
+    for (int i = 0; i < count; i++) {
+      int better = row[i] > largest[i];
+      largest[i] = better ? row[i] : largest[i];
+      best[i] = better ? k : best[i];
+    }
+  }
+  for (int i = 0; i < count; i++) predictions[i] = (uint8_t)best[i];
+  if (!confidence) return;
+  for (int i = 0; i < count; i++) sum[i] = 0.0f;
+  for (int k = 0; k < classes; k++)
+    for (int i = 0; i < count; i++) sum[i] += expf(x[k * plane + i] - largest[i]);
+  for (int i = 0; i < count; i++) confidence[i] = 1.0f / sum[i];
+}
+
 void cpu_argmax_channels(const tensor *logits, uint8_t *predictions, float *confidence) {
   const int classes = logits->c;
   const size_t plane = (size_t)logits->h * logits->w;
-  const size_t pixels = plane * logits->n;
   const float *x = logits_as_nchw(logits);
+  const size_t tiles = tiles_per_plane(plane) * logits->n;
 #pragma omp parallel for schedule(static)
-  for (size_t p = 0; p < pixels; p++) {
-    const float *xp = x + (p / plane) * classes * plane + p % plane;
-    int best = 0;
-    for (int k = 1; k < classes; k++)
-      if (xp[k * plane] > xp[best * plane]) best = k;
-    predictions[p] = (uint8_t)best;
-    if (!confidence) continue;
-    const float largest = xp[best * plane];
-    float sum = 0.0f;
-    for (int k = 0; k < classes; k++) sum += expf(xp[k * plane] - largest);
-    confidence[p] = 1.0f / sum;
+  for (size_t t = 0; t < tiles; t++) {
+    pixel_tile tile = tile_at(t, plane);
+    size_t pixel = tile.image * plane + tile.first;
+    argmax_tile(x + tile.image * classes * plane + tile.first, plane, classes, tile.count,
+                predictions + pixel, confidence ? confidence + pixel : NULL);
   }
 }
 

@@ -18,7 +18,7 @@ def main():
         os.remove(old)
     subprocess.run([program, work], check=True)
     cases = sorted(glob.glob(os.path.join(work, "confidence_*.bin")))
-    assert len(cases) >= 3, cases
+    assert len(cases) >= 4, cases
     for path in cases:
         raw = np.fromfile(path, dtype=np.uint8)
         n, c, h, w, bf16 = np.frombuffer(raw[:20].tobytes(), dtype=np.int32)

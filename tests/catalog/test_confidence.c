@@ -58,11 +58,14 @@ int main(int argc, char **argv) {
   run_case(be, argv[1], 0, FP_F32, 2, 59, 7, 5); /* 59 channels: stored plain NCHW */
   run_case(be, argv[1], 1, FP_F32, 3, 16, 4, 6); /* 16 channels: stored channel-blocked */
   run_case(be, argv[1], 2, FP_F32, 1, 14, 48, 32);
+  /* planes of 143 pixels: the CPU backend's tiles of 64 neighbouring pixels end mid-plane */
+  run_case(be, argv[1], 3, FP_F32, 2, 21, 13, 11);
   char why[200];
-  int cases = 3;
+  int cases = 4;
   if (be->dtype_support(FP_BF16, why, sizeof why) != DTYPE_NOT_NATIVE) {
-    run_case(be, argv[1], 3, FP_BF16, 2, 59, 7, 5);
-    cases++;
+    run_case(be, argv[1], 4, FP_BF16, 2, 59, 7, 5);
+    run_case(be, argv[1], 5, FP_BF16, 2, 59, 9, 11);
+    cases += 2;
   }
   printf("wrote %d cases to %s\n", cases, argv[1]);
   return 0;
