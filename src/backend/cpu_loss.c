@@ -106,6 +106,12 @@ void cpu_softmax_cross_entropy(const tensor *logits, const uint8_t *labels,
   }
 }
 
+/* The confidence's sum leaves out the classes more than 32 below the largest logit (and those at
+ * -inf): at most 255 terms under e^-32 each, 4e-12 of a sum of at least 1, which moves the float
+ * sum only where it lies that close to a rounding boundary, by one ulp. Each such expf cost as
+ * much as any other, and those below -87 (subnormal results) went through glibc's slow path. */
+#define CONFIDENCE_SKIP_BELOW (-32.0f)
+
 /* The argmax over the channels of one tile of up to PIXEL_TILE neighbouring pixels (the first
  * channel wins ties) and, when confidence is not NULL, the softmax probability of that channel,
  * summed over the channels in order. Every inner loop runs over contiguous pixels: walking one
@@ -130,7 +136,10 @@ static void argmax_tile(const float *x, size_t plane, int classes, int count, ui
   if (!confidence) return;
   for (int i = 0; i < count; i++) sum[i] = 0.0f;
   for (int k = 0; k < classes; k++)
-    for (int i = 0; i < count; i++) sum[i] += expf(x[k * plane + i] - largest[i]);
+    for (int i = 0; i < count; i++) {
+      float below_largest = x[k * plane + i] - largest[i];
+      if (!(below_largest < CONFIDENCE_SKIP_BELOW)) sum[i] += expf(below_largest); /* NaN kept */
+    }
   for (int i = 0; i < count; i++) confidence[i] = 1.0f / sum[i];
 }
 
