@@ -15,29 +15,41 @@ enum { PIXEL_TILE = 64 };
 
 /* One tile of up to PIXEL_TILE neighbouring pixels of one image, so that every
  * inner loop runs over contiguous pixels and vectorises. grad (may be NULL)
- * receives weight * (softmax - onehot), unnormalised. */
+ * receives weight * (softmax - onehot), unnormalised. Each exp is computed once: with a grad,
+ * the sum's pass leaves exp(x - max) there for the gradient's pass (x is read at each element
+ * before that element is written, so grad may even be x's own memory). */
 static void loss_tile(const float *x, const uint8_t *labels, size_t plane, int classes, int count,
                       const float *class_weights, int ignore_label, float *grad,
                       double *weighted_nll, double *weight_sum) {
-  float max_logit[PIXEL_TILE], sum[PIXEL_TILE], weight[PIXEL_TILE];
+  float max_logit[PIXEL_TILE], sum[PIXEL_TILE], weight[PIXEL_TILE], label_logit[PIXEL_TILE];
   for (int i = 0; i < count; i++) max_logit[i] = x[i];
   for (int k = 1; k < classes; k++)
-    for (int i = 0; i < count; i++) max_logit[i] = fmaxf(max_logit[i], x[k * plane + i]);
-  for (int i = 0; i < count; i++) sum[i] = 0.0f;
-  for (int k = 0; k < classes; k++)
-    for (int i = 0; i < count; i++) sum[i] += expf(x[k * plane + i] - max_logit[i]);
+    for (int i = 0; i < count; i++) {
+      float logit = x[k * plane + i];
+      max_logit[i] = logit > max_logit[i] ? logit : max_logit[i];
+    }
   for (int i = 0; i < count; i++) {
     int label = labels[i];
     weight[i] = label == ignore_label ? 0.0f : class_weights[label];
-    if (label == ignore_label) continue;
-    float nll = logf(sum[i]) - (x[label * plane + i] - max_logit[i]);
+    label_logit[i] = label == ignore_label ? 0.0f : x[label * plane + i];
+    sum[i] = 0.0f;
+  }
+  for (int k = 0; k < classes; k++)
+    for (int i = 0; i < count; i++) {
+      float e = expf(x[k * plane + i] - max_logit[i]);
+      sum[i] += e;
+      if (grad) grad[k * plane + i] = e;
+    }
+  for (int i = 0; i < count; i++) {
+    if (labels[i] == ignore_label) continue;
+    float nll = logf(sum[i]) - (label_logit[i] - max_logit[i]);
     *weighted_nll += (double)weight[i] * nll;
     *weight_sum += weight[i];
   }
   if (!grad) return;
   for (int k = 0; k < classes; k++)
     for (int i = 0; i < count; i++)
-      grad[k * plane + i] = weight[i] * (expf(x[k * plane + i] - max_logit[i]) / sum[i]);
+      grad[k * plane + i] = weight[i] * (grad[k * plane + i] / sum[i]);
   for (int i = 0; i < count; i++)
     if (labels[i] != ignore_label) grad[labels[i] * plane + i] -= weight[i];
 }
