@@ -137,6 +137,11 @@ for header in cudnn.h cublas_v2.h nccl.h; do
   say "$header: from the wheel in $wheel"
 done
 export LD_LIBRARY_PATH=$PREFIX/lib64:$LIB_PATH:${LD_LIBRARY_PATH:-}
+# nvJPEG (issue 9's GPU decoding "where the library is present"): neither this project's CUDA
+# install nor PyTorch's wheels were seen to carry it; the report says whether this machine does
+nvjpeg=$(for dir in "$CUDA_TOOLKIT" $WHEEL_DIRS; do find "$dir" -name 'libnvjpeg.so*' 2>/dev/null
+  done | head -1)
+say "nvJPEG: ${nvjpeg:-not found in $CUDA_TOOLKIT nor in the nvidia-* wheels}"
 
 step "configure and build (FP_GPU_CHECK_BUILD)" 240 bash -c "
   cmake -S '$ROOT' -B '$BUILD' -G Ninja -DFP_GPU_CHECK_BUILD=ON -DFP_CUDA_ROOT='$PREFIX' \
