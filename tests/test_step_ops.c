@@ -1,12 +1,13 @@
-/* The ops with no backward of their own, against plain host references in double: the loss value
- * and its weight sum, argmax and softmax over channels, the gradient norm with clipping and the
- * non-finite flag, and Adam/AdamW with clipping. test_gradcheck covers the loss gradient; the
- * twin covers these inside whole steps, but a backend's kernel is easier to locate here; the same
- * for synchronized batch norm's per-channel steps, which train_equivalence.py covers in training.
- * Sizes are odd and large enough to span many GPU blocks (grid-stride loops, partial tiles).
- * Tolerances: f32 sums of ~1e6 terms in a different order differ by far less than 1e-5
- * relative; Adam's update is a handful of f32 operations per element, so each parameter agrees
- * to a few f32 roundings of its step (1e-6 relative to the largest parameter). */
+/* The ops with no backward of their own, against plain host references in double: the loss value,
+ * its weight sum and its gradient, argmax and softmax over channels, the gradient norm with
+ * clipping and the non-finite flag, and Adam/AdamW with clipping. test_gradcheck also covers the
+ * loss gradient (by finite differences); the twin covers these inside whole steps, but a
+ * backend's kernel is easier to locate here; the same for synchronized batch norm's per-channel
+ * steps, which train_equivalence.py covers in training. Sizes are odd and large enough to span
+ * many GPU blocks (grid-stride loops, partial tiles). Tolerances: f32 sums of ~1e6 terms in a
+ * different order differ by far less than 1e-5 relative; Adam's update is a handful of f32
+ * operations per element, so each parameter agrees to a few f32 roundings of its step (1e-6
+ * relative to the largest parameter). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,6 +338,66 @@ static void check_grad_factor(rng *r) {
   free(labels);
 }
 
+/* The cross-entropy gradient against double: grad_scale * w[t] * (softmax - onehot(t)) / sum of
+ * the weights, 0 at ignored pixels. Bound: f32 1e-5 of the largest element (a softmax in f32 is
+ * a few roundings, ~1e-7 relative, then one scaling); bf16 2^-7: storing the gradient in bf16
+ * (8 significant bits) moves each element by up to 2^-8 of itself, seen 3.87e-3. The
+ * finite differences of test_gradcheck and the twins' 1e-3 miss an f32 error of 1e-4; this
+ * does not. */
+static void check_loss_gradient(rng *r, fp_dtype type) {
+  const int n = 2, classes = 19, h = 13, w = 17; /* 221-pixel planes: partial tiles */
+  const size_t pixels = (size_t)n * h * w, count = pixels * classes, plane = (size_t)h * w;
+  const float grad_scale = 4.0f;
+  float *logits = fp_malloc(count * sizeof *logits), *got = fp_malloc(count * sizeof *got);
+  float weights[19];
+  uint8_t *labels = fp_malloc(pixels);
+  for (int k = 0; k < classes; k++) weights[k] = (float)(0.5 + rng_uniform(r));
+  for (size_t i = 0; i < count; i++) logits[i] = (float)(6.0 * rng_normal(r));
+  for (size_t p = 0; p < pixels; p++)
+    labels[p] = (uint8_t)(p % 7 == 3 ? 255 : rng_next(r) % (uint64_t)classes);
+  tensor t = tensor_shape(type, n, classes, h, w), grad = t;
+  be->tensor_alloc(&t);
+  be->tensor_alloc(&grad);
+  be->tensor_from_nchw(&t, logits);
+  be->tensor_to_nchw(&t, logits); /* as stored (bf16: rounded) */
+  uint8_t *device_labels = be->alloc(FP_U8, pixels);
+  be->upload(device_labels, labels, FP_U8, pixels);
+  float *device_weights = device_floats(weights, classes);
+  double *scalars = be->alloc(FP_F64, SCALAR_COUNT);
+  be->softmax_cross_entropy(&t, device_labels, device_weights, 255, grad_scale, NULL, &grad,
+                            scalars);
+  be->tensor_to_nchw(&grad, got);
+  double weight_sum = 0.0, worst = 0.0, largest = 0.0;
+  for (size_t p = 0; p < pixels; p++)
+    if (labels[p] != 255) weight_sum += weights[labels[p]];
+  for (size_t p = 0; p < pixels; p++) {
+    const size_t first = (p / plane) * classes * plane + p % plane;
+    double max = logits[first], sum = 0.0;
+    for (int k = 1; k < classes; k++) max = fmax(max, logits[first + k * plane]);
+    for (int k = 0; k < classes; k++) sum += exp(logits[first + k * plane] - max);
+    for (int k = 0; k < classes; k++) {
+      double want = 0.0;
+      if (labels[p] != 255)
+        want = grad_scale * weights[labels[p]] *
+               (exp(logits[first + k * plane] - max) / sum - (k == labels[p])) / weight_sum;
+      worst = fmax(worst, fabs(got[first + k * plane] - want));
+      largest = fmax(largest, fabs(want));
+    }
+  }
+  char what[96];
+  snprintf(what, sizeof what, "%s cross-entropy gradient: worst error / largest",
+           fp_dtype_name(type));
+  expect(worst <= (type == FP_F32 ? 1e-5 : 1.0 / 128) * largest, what, worst / largest, 0.0);
+  be->tensor_release(&t);
+  be->tensor_release(&grad);
+  be->release(device_labels);
+  be->release(device_weights);
+  be->release(scalars);
+  free(logits);
+  free(got);
+  free(labels);
+}
+
 /* Synchronized batch norm's per-channel steps (the all-reduces between them are the model's). */
 static void check_sync_bn_ops(rng *r) {
   enum { channels = 1031 };
@@ -390,6 +451,8 @@ int main(void) {
   check_async_download(&r);
   check_sync_bn_ops(&r);
   check_grad_factor(&r);
+  check_loss_gradient(&r, FP_F32);
+  if (test_precision_runs(be, FP_BF16)) check_loss_gradient(&r, FP_BF16);
   printf("step ops: %d failed\n", failures);
   return failures ? 1 : 0;
 }
